@@ -1,0 +1,560 @@
+//! Configuration precedence: every setting a deployment uses, resolved once, with where it came
+//! from.
+//!
+//! Highest first: command-line flags, app settings (`APPSETTING_<NAME>`, then `<NAME>`),
+//! `.deployment` keys, `deploy/steps.json`, defaults. The README's settings table is this file
+//! in prose; keep them together.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::DeployArgs;
+use crate::errors::DeployError;
+use crate::kudu::{DeploymentFile, KuduEnv, SettingSource, var};
+use crate::paths;
+use crate::platform::Platform;
+use crate::steps_file::{BuiltinStep, StepsFile};
+
+/// App settings (and `.deployment` keys) kuduhook reads.
+pub mod name {
+    pub const PYTHON_VERSION: &str = "PYTHON_VERSION";
+    pub const KUDUHOOK_PYTHON: &str = "KUDUHOOK_PYTHON";
+    pub const KUDUHOOK_FORCE_ENV_REBUILD: &str = "KUDUHOOK_FORCE_ENV_REBUILD";
+    pub const KUDUHOOK_ENV_NAME: &str = "KUDUHOOK_ENV_NAME";
+    pub const CUSTOM_REQUIREMENTSTXT_PATH: &str = "CUSTOM_REQUIREMENTSTXT_PATH";
+    pub const KUDUHOOK_PIP_ARGS: &str = "KUDUHOOK_PIP_ARGS";
+    pub const KUDUHOOK_SYNC_IGNORE: &str = "KUDUHOOK_SYNC_IGNORE";
+    pub const DISABLE_COLLECTSTATIC: &str = "DISABLE_COLLECTSTATIC";
+    pub const PRE_BUILD_COMMAND: &str = "PRE_BUILD_COMMAND";
+    pub const POST_BUILD_COMMAND: &str = "POST_BUILD_COMMAND";
+}
+
+/// KuduSync's default ignore list, always applied.
+pub const DEFAULT_SYNC_IGNORE: [&str; 4] = [".git", ".hg", ".deployment", "deploy.cmd"];
+
+/// Where a setting's value came from, as the log and errors name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag, e.g. `--python`.
+    Flag(&'static str),
+    /// `APPSETTING_<NAME>`: set in the portal.
+    AppSetting(String),
+    /// A plain environment variable (an app setting, or set by hand).
+    Environment(String),
+    /// A key of `.deployment`.
+    DeploymentFile { key: String, line: usize },
+    /// An option of a step in `deploy/steps.json`.
+    StepsFile { path: String, step: &'static str },
+    /// A line of a repository file, e.g. `runtime.txt`.
+    File { name: &'static str, line: usize },
+    /// Nothing set it.
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Flag(flag) => write!(f, "{flag}"),
+            Origin::AppSetting(name) => write!(f, "app setting {name}"),
+            Origin::Environment(name) => write!(f, "setting {name} (environment)"),
+            Origin::DeploymentFile { key, line } => write!(f, ".deployment line {line} ({key})"),
+            Origin::StepsFile { path, step } => write!(f, "{path} (step {step})"),
+            Origin::File { name, line } => write!(f, "{name} line {line}"),
+            Origin::Default => write!(f, "the default"),
+        }
+    }
+}
+
+/// A resolved value and its origin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Setting<T> {
+    pub fn new(value: T, origin: Origin) -> Setting<T> {
+        Setting { value, origin }
+    }
+}
+
+/// What `KUDUHOOK_FORCE_ENV_REBUILD` (or `--force-env-rebuild`) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForceRebuild {
+    /// Unset, empty, or `0/false/no/off`.
+    Off,
+    /// `1/true/yes/on`: rebuild on every deployment.
+    Always,
+    /// Any other value: rebuild once for each distinct value.
+    Token(String),
+}
+
+impl ForceRebuild {
+    pub fn parse(value: &str) -> ForceRebuild {
+        match truthy(value) {
+            Some(true) => ForceRebuild::Always,
+            Some(false) => ForceRebuild::Off,
+            None => ForceRebuild::Token(value.trim().to_string()),
+        }
+    }
+}
+
+/// `1/true/yes/on` is `Some(true)`, `0/false/no/off` and empty are `Some(false)`, anything
+/// else `None`. Case-insensitive, surrounding whitespace ignored.
+pub fn truthy(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "" | "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Everything a deployment needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct DeployConfig {
+    pub platform: Platform,
+    pub source: Setting<PathBuf>,
+    pub target: Setting<PathBuf>,
+    pub next_manifest: Setting<PathBuf>,
+    pub previous_manifest: Setting<PathBuf>,
+    /// `IN_PLACE_DEPLOYMENT=1`: the source is the target; nothing is synced.
+    pub in_place: bool,
+    /// `IGNORE_MANIFEST=1`: a clean deployment; what the source lacks is deleted.
+    pub ignore_manifest: bool,
+    pub commit_id: Option<String>,
+    pub dry_run: bool,
+    /// `--python X.Y` or `PYTHON_VERSION`, raw; files are read by the detect-runtime step.
+    pub python_version: Option<Setting<String>>,
+    /// `--python /path` or `KUDUHOOK_PYTHON`: an interpreter to use.
+    pub interpreter: Option<Setting<PathBuf>>,
+    pub force_rebuild: Setting<ForceRebuild>,
+    pub env_name: Setting<String>,
+    pub requirements: Setting<String>,
+    pub pip_args: Setting<Vec<String>>,
+    /// Ignore entries on top of [`DEFAULT_SYNC_IGNORE`].
+    pub sync_ignore: Setting<Vec<String>>,
+    pub disable_collectstatic: Setting<bool>,
+    pub pre_build_command: Option<Setting<String>>,
+    pub post_build_command: Option<Setting<String>>,
+    /// Kudu kills a command silent for this long (`SCM_COMMAND_IDLE_TIMEOUT`).
+    pub idle_timeout: Duration,
+    pub steps: StepsFile,
+    pub env: KuduEnv,
+}
+
+/// Reads settings from app settings and `.deployment`, in that order.
+struct Lookup<'a> {
+    env: &'a KuduEnv,
+    deployment: &'a DeploymentFile,
+}
+
+impl Lookup<'_> {
+    fn get(&self, name: &str) -> Option<Setting<String>> {
+        if let Some((value, source)) = self.env.setting(name) {
+            // Kudu exports `.deployment` keys too: a plain variable equal to the file's value
+            // most likely came from the file.
+            let origin = match (source, self.deployment.get(name)) {
+                (SettingSource::AppSetting, _) => Origin::AppSetting(name.into()),
+                (SettingSource::Environment, Some((file_value, line))) if file_value == value => {
+                    Origin::DeploymentFile {
+                        key: name.into(),
+                        line,
+                    }
+                }
+                (SettingSource::Environment, _) => Origin::Environment(name.into()),
+            };
+            return Some(Setting::new(value.to_string(), origin));
+        }
+        self.deployment.get(name).map(|(value, line)| {
+            Setting::new(
+                value.to_string(),
+                Origin::DeploymentFile {
+                    key: name.into(),
+                    line,
+                },
+            )
+        })
+    }
+
+    /// A setting that counts only when not blank.
+    fn non_empty(&self, name: &str) -> Option<Setting<String>> {
+        self.get(name).filter(|s| !s.value.trim().is_empty())
+    }
+}
+
+impl DeployConfig {
+    /// Resolves the configuration from the flags, the environment and the repository's files.
+    ///
+    /// Reads `.deployment` and `deploy/steps.json` from the source; changes nothing.
+    pub fn resolve(
+        args: &DeployArgs,
+        env: KuduEnv,
+        cwd: &Path,
+    ) -> Result<DeployConfig, DeployError> {
+        let absolute = |p: &Path| -> PathBuf {
+            let joined = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                cwd.join(p)
+            };
+            paths::normalize(&joined)
+        };
+        let path_setting = |flag: &Option<PathBuf>, flag_name: &'static str, var_name: &str| {
+            flag.as_deref()
+                .map(|p| Setting::new(absolute(p), Origin::Flag(flag_name)))
+                .or_else(|| {
+                    env.path(var_name)
+                        .map(|p| Setting::new(absolute(&p), Origin::Environment(var_name.into())))
+                })
+        };
+
+        let source = path_setting(&args.source, "--source", var::DEPLOYMENT_SOURCE)
+            .unwrap_or_else(|| Setting::new(absolute(cwd), Origin::Default));
+        if !source.value.is_dir() {
+            return Err(DeployError::SourceMissing {
+                source: source.value,
+                origin: source.origin,
+            });
+        }
+        // deploy.cmd's layout when run by hand: ../artifacts/wwwroot and ../artifacts/manifest.
+        let target =
+            path_setting(&args.target, "--target", var::DEPLOYMENT_TARGET).unwrap_or_else(|| {
+                Setting::new(
+                    absolute(&source.value.join("../artifacts/wwwroot")),
+                    Origin::Default,
+                )
+            });
+        let default_manifest =
+            || Setting::new(absolute(&target.value.join("../manifest")), Origin::Default);
+        let next_manifest = path_setting(
+            &args.next_manifest,
+            "--next-manifest",
+            var::NEXT_MANIFEST_PATH,
+        )
+        .unwrap_or_else(default_manifest);
+        let previous_manifest = path_setting(
+            &args.previous_manifest,
+            "--previous-manifest",
+            var::PREVIOUS_MANIFEST_PATH,
+        )
+        .unwrap_or_else(default_manifest);
+
+        let deployment =
+            DeploymentFile::read(&source.value).map_err(|error| DeployError::Unreadable {
+                path: source.value.join(".deployment"),
+                error,
+            })?;
+        let steps = StepsFile::load(&source.value)?;
+        let steps_path = steps.path.clone();
+        let lookup = Lookup {
+            env: &env,
+            deployment: &deployment,
+        };
+        // Options of the built-in default pipeline are plain defaults.
+        let from_steps = |step: BuiltinStep| match &steps_path {
+            Some(path) => Origin::StepsFile {
+                path: path.clone(),
+                step: step.name(),
+            },
+            None => Origin::Default,
+        };
+
+        // --python takes a version or an interpreter's path.
+        let (python_version, mut interpreter) = match &args.python {
+            Some(value) if looks_like_path(value) => (
+                None,
+                Some(Setting::new(
+                    absolute(Path::new(value)),
+                    Origin::Flag("--python"),
+                )),
+            ),
+            Some(value) => (
+                Some(Setting::new(value.clone(), Origin::Flag("--python"))),
+                None,
+            ),
+            None => (lookup.non_empty(name::PYTHON_VERSION), None),
+        };
+        if interpreter.is_none() {
+            interpreter = lookup.non_empty(name::KUDUHOOK_PYTHON).map(|s| Setting {
+                value: absolute(Path::new(s.value.trim())),
+                origin: s.origin,
+            });
+        }
+
+        let force_rebuild = if args.force_env_rebuild {
+            Setting::new(ForceRebuild::Always, Origin::Flag("--force-env-rebuild"))
+        } else {
+            lookup
+                .get(name::KUDUHOOK_FORCE_ENV_REBUILD)
+                .map(|s| Setting::new(ForceRebuild::parse(&s.value), s.origin))
+                .unwrap_or_else(|| Setting::new(ForceRebuild::Off, Origin::Default))
+        };
+
+        let env_step = steps.builtin(BuiltinStep::ValidateEnv);
+        let env_name = lookup
+            .non_empty(name::KUDUHOOK_ENV_NAME)
+            .map(|s| Setting::new(s.value.trim().to_string(), s.origin))
+            .or_else(|| {
+                env_step
+                    .and_then(|e| e.env_name.clone())
+                    .map(|v| Setting::new(v, from_steps(BuiltinStep::ValidateEnv)))
+            })
+            .unwrap_or_else(|| Setting::new("env".into(), Origin::Default));
+        check_env_name(&env_name)?;
+
+        let pip_step = steps.builtin(BuiltinStep::PipInstall);
+        let requirements = lookup
+            .non_empty(name::CUSTOM_REQUIREMENTSTXT_PATH)
+            .map(|s| Setting::new(s.value.trim().to_string(), s.origin))
+            .or_else(|| {
+                pip_step
+                    .and_then(|e| e.requirements.clone())
+                    .map(|v| Setting::new(v, from_steps(BuiltinStep::PipInstall)))
+            })
+            .unwrap_or_else(|| Setting::new("requirements.txt".into(), Origin::Default));
+        check_relative_path(&requirements)?;
+
+        let pip_args = lookup
+            .non_empty(name::KUDUHOOK_PIP_ARGS)
+            .map(|s| {
+                Setting::new(
+                    s.value.split_whitespace().map(String::from).collect(),
+                    s.origin,
+                )
+            })
+            .or_else(|| {
+                pip_step
+                    .filter(|e| !e.pip_args.is_empty())
+                    .map(|e| Setting::new(e.pip_args.clone(), from_steps(BuiltinStep::PipInstall)))
+            })
+            .unwrap_or_else(|| Setting::new(Vec::new(), Origin::Default));
+
+        let sync_ignore = lookup
+            .non_empty(name::KUDUHOOK_SYNC_IGNORE)
+            .map(|s| Setting::new(split_ignore_list(&s.value), s.origin))
+            .or_else(|| {
+                steps
+                    .builtin(BuiltinStep::Sync)
+                    .filter(|e| !e.ignore.is_empty())
+                    .map(|e| Setting::new(e.ignore.clone(), from_steps(BuiltinStep::Sync)))
+            })
+            .unwrap_or_else(|| Setting::new(Vec::new(), Origin::Default));
+
+        let disable_collectstatic = lookup
+            .get(name::DISABLE_COLLECTSTATIC)
+            .map(|s| Setting::new(truthy(&s.value).unwrap_or(true), s.origin))
+            .unwrap_or_else(|| Setting::new(false, Origin::Default));
+
+        let idle_timeout = env
+            .get(var::SCM_COMMAND_IDLE_TIMEOUT)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&s| s > 0)
+            .unwrap_or(60);
+
+        Ok(DeployConfig {
+            platform: Platform::host(),
+            in_place: env.flag(var::IN_PLACE_DEPLOYMENT) || source.value == target.value,
+            ignore_manifest: env.flag(var::IGNORE_MANIFEST),
+            commit_id: env.get(var::SCM_COMMIT_ID).map(String::from),
+            dry_run: args.dry_run,
+            python_version,
+            interpreter,
+            force_rebuild,
+            env_name,
+            requirements,
+            pip_args,
+            sync_ignore,
+            disable_collectstatic,
+            pre_build_command: lookup.non_empty(name::PRE_BUILD_COMMAND),
+            post_build_command: lookup.non_empty(name::POST_BUILD_COMMAND),
+            idle_timeout: Duration::from_secs(idle_timeout),
+            source,
+            target,
+            next_manifest,
+            previous_manifest,
+            steps,
+            env,
+        })
+    }
+
+    /// The env folder in the target.
+    pub fn env_dir(&self) -> PathBuf {
+        self.target.value.join(&self.env_name.value)
+    }
+
+    /// The complete sync ignore list: KuduSync's defaults and the user's entries.
+    pub fn sync_ignore_list(&self) -> Vec<String> {
+        DEFAULT_SYNC_IGNORE
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.sync_ignore.value.iter().cloned())
+            .collect()
+    }
+}
+
+/// KuduSync's `-i` syntax: entries separated by `;`, blanks dropped.
+pub fn split_ignore_list(value: &str) -> Vec<String> {
+    value
+        .split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn looks_like_path(value: &str) -> bool {
+    value.contains('/') || value.contains('\\')
+}
+
+fn check_env_name(setting: &Setting<String>) -> Result<(), DeployError> {
+    let v = &setting.value;
+    if v.is_empty() || v == "." || v == ".." || looks_like_path(v) {
+        return Err(DeployError::BadPathSetting {
+            what: "env folder",
+            value: v.clone(),
+            origin: setting.origin.clone(),
+            rule: "the env is a folder directly inside the target: give a plain name such as env \
+                   or antenv, without / or \\",
+        });
+    }
+    Ok(())
+}
+
+fn check_relative_path(setting: &Setting<String>) -> Result<(), DeployError> {
+    let path = Path::new(&setting.value);
+    let escapes = path.is_absolute()
+        || setting.value.starts_with('\\')
+        || path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir));
+    if setting.value.is_empty() || escapes {
+        return Err(DeployError::BadPathSetting {
+            what: "requirements file",
+            value: setting.value.clone(),
+            origin: setting.origin.clone(),
+            rule: "the requirements file is part of the app: give a path relative to the \
+                   repository root, without .., such as requirements/prod.txt",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(env: &[(&str, &str)], deployment: &str, steps: Option<&str>) -> DeployConfig {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(repo.path().join(".deployment"), deployment).unwrap();
+        if let Some(steps) = steps {
+            std::fs::create_dir_all(repo.path().join("deploy")).unwrap();
+            std::fs::write(repo.path().join("deploy/steps.json"), steps).unwrap();
+        }
+        let args = DeployArgs {
+            source: Some(repo.path().to_path_buf()),
+            ..DeployArgs::default()
+        };
+        let config =
+            DeployConfig::resolve(&args, KuduEnv::from_pairs(env.iter().copied()), repo.path())
+                .unwrap();
+        // The config keeps paths, not the folder: leak it for the test's duration.
+        std::mem::forget(repo);
+        config
+    }
+
+    #[test]
+    fn app_settings_beat_deployment_keys_which_beat_steps_json() {
+        let steps = r#"{"steps": [{"step": "sync"}, {"step": "detect-runtime"},
+            {"step": "validate-env", "env_name": "fromsteps"},
+            {"step": "pip-install", "requirements": "req/steps.txt"}]}"#;
+        let deployment = "[config]\nKUDUHOOK_ENV_NAME = fromfile\n";
+
+        let c = resolve(&[], deployment, Some(steps));
+        assert_eq!(c.env_name.value, "fromfile");
+        assert_eq!(
+            c.env_name.origin.to_string(),
+            ".deployment line 2 (KUDUHOOK_ENV_NAME)"
+        );
+        assert_eq!(c.requirements.value, "req/steps.txt");
+        assert_eq!(
+            c.requirements.origin.to_string(),
+            "deploy/steps.json (step pip-install)"
+        );
+
+        let c = resolve(
+            &[("APPSETTING_KUDUHOOK_ENV_NAME", "portal")],
+            deployment,
+            Some(steps),
+        );
+        assert_eq!(c.env_name.value, "portal");
+        assert_eq!(
+            c.env_name.origin.to_string(),
+            "app setting KUDUHOOK_ENV_NAME"
+        );
+
+        let c = resolve(&[], "", None);
+        assert_eq!(c.env_name.value, "env");
+        assert_eq!(c.requirements.value, "requirements.txt");
+        assert_eq!(c.env_name.origin, Origin::Default);
+    }
+
+    #[test]
+    fn kudu_exported_deployment_keys_are_named_as_such() {
+        let c = resolve(
+            &[("PYTHON_VERSION", "3.12")],
+            "[config]\nPYTHON_VERSION = 3.12\n",
+            None,
+        );
+        assert_eq!(
+            c.python_version.unwrap().origin.to_string(),
+            ".deployment line 2 (PYTHON_VERSION)"
+        );
+    }
+
+    #[test]
+    fn force_rebuild_values() {
+        assert_eq!(ForceRebuild::parse("TRUE"), ForceRebuild::Always);
+        assert_eq!(ForceRebuild::parse(" on "), ForceRebuild::Always);
+        assert_eq!(ForceRebuild::parse(""), ForceRebuild::Off);
+        assert_eq!(ForceRebuild::parse("off"), ForceRebuild::Off);
+        assert_eq!(
+            ForceRebuild::parse("2026-11-23"),
+            ForceRebuild::Token("2026-11-23".into())
+        );
+        let c = resolve(&[("KUDUHOOK_FORCE_ENV_REBUILD", "yes")], "", None);
+        assert_eq!(c.force_rebuild.value, ForceRebuild::Always);
+    }
+
+    #[test]
+    fn by_hand_defaults_follow_deploy_cmd_layout() {
+        let c = resolve(&[], "", None);
+        let parent = c.source.value.parent().unwrap();
+        assert_eq!(c.target.value, parent.join("artifacts/wwwroot"));
+        assert_eq!(c.next_manifest.value, parent.join("artifacts/manifest"));
+        assert_eq!(c.previous_manifest.value, c.next_manifest.value);
+        assert_eq!(c.sync_ignore_list(), DEFAULT_SYNC_IGNORE.map(String::from));
+    }
+
+    #[test]
+    fn unsafe_paths_are_refused() {
+        let repo = tempfile::tempdir().unwrap();
+        let args = DeployArgs {
+            source: Some(repo.path().to_path_buf()),
+            ..DeployArgs::default()
+        };
+        for (name, value) in [
+            ("KUDUHOOK_ENV_NAME", "../outside"),
+            ("KUDUHOOK_ENV_NAME", "a/b"),
+            ("CUSTOM_REQUIREMENTSTXT_PATH", "/etc/passwd"),
+            ("CUSTOM_REQUIREMENTSTXT_PATH", "../other/requirements.txt"),
+        ] {
+            let env = KuduEnv::from_pairs([(name, value)]);
+            let err = DeployConfig::resolve(&args, env, repo.path()).unwrap_err();
+            assert!(
+                matches!(err, DeployError::BadPathSetting { .. }),
+                "{name}={value}: {err}"
+            );
+        }
+    }
+}

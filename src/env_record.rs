@@ -1,0 +1,60 @@
+//! What kuduhook remembers about an env, kept inside the env itself (`.kuduhook-env.json`), so
+//! that it disappears with the env it describes: which Python built it, why, for which
+//! force-rebuild token, and what was last installed into it successfully.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// The record's file name inside the env.
+pub const RECORD_FILE: &str = ".kuduhook-env.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvRecord {
+    /// The full version of the interpreter that built the env.
+    pub python: String,
+    pub interpreter: PathBuf,
+    /// Seconds since the Unix epoch.
+    pub created_unix: u64,
+    /// Why it was (re)built, as the log said it.
+    pub reason: String,
+    /// The `KUDUHOOK_FORCE_ENV_REBUILD` token in force when it was built.
+    pub rebuild_token: Option<String>,
+    /// The last successful install into this env.
+    pub install: Option<InstallRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallRecord {
+    /// Fingerprint of the requirement files, installer arguments and env.
+    pub fingerprint: String,
+    pub installer: String,
+    pub installed_unix: u64,
+}
+
+impl EnvRecord {
+    /// The env's record, if it has a readable one.
+    pub fn read(env_dir: &Path) -> Option<EnvRecord> {
+        let bytes = std::fs::read(env_dir.join(RECORD_FILE)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Writes the record atomically.
+    pub fn write(&self, env_dir: &Path) -> std::io::Result<()> {
+        let mut file = tempfile::NamedTempFile::new_in(env_dir)?;
+        file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
+        file.persist(env_dir.join(RECORD_FILE))
+            .map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}

@@ -1,0 +1,353 @@
+//! Every failure a user can meet, and all the words we say about it.
+//!
+//! Errors are data: code that fails builds a [`DeployError`] with the facts, and this module
+//! alone turns it into text. Each error says what happened, why, and what to do; the README's
+//! troubleshooting section lists the same errors.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::config::Origin;
+use crate::python::{MIN_SUPPORTED, PythonVersion};
+
+/// A deployment failure, with the facts needed to explain it.
+#[derive(Debug)]
+pub enum DeployError {
+    /// The folder to deploy from does not exist.
+    SourceMissing { source: PathBuf, origin: Origin },
+    /// Source and target are one inside the other (and not the same folder).
+    Nested { source: PathBuf, target: PathBuf },
+    /// A configuration or repository file exists but could not be read.
+    Unreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// `deploy/steps.json` is not valid: bad JSON, an unknown step or option.
+    StepsFileInvalid {
+        path: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// `deploy/steps.json` names a step before the step it depends on, or twice.
+    StepsOrder { path: String, problem: String },
+    /// A version file (`runtime.txt`, `.python-version`) that does not say a version.
+    BadVersionFile {
+        file: &'static str,
+        line: usize,
+        value: String,
+    },
+    /// A version setting (`--python`, `PYTHON_VERSION`) that does not say a version.
+    BadVersionSetting { origin: Origin, value: String },
+    /// A well-formed version kuduhook cannot build an env for.
+    UnsupportedPython {
+        version: PythonVersion,
+        origin: Origin,
+    },
+    /// No interpreter of the requested version was found.
+    InterpreterNotFound {
+        version: Option<PythonVersion>,
+        origin: Origin,
+        searched: Vec<String>,
+        found: Vec<String>,
+    },
+    /// An interpreter named by a setting does not run.
+    InterpreterUnusable {
+        path: PathBuf,
+        origin: Origin,
+        detail: String,
+    },
+    /// An interpreter named by a setting is not the requested version.
+    InterpreterWrongVersion(Box<WrongVersion>),
+    /// A setting names a path kuduhook may not use (outside the app, or not a plain name).
+    BadPathSetting {
+        what: &'static str,
+        value: String,
+        origin: Origin,
+        rule: &'static str,
+    },
+    /// `python -m venv` failed.
+    EnvCreateFailed {
+        interpreter: PathBuf,
+        env: PathBuf,
+        detail: String,
+    },
+    /// The installer exited non-zero.
+    InstallFailed {
+        requirements: PathBuf,
+        status: String,
+    },
+    /// A step's command exited non-zero.
+    CommandFailed {
+        step: String,
+        command: String,
+        status: String,
+    },
+    /// A program could not be started at all.
+    SpawnFailed {
+        program: String,
+        error: std::io::Error,
+    },
+    /// A file operation failed.
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+    },
+}
+
+/// The facts of [`DeployError::InterpreterWrongVersion`].
+#[derive(Debug)]
+pub struct WrongVersion {
+    pub path: PathBuf,
+    pub origin: Origin,
+    pub actual: PythonVersion,
+    pub requested: PythonVersion,
+    pub requested_origin: Origin,
+}
+
+/// What a user reads about an error: what happened, why, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Explanation {
+    pub what: String,
+    pub why: String,
+    pub fix: String,
+}
+
+impl DeployError {
+    /// Shorthand for [`DeployError::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+        DeployError::Io {
+            action,
+            path: path.into(),
+            error,
+        }
+    }
+
+    /// The text a user reads.
+    pub fn explain(&self) -> Explanation {
+        let (what, why, fix) = match self {
+            DeployError::SourceMissing { source, origin } => (
+                format!("the folder to deploy, {}, does not exist", source.display()),
+                format!("it was given by {origin}"),
+                "run kuduhook from the repository root, or pass --source <repo>".to_string(),
+            ),
+            DeployError::Nested { source, target } => (
+                format!(
+                    "source {} and target {} are inside one another",
+                    source.display(),
+                    target.display()
+                ),
+                "syncing a folder into itself would copy or delete the deployment's own files"
+                    .to_string(),
+                "choose a target outside the repository (--target), or deploy in place with \
+                 IN_PLACE_DEPLOYMENT=1 when source and target are the same folder"
+                    .to_string(),
+            ),
+            DeployError::Unreadable { path, error } => (
+                format!("could not read {}", path.display()),
+                format!("the system said: {error}"),
+                "check that the file is readable by the deployment's user".to_string(),
+            ),
+            DeployError::StepsFileInvalid {
+                path,
+                line,
+                column,
+                message,
+            } => (
+                format!("{path} line {line} column {column}: {message}"),
+                "kuduhook reads the deployment's steps from this file and will not guess at a \
+                 broken one"
+                    .to_string(),
+                format!(
+                    "fix {path} (the README's \"deploy/steps.json reference\" lists every step \
+                     and option), or delete it to use the default steps"
+                ),
+            ),
+            DeployError::StepsOrder { path, problem } => (
+                format!("{path}: {problem}"),
+                "each Python step uses what the step before it made: the interpreter, then the env"
+                    .to_string(),
+                "keep the order sync, detect-runtime, validate-env, pip-install; disable a step \
+                 with \"enabled\": false rather than removing the steps it needs"
+                    .to_string(),
+            ),
+            DeployError::BadVersionFile { file, line, value } => {
+                let syntax = if *file == "runtime.txt" {
+                    "one line python-X.Y or python-X.Y.Z, for example python-3.12"
+                } else {
+                    "one line X.Y or X.Y.Z, for example 3.12 (# comments allowed)"
+                };
+                let said = if value.is_empty() {
+                    "no version".to_string()
+                } else {
+                    format!("{value:?}")
+                };
+                (
+                    format!("{file} line {line} says {said}, which is not a Python version"),
+                    format!("{file} must hold {syntax}"),
+                    format!("write {syntax} into {file}, or delete the file to use the default"),
+                )
+            }
+            DeployError::BadVersionSetting { origin, value } => (
+                format!("{origin} is {value:?}, which is not a Python version"),
+                "a version is written X.Y or X.Y.Z, for example 3.12".to_string(),
+                format!("set {origin} to a version such as 3.12, or remove it"),
+            ),
+            DeployError::UnsupportedPython { version, origin } => (
+                format!("Python {version} (from {origin}) is not supported"),
+                format!(
+                    "kuduhook builds envs with venv and pip, which need Python {}.{} or newer",
+                    MIN_SUPPORTED.0, MIN_SUPPORTED.1
+                ),
+                format!(
+                    "ask for Python {}.{} or newer in {origin}",
+                    MIN_SUPPORTED.0, MIN_SUPPORTED.1
+                ),
+            ),
+            DeployError::InterpreterNotFound {
+                version,
+                origin,
+                searched,
+                found,
+            } => {
+                let wanted = match version {
+                    Some(v) => format!("Python {v} (from {origin})"),
+                    None => "a default Python interpreter".to_string(),
+                };
+                let found = if found.is_empty() {
+                    "no Python interpreters at all".to_string()
+                } else {
+                    format!("these interpreters: {}", found.join("; "))
+                };
+                (
+                    format!("no interpreter for {wanted} was found"),
+                    format!("searched {}; found {found}", searched.join(", ")),
+                    "ask for one of the versions found, or set the app setting KUDUHOOK_PYTHON \
+                     to the interpreter's full path"
+                        .to_string(),
+                )
+            }
+            DeployError::InterpreterUnusable {
+                path,
+                origin,
+                detail,
+            } => (
+                format!("the interpreter {} does not run", path.display()),
+                format!("it was named by {origin}, and running it failed: {detail}"),
+                format!("point {origin} at a working python executable, or remove it"),
+            ),
+            DeployError::InterpreterWrongVersion(wrong) => {
+                let WrongVersion {
+                    path,
+                    origin,
+                    actual,
+                    requested,
+                    requested_origin,
+                } = wrong.as_ref();
+                (
+                    format!(
+                        "{} (from {origin}) is Python {actual}, but {requested_origin} asks for {requested}",
+                        path.display()
+                    ),
+                    "kuduhook will not build an env with a different Python than the one asked for"
+                        .to_string(),
+                    format!(
+                        "point {origin} at a Python {requested} interpreter, or change {requested_origin}"
+                    ),
+                )
+            }
+            DeployError::BadPathSetting {
+                what,
+                value,
+                origin,
+                rule,
+            } => (
+                format!("{origin} sets the {what} to {value:?}, which kuduhook will not use"),
+                rule.to_string(),
+                format!("change {origin}"),
+            ),
+            DeployError::EnvCreateFailed {
+                interpreter,
+                env,
+                detail,
+            } => (
+                format!("could not create the env {}", env.display()),
+                format!("{} -m venv failed: {detail}", interpreter.display()),
+                "check the interpreter has the venv and ensurepip modules (on Debian: apt-get \
+                 install python3-venv), and that the target is writable"
+                    .to_string(),
+            ),
+            DeployError::InstallFailed {
+                requirements,
+                status,
+            } => (
+                format!("installing {} failed ({status})", requirements.display()),
+                "pip's own output above names the requirement it could not install".to_string(),
+                "fix that requirement and push again; a package that needs a compiler can be \
+                 built into a committed wheelhouse/ folder"
+                    .to_string(),
+            ),
+            DeployError::CommandFailed {
+                step,
+                command,
+                status,
+            } => (
+                format!("step {step} failed: `{command}` {status}"),
+                "its output above says why".to_string(),
+                "fix the command, or mark the step \"continue_on_error\": true in \
+                 deploy/steps.json if the deployment may go on without it"
+                    .to_string(),
+            ),
+            DeployError::SpawnFailed { program, error } => (
+                format!("could not start {program}"),
+                format!("the system said: {error}"),
+                format!("check that {program} is installed and on PATH"),
+            ),
+            DeployError::Io {
+                action,
+                path,
+                error,
+            } => (
+                format!("could not {action} {}", path.display()),
+                format!("the system said: {error}"),
+                "check permissions and free disk space on the target, then deploy again"
+                    .to_string(),
+            ),
+        };
+        Explanation { what, why, fix }
+    }
+}
+
+impl fmt::Display for DeployError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let e = self.explain();
+        write!(f, "{}\n  why: {}\n  fix: {}", e.what, e.why, e.fix)
+    }
+}
+
+impl std::error::Error for DeployError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_says_what_why_and_fix() {
+        let err = DeployError::BadVersionFile {
+            file: "runtime.txt",
+            line: 1,
+            value: "python3.12".into(),
+        };
+        let text = err.to_string();
+        assert!(
+            text.starts_with("runtime.txt line 1 says \"python3.12\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("why: runtime.txt must hold one line python-X.Y"),
+            "{text}"
+        );
+        assert!(text.contains("fix: write one line python-X.Y"), "{text}");
+    }
+}

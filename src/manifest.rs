@@ -1,0 +1,138 @@
+//! KuduSync's deployment manifest: the files and folders a deployment put into the target.
+//!
+//! Plain text, one path per line, relative to the source root, files and folders alike. Node
+//! KuduSync writes `/`-separated lines on Linux with no final newline and trims each line when
+//! reading; KuduSync.NET writes `\`-separated lines on Windows and compares them ignoring case.
+//! We read either (both separators, trimmed, case-insensitive) and write the platform's form.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+
+use crate::platform::Platform;
+
+/// Kudu's placeholder page, listed by the stock manifest of a site's first deployment.
+pub const HOSTING_START: &str = "hostingstart.html";
+
+/// The set of paths a previous deployment wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    /// Lower-cased, `/`-separated.
+    entries: HashSet<String>,
+}
+
+impl Manifest {
+    /// Parses manifest text written by KuduSync (either flavour) or by kuduhook.
+    pub fn parse(text: &str) -> Manifest {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        Manifest {
+            entries: text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(key)
+                .collect(),
+        }
+    }
+
+    /// Reads a manifest; `Ok(None)` when there is none (a first deployment).
+    pub fn read(path: &Path) -> std::io::Result<Option<Manifest>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(Manifest::parse(&String::from_utf8_lossy(&bytes)))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The stock manifest Kudu gives a site's first deployment: just the placeholder page.
+    pub fn first_deployment() -> Manifest {
+        Manifest::parse(HOSTING_START)
+    }
+
+    /// Whether a `/`-separated relative path is listed (ignoring case, as KuduSync does).
+    pub fn contains(&self, relative: &str) -> bool {
+        self.entries.contains(&key(relative))
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+fn key(path: &str) -> String {
+    path.replace('\\', "/").trim_matches('/').to_lowercase()
+}
+
+/// Renders `/`-separated paths as manifest text for `platform`.
+pub fn render(paths: &[String], platform: Platform) -> String {
+    let mut text = String::new();
+    for path in paths {
+        match platform {
+            Platform::Linux => text.push_str(path),
+            Platform::Windows => text.push_str(&path.replace('/', "\\")),
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// Writes a manifest atomically: a reader sees the old one or the new one, never half.
+pub fn write(path: &Path, paths: &[String], platform: Platform) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(render(paths, platform).as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_kudusync_flavours() {
+        // Node kudusync on Linux: `/`, no final newline.
+        let node = Manifest::parse("app.py\nstatic\nstatic/site.css");
+        // KuduSync.NET on Windows: `\`, CRLF.
+        let net = Manifest::parse("App.py\r\nstatic\r\nstatic\\Site.css\r\n");
+        for m in [&node, &net] {
+            assert!(m.contains("app.py"));
+            assert!(m.contains("static/site.css"));
+            assert!(m.contains("STATIC"));
+            assert!(!m.contains("static/other.css"));
+        }
+        assert_eq!(node, net);
+    }
+
+    #[test]
+    fn writes_the_platform_form() {
+        let paths = vec!["static".to_string(), "static/site.css".to_string()];
+        assert_eq!(render(&paths, Platform::Linux), "static\nstatic/site.css\n");
+        assert_eq!(
+            render(&paths, Platform::Windows),
+            "static\nstatic\\site.css\n"
+        );
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("deployments/abc/manifest");
+        write(
+            &path,
+            &["a.py".into(), "pkg".into(), "pkg/b.py".into()],
+            Platform::Linux,
+        )
+        .unwrap();
+        let read = Manifest::read(&path).unwrap().unwrap();
+        assert_eq!(read.len(), 3);
+        assert!(read.contains("pkg/b.py"));
+        assert_eq!(Manifest::read(&dir.path().join("none")).unwrap(), None);
+    }
+}

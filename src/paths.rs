@@ -1,0 +1,41 @@
+//! Lexical path arithmetic: what a path means without asking the disk, for paths that may not
+//! exist yet (a first deployment's target) or must not be followed (a link's destination).
+
+use std::path::{Component, Path, PathBuf};
+
+/// Drops `.` segments and folds each `..` into the segment before it, without touching the
+/// disk. A `..` with nothing left to fold is kept, so an escape stays visible:
+/// `/a/../../b` becomes `/../b`, which no folder `/a` contains.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => match out.components().next_back() {
+                Some(Component::Normal(_)) => {
+                    out.pop();
+                }
+                _ => out.push(".."),
+            },
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folds_dots_and_keeps_escapes() {
+        assert_eq!(normalize(Path::new("/a/./b/../c")), PathBuf::from("/a/c"));
+        assert_eq!(
+            normalize(Path::new("req/../req/base.txt")),
+            PathBuf::from("req/base.txt")
+        );
+        assert_eq!(normalize(Path::new("/a/../../b")), PathBuf::from("/../b"));
+        assert!(!normalize(Path::new("/repo/../../etc")).starts_with("/repo"));
+        assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
+    }
+}

@@ -1,0 +1,57 @@
+//! Run steps: the user's own commands from `deploy/steps.json`, and Oryx's
+//! `PRE_BUILD_COMMAND` / `POST_BUILD_COMMAND` app settings.
+//!
+//! A command runs through the platform's shell, in the target, with the env activated when
+//! there is one (`VIRTUAL_ENV`, its bin folder first on `PATH`, `PYTHON`) and Kudu's variables
+//! (`DEPLOYMENT_SOURCE`, `DEPLOYMENT_TARGET`) set even when kuduhook was run by hand.
+
+use std::path::Path;
+
+use crate::errors::DeployError;
+use crate::kudu::var;
+use crate::platform::Platform;
+use crate::process::{Runner, describe_status};
+use crate::steps::env::PreparedEnv;
+
+/// Where a command runs and what it sees.
+pub struct CommandContext<'a> {
+    pub platform: Platform,
+    pub source: &'a Path,
+    pub target: &'a Path,
+    pub env: Option<&'a PreparedEnv>,
+}
+
+/// Runs a user's command line; a non-zero exit is an error naming the step.
+pub fn run(
+    step: &str,
+    command: &str,
+    context: &CommandContext,
+    runner: &Runner,
+) -> Result<(), DeployError> {
+    let [shell, flag] = context.platform.shell();
+    let mut cmd = runner.command(shell);
+    cmd.arg(flag)
+        .arg(command)
+        .current_dir(context.target)
+        .env(var::DEPLOYMENT_SOURCE, context.source)
+        .env(var::DEPLOYMENT_TARGET, context.target)
+        .env("PYTHONUNBUFFERED", "1");
+    if let Some(env) = context.env {
+        let bin = env.dir.join(context.platform.env_bin_dir());
+        let path = runner.env.get("PATH").unwrap_or("");
+        let separator = context.platform.path_list_separator();
+        cmd.env("VIRTUAL_ENV", &env.dir)
+            .env("PATH", format!("{}{separator}{path}", bin.display()))
+            .env("PYTHON", &env.python);
+    }
+    let finished = runner.run(&mut cmd, step)?;
+    if finished.status.success() {
+        Ok(())
+    } else {
+        Err(DeployError::CommandFailed {
+            step: step.to_string(),
+            command: command.to_string(),
+            status: describe_status(&finished.status),
+        })
+    }
+}
