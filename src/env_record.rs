@@ -43,7 +43,7 @@ impl EnvRecord {
 
     /// Writes the record atomically.
     pub fn write(&self, env_dir: &Path) -> std::io::Result<()> {
-        let mut file = tempfile::NamedTempFile::new_in(env_dir)?;
+        let mut file = crate::paths::shared_temp_file(env_dir)?;
         file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
         file.persist(env_dir.join(RECORD_FILE))
             .map_err(|e| e.error)?;

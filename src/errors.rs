@@ -173,7 +173,8 @@ impl DeployError {
                     .to_string(),
             ),
             DeployError::BadVersionFile { file, line, value } => {
-                let syntax = if *file == "runtime.txt" {
+                let runtime_txt = *file == "runtime.txt";
+                let syntax = if runtime_txt {
                     "one line python-X.Y or python-X.Y.Z, for example python-3.12"
                 } else {
                     "one line X.Y or X.Y.Z, for example 3.12 (# comments allowed)"
@@ -183,10 +184,15 @@ impl DeployError {
                 } else {
                     format!("{value:?}")
                 };
+                let fix = match version_in(value) {
+                    Some(v) if runtime_txt => format!("write python-{v} into {file}"),
+                    Some(v) => format!("write {v} into {file}"),
+                    None => format!("write {syntax} into {file}"),
+                };
                 (
                     format!("{file} line {line} says {said}, which is not a Python version"),
                     format!("{file} must hold {syntax}"),
-                    format!("write {syntax} into {file}, or delete the file to use the default"),
+                    format!("{fix}, or delete the file to use the default interpreter"),
                 )
             }
             DeployError::BadVersionSetting { origin, value } => (
@@ -218,11 +224,11 @@ impl DeployError {
                 let found = if found.is_empty() {
                     "no Python interpreters at all".to_string()
                 } else {
-                    format!("these interpreters: {}", found.join("; "))
+                    format!("these:\n       {}", found.join("\n       "))
                 };
                 (
                     format!("no interpreter for {wanted} was found"),
-                    format!("searched {}; found {found}", searched.join(", ")),
+                    format!("searched {}\n  found {found}", searched.join(", ")),
                     "ask for one of the versions found, or set the app setting KUDUHOOK_PYTHON \
                      to the interpreter's full path"
                         .to_string(),
@@ -319,6 +325,16 @@ impl DeployError {
     }
 }
 
+/// The version a malformed declaration most likely meant: `python3.12` means 3.12.
+fn version_in(text: &str) -> Option<PythonVersion> {
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let candidate: String = text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    PythonVersion::parse(candidate.trim_end_matches('.'))
+}
+
 impl fmt::Display for DeployError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let e = self.explain();
@@ -348,6 +364,19 @@ mod tests {
             text.contains("why: runtime.txt must hold one line python-X.Y"),
             "{text}"
         );
-        assert!(text.contains("fix: write one line python-X.Y"), "{text}");
+        assert!(
+            text.contains("fix: write python-3.12 into runtime.txt, or delete the file"),
+            "{text}"
+        );
+        let vague = DeployError::BadVersionFile {
+            file: ".python-version",
+            line: 2,
+            value: "latest".into(),
+        };
+        assert!(
+            vague
+                .to_string()
+                .contains("fix: write one line X.Y or X.Y.Z")
+        );
     }
 }

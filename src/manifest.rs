@@ -84,7 +84,7 @@ pub fn render(paths: &[String], platform: Platform) -> String {
 pub fn write(path: &Path, paths: &[String], platform: Platform) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    let mut file = crate::paths::shared_temp_file(dir)?;
     file.write_all(render(paths, platform).as_bytes())?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;

@@ -1,5 +1,5 @@
-//! Lexical path arithmetic: what a path means without asking the disk, for paths that may not
-//! exist yet (a first deployment's target) or must not be followed (a link's destination).
+//! Path helpers: lexical arithmetic (what a path means without asking the disk, for paths that
+//! may not exist yet or must not be followed) and temporary files that are renamed into place.
 
 use std::path::{Component, Path, PathBuf};
 
@@ -21,6 +21,19 @@ pub fn normalize(path: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// A temporary file in `dir`, readable by others like a normally created file (so Kudu, the
+/// web server and KuduSync can read what is persisted from it), to be renamed into place.
+pub fn shared_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".kuduhook-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir)
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ fn print_header(config: &DeployConfig) {
         .steps
         .path
         .clone()
-        .unwrap_or_else(|| "the built-in default".into());
+        .unwrap_or_else(|| "the built-in default (no deploy/steps.json)".into());
     let disabled: Vec<&str> = config
         .steps
         .steps
@@ -169,7 +169,7 @@ fn print_header(config: &DeployConfig) {
     } else {
         format!("; disabled: {}", disabled.join(", "))
     };
-    info!("Steps from {steps_from}{disabled}");
+    info!("Steps: {steps_from}{disabled}");
 }
 
 /// The steps to run: the enabled entries of the steps file, with the `PRE_BUILD_COMMAND` and
@@ -344,14 +344,21 @@ impl Deployment<'_> {
             info!("... and {} more changes", changed - report.changes.len());
         }
         self.files_changed = !c.dry_run && changed > 0;
-        let verb = if c.dry_run { "Would copy" } else { "Copied" };
-        let mut summary = format!(
-            "{verb} {} ({}), deleted {}, {} unchanged",
-            plural(report.copied, "file"),
-            bytes(report.bytes_copied),
-            report.deleted,
-            report.unchanged
-        );
+        let mut summary = if changed == 0 {
+            format!(
+                "Nothing changed: {} unchanged",
+                plural(report.unchanged, "file")
+            )
+        } else {
+            format!(
+                "{} {} ({}), deleted {}, {} unchanged",
+                if c.dry_run { "Would copy" } else { "Copied" },
+                plural(report.copied, "file"),
+                bytes(report.bytes_copied),
+                report.deleted,
+                report.unchanged
+            )
+        };
         if report.kept > 0 {
             summary.push_str(&format!(
                 "; kept {} not from the repository (written by the app)",
@@ -414,7 +421,8 @@ impl Deployment<'_> {
                 record,
             };
             let built = format!(
-                "Found compatible env {} (Python {}, built because: {})",
+                "Reusing env {}: Python {} as selected, base interpreter present, its python \
+                 runs (built because: {})",
                 env_dir.display(),
                 env.record.python,
                 env.record.reason

@@ -162,9 +162,16 @@ pub struct Interpreter {
 /// Runs `path` and asks for its version and real location.
 ///
 /// `-E -s` keep `PYTHON*` variables and the user's site folder out, and are understood by every
-/// Python from 2.7 on, so even an unsupported interpreter can be named in an error.
+/// Python from 2.7 on, so even an unsupported interpreter can be named in an error. It runs in
+/// the interpreter's own folder: a pyenv shim picks its version from the `.python-version` of
+/// the current folder, and the repository's own must not decide what a shim runs.
 pub fn probe(path: &Path) -> Result<Interpreter, String> {
+    let neutral = path
+        .parent()
+        .filter(|p| p.is_dir())
+        .unwrap_or(Path::new("/"));
     let output = Command::new(path)
+        .current_dir(neutral)
         .args([
             "-E",
             "-s",

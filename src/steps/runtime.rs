@@ -272,11 +272,26 @@ fn all_interpreters(config: &DeployConfig) -> Vec<Interpreter> {
             );
         }
     }
+    // The same binary is often reachable by several names (python3, python3.11, /bin vs
+    // /usr/bin): list each real file once.
+    let mut seen = std::collections::HashSet::new();
     let mut found: Vec<Interpreter> = Vec::new();
     for path in candidates.into_iter().filter(|p| p.is_file()) {
-        if let Ok(interpreter) = python::probe(&path)
-            && !found.iter().any(|f| f.path == interpreter.path)
-        {
+        let Ok(real) = path.canonicalize() else {
+            continue;
+        };
+        if !seen.insert(real.clone()) {
+            continue;
+        }
+        let Ok(interpreter) = python::probe(&path) else {
+            continue;
+        };
+        // A shim runs another file: count that one too.
+        let executable = interpreter
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| real.clone());
+        if executable == real || seen.insert(executable) {
             found.push(interpreter);
         }
     }

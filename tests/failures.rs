@@ -1,0 +1,249 @@
+//! Bad input: each failure exits non-zero, says what happened, why and what to do, and leaves
+//! the previous deployment serving: its files, and an env that still imports the app's
+//! packages.
+
+mod support;
+
+use support::{Run, Site};
+
+/// A site deployed once, successfully, with `kudupkg` 1.0 in its env.
+fn deployed_site() -> Site {
+    let site = Site::app("3.11");
+    site.deploy(&[]).assert_ok();
+    site
+}
+
+/// The previous deployment is untouched: same files, working env.
+fn assert_previous_deployment_serves(site: &Site, run: &Run) {
+    run.assert_contains(
+        "Nothing in the target was changed: the site still serves the previous deployment.",
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("app.py")).unwrap(),
+        "import kudupkg\n\ndef app():\n    return kudupkg.__version__\n",
+        "the app's files changed"
+    );
+    assert!(
+        !site.target_file("new_module.py").exists(),
+        "the sync ran before the failure"
+    );
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+}
+
+/// A change the failing deployment would have synced.
+fn push_change(site: &Site) {
+    site.write("new_module.py", "X = 1\n");
+    site.write("app.py", "changed = True\n");
+}
+
+#[test]
+fn a_malformed_runtime_txt_fails_before_touching_the_site() {
+    let site = deployed_site();
+    push_change(&site);
+    site.write("runtime.txt", "\u{feff}  python3.12\r\n");
+    let run = site.deploy(&[]);
+    run.assert_failed()
+        .assert_contains(
+            "error: runtime.txt line 1 says \"python3.12\", which is not a Python version",
+        )
+        .assert_contains("why: runtime.txt must hold one line python-X.Y or python-X.Y.Z")
+        .assert_contains("fix: write python-3.12 into runtime.txt");
+    assert_previous_deployment_serves(&site, &run);
+}
+
+#[test]
+fn runtime_txt_with_bom_crlf_and_spaces_is_accepted() {
+    let site = Site::app("3.11");
+    site.write("runtime.txt", "\u{feff}  python-3.11  \r\n\r\n");
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("Python 3.11 requested by runtime.txt line 1");
+}
+
+#[test]
+fn an_unsupported_python_fails_before_touching_the_site() {
+    let site = deployed_site();
+    push_change(&site);
+    site.write("runtime.txt", "python-2.7\n");
+    let run = site.deploy(&[]);
+    run.assert_failed()
+        .assert_contains("error: Python 2.7 (from runtime.txt line 1) is not supported")
+        .assert_contains("need Python 3.6 or newer");
+    assert_previous_deployment_serves(&site, &run);
+}
+
+#[test]
+fn a_missing_interpreter_fails_listing_what_was_found() {
+    let site = deployed_site();
+    push_change(&site);
+    site.write("runtime.txt", "python-3.99\n");
+    let run = site.deploy(&[]);
+    run.assert_failed()
+        .assert_contains(
+            "error: no interpreter for Python 3.99 (from runtime.txt line 1) was found",
+        )
+        .assert_contains("python3.99 on PATH")
+        .assert_contains("/.pyenv/versions/3.99*/bin/python3.99")
+        .assert_contains(&format!(
+            "(Python {})",
+            support::version_of(&support::python("3.12"))
+        ))
+        .assert_contains(&format!(
+            "(Python {})",
+            support::version_of(&support::python("3.11"))
+        ))
+        .assert_contains("fix: ask for one of the versions found");
+    assert_previous_deployment_serves(&site, &run);
+}
+
+#[test]
+fn a_malformed_steps_file_fails_with_line_and_column() {
+    let site = deployed_site();
+    push_change(&site);
+    site.write("deploy/steps.json", "{\n  \"steps\": [\n    { \"step\": \"sync\" }\n    { \"step\": \"detect-runtime\" }\n  ]\n}\n");
+    let run = site.deploy(&[]);
+    run.assert_failed()
+        .assert_contains("error: deploy/steps.json line 4 column 5: expected `,` or `]`")
+        .assert_contains("fix: fix deploy/steps.json");
+    assert_previous_deployment_serves(&site, &run);
+}
+
+#[test]
+fn an_unknown_step_fails_with_line_and_column() {
+    let site = deployed_site();
+    push_change(&site);
+    site.write(
+        "deploy/steps.json",
+        "{\n  \"steps\": [\n    { \"step\": \"sync\" },\n    { \"step\": \"npm-install\" }\n  ]\n}\n",
+    );
+    let run = site.deploy(&[]);
+    run.assert_failed()
+        .assert_contains("error: deploy/steps.json line 4 column 27: unknown variant `npm-install`")
+        .assert_contains("expected one of `sync`, `detect-runtime`");
+    assert_previous_deployment_serves(&site, &run);
+}
+
+#[test]
+fn a_failing_pip_install_keeps_the_previous_env_working() {
+    let site = deployed_site();
+    site.write("requirements.txt", "kudupkg==1.0\nno-such-package==9.9\n");
+    let run = site.deploy(&[]);
+    run.assert_failed()
+        .assert_contains("| ERROR: No matching distribution found for no-such-package==9.9")
+        .assert_contains("error: installing")
+        .assert_contains("requirements.txt failed (exited with code 1)")
+        .assert_contains("why: pip's own output above names the requirement")
+        .assert_contains("The app's files were updated; the env was not replaced.");
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+
+    // The failed install is retried by the next deployment, not skipped as "unchanged".
+    site.write("requirements.txt", "kudupkg==2.0\n");
+    site.deploy(&[]).assert_ok();
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
+}
+
+#[test]
+fn a_failing_install_after_a_rebuild_puts_the_previous_env_back() {
+    let site = deployed_site();
+    site.write("runtime.txt", "python-3.12\n");
+    site.write("requirements.txt", "kudupkg==1.0\nno-such-package==9.9\n");
+    let run = site.deploy(&[]);
+    run.assert_failed()
+        .assert_contains("Rebuilding env: Python changed")
+        .assert_contains("the previous env was put back and serves the site");
+    // The 3.11 env is back, whole, and still imports the app's package.
+    assert_eq!(
+        site.env_version(),
+        support::version_of(&support::python("3.11"))
+    );
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+    assert!(!site.target.join("env.kuduhook-previous").exists());
+
+    // Fixing the requirement completes the switch to 3.12.
+    site.write("requirements.txt", "kudupkg==1.0\n");
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("Rebuilding env: Python changed");
+    assert_eq!(
+        site.env_version(),
+        support::version_of(&support::python("3.12"))
+    );
+}
+
+#[test]
+fn an_env_set_aside_by_an_interrupted_deployment_is_restored() {
+    let site = deployed_site();
+    // A deployment killed mid-rebuild leaves the old env aside and a half-made one in place.
+    std::fs::rename(site.env_dir(), site.target.join("env.kuduhook-previous")).unwrap();
+    std::fs::create_dir_all(site.env_dir().join("bin")).unwrap();
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("Restored the previous env from")
+        .assert_contains("Reusing env");
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+    assert!(!site.target.join("env.kuduhook-previous").exists());
+}
+
+#[test]
+fn a_bad_setting_fails_before_touching_the_site() {
+    let site = deployed_site();
+    push_change(&site);
+    let run = site.deploy_with(&[], &[("APPSETTING_KUDUHOOK_ENV_NAME", "../../elsewhere")]);
+    run.assert_failed().assert_contains(
+        "error: app setting KUDUHOOK_ENV_NAME sets the env folder to \"../../elsewhere\"",
+    );
+    assert_previous_deployment_serves(&site, &run);
+
+    let run = site.deploy_with(&[], &[("PYTHON_VERSION", "latest")]);
+    run.assert_failed().assert_contains(
+        "error: setting PYTHON_VERSION (environment) is \"latest\", which is not a Python version",
+    );
+    assert_previous_deployment_serves(&site, &run);
+}
+
+#[test]
+fn a_target_inside_the_repository_is_refused() {
+    let site = Site::app("3.11");
+    let nested = site.repo.join("wwwroot");
+    let mut cmd = std::process::Command::new(support::kuduhook());
+    cmd.args(["deploy", "--target"]).arg(&nested);
+    let run = site.run(cmd, &[]);
+    run.assert_failed()
+        .assert_contains("are inside one another")
+        .assert_contains("fix: choose a target outside the repository");
+    assert!(!nested.exists());
+}
+
+#[test]
+fn a_failing_custom_step_fails_the_deploy_unless_marked_to_continue() {
+    let site = Site::app("3.11");
+    site.write(
+        "deploy/steps.json",
+        r#"{"steps": [
+            {"step": "sync"}, {"step": "detect-runtime"}, {"step": "validate-env"},
+            {"step": "pip-install"},
+            {"run": "echo checking; exit 3", "name": "smoke test"}
+        ]}"#,
+    );
+    site.deploy(&[])
+        .assert_failed()
+        .assert_contains("| checking")
+        .assert_contains(
+            "error: step smoke test failed: `echo checking; exit 3` exited with code 3",
+        )
+        .assert_contains("continue_on_error");
+
+    site.write(
+        "deploy/steps.json",
+        r#"{"steps": [
+            {"step": "sync"}, {"step": "detect-runtime"}, {"step": "validate-env"},
+            {"step": "pip-install"},
+            {"run": "exit 3", "name": "optional", "continue_on_error": true},
+            {"run": "echo after > after.txt"}
+        ]}"#,
+    );
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("warning: step optional failed");
+    assert!(site.target_file("after.txt").exists());
+}

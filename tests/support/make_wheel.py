@@ -1,0 +1,47 @@
+"""Builds a tiny pure-Python wheel for kuduhook's tests, with no network and no build backend.
+
+usage: make_wheel.py OUTDIR NAME VERSION [console-script ...]
+
+The package `NAME` has `__version__ = VERSION` and a `hello()` function; each console script
+runs `hello()`. The wheel is complete (METADATA, WHEEL, RECORD with hashes), so pip installs
+it like any other.
+"""
+
+import base64
+import hashlib
+import os
+import sys
+import zipfile
+
+out, name, version = sys.argv[1:4]
+scripts = sys.argv[4:]
+dist_info = f"{name}-{version}.dist-info"
+files = {
+    f"{name}/__init__.py": (
+        f'__version__ = "{version}"\n\n\n'
+        f"def hello():\n    print(\"hello from {name} {version}\")\n"
+    ),
+    f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    f"{dist_info}/WHEEL": (
+        "Wheel-Version: 1.0\nGenerator: kuduhook-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    ),
+}
+if scripts:
+    files[f"{dist_info}/entry_points.txt"] = "[console_scripts]\n" + "".join(
+        f"{script} = {name}:hello\n" for script in scripts
+    )
+
+record = []
+for path, text in files.items():
+    data = text.encode()
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    record.append(f"{path},sha256={digest},{len(data)}")
+record.append(f"{dist_info}/RECORD,,")
+files[f"{dist_info}/RECORD"] = "\n".join(record) + "\n"
+
+os.makedirs(out, exist_ok=True)
+wheel = os.path.join(out, f"{name}-{version}-py3-none-any.whl")
+with zipfile.ZipFile(wheel, "w") as archive:
+    for path, text in files.items():
+        archive.writestr(path, text)
+print(wheel)

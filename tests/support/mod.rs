@@ -1,0 +1,255 @@
+//! What the integration tests share: real interpreters, wheels built on the fly, and a site (a
+//! repository, a target and a manifest in a temporary folder) to deploy with the real binary.
+//!
+//! Nothing here touches the network: every deploy runs with `PIP_NO_INDEX=1` and a local
+//! `PIP_FIND_LINKS` of wheels the tests build themselves.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The kuduhook binary under test.
+pub fn kuduhook() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kuduhook"))
+}
+
+/// A real interpreter of version `minor` ("3.11") from pyenv. Tests need 3.11 and 3.12; a
+/// missing one fails loudly rather than skipping.
+pub fn python(minor: &str) -> PathBuf {
+    let home = std::env::var("HOME").expect("HOME is set");
+    let versions = Path::new(&home).join(".pyenv/versions");
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&versions)
+        .unwrap_or_else(|e| panic!("tests need {}: {e}", versions.display()))
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name == minor || name.starts_with(&format!("{minor}."))
+        })
+        .map(|e| e.path().join("bin").join(format!("python{minor}")))
+        .filter(|p| p.is_file())
+        .collect();
+    found.sort();
+    found.pop().unwrap_or_else(|| {
+        panic!(
+            "tests need Python {minor} under {} (see .ci/run)",
+            versions.display()
+        )
+    })
+}
+
+/// The full version an interpreter reports ("3.11.7").
+pub fn version_of(python: &Path) -> String {
+    let out = Command::new(python)
+        .args(["-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"])
+        .output()
+        .expect("run python");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Builds a wheel `name-version` into `dir`, with optional console scripts.
+pub fn build_wheel(dir: &Path, name: &str, version: &str, scripts: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_wheel.py");
+    let status = Command::new(python("3.11"))
+        .arg(script)
+        .arg(dir)
+        .args([name, version])
+        .args(scripts)
+        .output()
+        .expect("run make_wheel.py");
+    assert!(status.status.success(), "make_wheel failed: {status:?}");
+}
+
+/// Wheels most tests install: `kudupkg` 1.0 and 2.0 (console script `kudupkg-hello`), and a
+/// stand-in `django` 4.2 that makes an app look like a Django app.
+pub fn shared_wheels() -> &'static Path {
+    static WHEELS: OnceLock<PathBuf> = OnceLock::new();
+    WHEELS.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("kuduhook-wheels-")
+            .tempdir()
+            .expect("temp dir")
+            .keep();
+        build_wheel(&dir, "kudupkg", "1.0", &["kudupkg-hello"]);
+        build_wheel(&dir, "kudupkg", "2.0", &["kudupkg-hello"]);
+        build_wheel(&dir, "django", "4.2", &[]);
+        dir
+    })
+}
+
+/// The result of one `kuduhook` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    /// stdout and stderr, as the deployment log shows them.
+    pub log: String,
+}
+
+impl Run {
+    pub fn assert_ok(&self) -> &Run {
+        assert_eq!(self.code, 0, "deploy failed:\n{}", self.log);
+        self
+    }
+
+    pub fn assert_failed(&self) -> &Run {
+        assert_ne!(self.code, 0, "deploy should have failed:\n{}", self.log);
+        self
+    }
+
+    pub fn assert_contains(&self, text: &str) -> &Run {
+        assert!(
+            self.log.contains(text),
+            "log should contain {text:?}:\n{}",
+            self.log
+        );
+        self
+    }
+
+    pub fn assert_lacks(&self, text: &str) -> &Run {
+        assert!(
+            !self.log.contains(text),
+            "log should not contain {text:?}:\n{}",
+            self.log
+        );
+        self
+    }
+}
+
+/// A repository and the site it deploys to, in one temporary folder.
+pub struct Site {
+    _root: tempfile::TempDir,
+    pub repo: PathBuf,
+    pub target: PathBuf,
+    pub manifest: PathBuf,
+    pub wheels: PathBuf,
+}
+
+impl Site {
+    /// An empty repository.
+    pub fn empty() -> Site {
+        let root = tempfile::Builder::new()
+            .prefix("kuduhook-site-")
+            .tempdir()
+            .expect("temp dir");
+        let repo = root.path().join("repository");
+        std::fs::create_dir_all(&repo).unwrap();
+        Site {
+            repo,
+            target: root.path().join("wwwroot"),
+            manifest: root.path().join("manifest"),
+            wheels: shared_wheels().to_path_buf(),
+            _root: root,
+        }
+    }
+
+    /// A small web app on Python `minor` that requires `kudupkg==1.0`.
+    pub fn app(minor: &str) -> Site {
+        let site = Site::empty();
+        site.write(
+            "app.py",
+            "import kudupkg\n\ndef app():\n    return kudupkg.__version__\n",
+        );
+        site.write("requirements.txt", "kudupkg==1.0\n");
+        site.write("runtime.txt", &format!("python-{minor}\n"));
+        site
+    }
+
+    pub fn write(&self, relative: &str, content: &str) {
+        let path = self.repo.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+
+    pub fn remove(&self, relative: &str) {
+        std::fs::remove_file(self.repo.join(relative)).unwrap();
+    }
+
+    /// The environment a deploy runs with: the host's PATH and HOME, local wheels only.
+    pub fn base_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+            ("HOME".into(), std::env::var("HOME").unwrap_or_default()),
+            ("PIP_NO_INDEX".into(), "1".into()),
+            ("PIP_FIND_LINKS".into(), self.wheels.display().to_string()),
+        ]
+    }
+
+    /// `kuduhook deploy --source <repo> --target <target>` plus `args`.
+    pub fn deploy(&self, args: &[&str]) -> Run {
+        self.deploy_with(args, &[])
+    }
+
+    /// Like [`Site::deploy`], with extra environment variables (app settings).
+    pub fn deploy_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(kuduhook());
+        cmd.arg("deploy")
+            .arg("--source")
+            .arg(&self.repo)
+            .arg("--target")
+            .arg(&self.target)
+            .arg("--next-manifest")
+            .arg(&self.manifest)
+            .arg("--previous-manifest")
+            .arg(&self.manifest)
+            .args(args);
+        self.run(cmd, env)
+    }
+
+    /// Runs `cmd` in the repository with the base environment and `env`.
+    pub fn run(&self, mut cmd: Command, env: &[(&str, &str)]) -> Run {
+        cmd.env_clear()
+            .envs(self.base_env())
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .current_dir(&self.repo);
+        let out = cmd.output().expect("run kuduhook");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            log: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
+    pub fn env_dir(&self) -> PathBuf {
+        self.target.join("env")
+    }
+
+    pub fn env_python(&self) -> PathBuf {
+        self.env_dir().join("bin/python")
+    }
+
+    /// What `import <package>; print(<package>.__version__)` says in the deployed env, run
+    /// from the site like the web server would; `None` when it fails.
+    pub fn imported_version(&self, package: &str) -> Option<String> {
+        let out = Command::new(self.env_python())
+            .args([
+                "-c",
+                &format!("import {package}; print({package}.__version__)"),
+            ])
+            .current_dir(&self.target)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// The full Python version of the deployed env.
+    pub fn env_version(&self) -> String {
+        version_of(&self.env_python())
+    }
+
+    /// Plants a file inside the env, to tell a rebuilt env from a reused one.
+    pub fn mark_env(&self) -> PathBuf {
+        let mark = self.env_dir().join("planted-by-test");
+        std::fs::write(&mark, "x").unwrap();
+        mark
+    }
+
+    pub fn target_file(&self, relative: &str) -> PathBuf {
+        self.target.join(relative)
+    }
+}
