@@ -195,11 +195,18 @@ impl DeployError {
                     format!("{fix}, or delete the file to use the default interpreter"),
                 )
             }
-            DeployError::BadVersionSetting { origin, value } => (
-                format!("{origin} is {value:?}, which is not a Python version"),
-                "a version is written X.Y or X.Y.Z, for example 3.12".to_string(),
-                format!("set {origin} to a version such as 3.12, or remove it"),
-            ),
+            DeployError::BadVersionSetting { origin, value } => {
+                let or_path = if *origin == Origin::Flag("--python") {
+                    " or an interpreter's path (with a / in it)"
+                } else {
+                    ""
+                };
+                (
+                    format!("{origin} is {value:?}, which is not a Python version"),
+                    "a version is written X.Y or X.Y.Z, for example 3.12".to_string(),
+                    format!("set {origin} to a version such as 3.12{or_path}, or remove it"),
+                )
+            }
             DeployError::UnsupportedPython { version, origin } => (
                 format!("Python {version} (from {origin}) is not supported"),
                 format!(

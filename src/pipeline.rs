@@ -15,7 +15,7 @@ use crate::env_record::{EnvRecord, now_unix};
 use crate::errors::DeployError;
 use crate::process::{self, Runner};
 use crate::steps::custom::{self, CommandContext};
-use crate::steps::env::{self as env_step, PreparedEnv};
+use crate::steps::env::{self as env_step, NewEnv, PreparedEnv};
 use crate::steps::pip::{self, Installed};
 use crate::steps::runtime::{self, Runtime};
 use crate::steps::sync::{self, IgnoreList, SyncOptions};
@@ -435,8 +435,14 @@ impl Deployment<'_> {
             return Ok(Outcome::Done(format!("Would rebuild the env: {reason}")));
         }
         info!("Rebuilding env: {reason}");
-        let (env, parked) =
-            env_step::rebuild(&env_dir, c.platform, runtime, reason, token, &self.runner)?;
+        let new = NewEnv {
+            dir: &env_dir,
+            platform: c.platform,
+            runtime,
+            reason,
+            rebuild_token: token,
+        };
+        let (env, parked) = env_step::rebuild(new, &self.runner)?;
         self.parked_env = parked;
         self.env = Some(env);
         Ok(Outcome::Done(format!(

@@ -86,62 +86,51 @@ pub struct Declared {
 /// Reads `runtime.txt`: one line `python-X.Y` or `python-X.Y.Z`. Unlike Kudu's own selector it
 /// tolerates a UTF-8 BOM, surrounding whitespace, CRLF and blank lines.
 pub fn parse_runtime_txt(bytes: &[u8]) -> Result<Declared, DeclarationError> {
-    let text = String::from_utf8_lossy(bytes);
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l.trim()))
-        .filter(|(_, l)| !l.is_empty());
-    let Some((line, value)) = lines.next() else {
-        return Err(DeclarationError {
-            line: 1,
-            value: String::new(),
-        });
-    };
-    if let Some((extra_line, extra)) = lines.next() {
-        return Err(DeclarationError {
-            line: extra_line,
-            value: extra.to_string(),
-        });
-    }
-    value
-        .strip_prefix("python-")
-        .and_then(PythonVersion::parse)
-        .map(|version| Declared { version, line })
-        .ok_or_else(|| DeclarationError {
-            line,
-            value: value.to_string(),
-        })
+    parse_declaration(bytes, false, |value| {
+        value.strip_prefix("python-").and_then(PythonVersion::parse)
+    })
 }
 
 /// Reads `.python-version`: one `X.Y` or `X.Y.Z`; `#` comments and blank lines are allowed.
 pub fn parse_python_version_file(bytes: &[u8]) -> Result<Declared, DeclarationError> {
+    parse_declaration(bytes, true, PythonVersion::parse)
+}
+
+/// A version file's single entry, read with `parse`: a BOM, blank lines and surrounding
+/// whitespace are ignored (and `#` comments, when `comments`); exactly one entry may remain.
+fn parse_declaration(
+    bytes: &[u8],
+    comments: bool,
+    parse: impl Fn(&str) -> Option<PythonVersion>,
+) -> Result<Declared, DeclarationError> {
     let text = String::from_utf8_lossy(bytes);
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let mut entries = text
         .lines()
         .enumerate()
-        .map(|(i, l)| (i + 1, l.split('#').next().unwrap_or("").trim()))
-        .filter(|(_, l)| !l.is_empty());
-    let Some((line, value)) = entries.next() else {
-        return Err(DeclarationError {
-            line: 1,
-            value: String::new(),
-        });
-    };
-    if let Some((extra_line, extra)) = entries.next() {
-        return Err(DeclarationError {
-            line: extra_line,
-            value: extra.to_string(),
-        });
-    }
-    PythonVersion::parse(value)
-        .map(|version| Declared { version, line })
-        .ok_or_else(|| DeclarationError {
-            line,
-            value: value.to_string(),
+        .map(|(i, l)| {
+            let l = if comments {
+                l.split('#').next().unwrap_or("")
+            } else {
+                l
+            };
+            (i + 1, l.trim())
         })
+        .filter(|(_, l)| !l.is_empty());
+    let error = |line: usize, value: &str| DeclarationError {
+        line,
+        value: value.to_string(),
+    };
+    let Some((line, value)) = entries.next() else {
+        return Err(error(1, ""));
+    };
+    // A second entry is an error: which one did the user mean?
+    if let Some((extra_line, extra)) = entries.next() {
+        return Err(error(extra_line, extra));
+    }
+    parse(value)
+        .map(|version| Declared { version, line })
+        .ok_or_else(|| error(line, value))
 }
 
 /// Reads a `PYTHON_VERSION` setting or `--python` value: `X.Y[.Z]`, or runtime.txt's

@@ -219,11 +219,7 @@ fn a_failing_custom_step_fails_the_deploy_unless_marked_to_continue() {
     let site = Site::app("3.11");
     site.write(
         "deploy/steps.json",
-        r#"{"steps": [
-            {"step": "sync"}, {"step": "detect-runtime"}, {"step": "validate-env"},
-            {"step": "pip-install"},
-            {"run": "echo checking; exit 3", "name": "smoke test"}
-        ]}"#,
+        &support::core_steps_then(r#"{"run": "echo checking; exit 3", "name": "smoke test"}"#),
     );
     site.deploy(&[])
         .assert_failed()
@@ -235,12 +231,10 @@ fn a_failing_custom_step_fails_the_deploy_unless_marked_to_continue() {
 
     site.write(
         "deploy/steps.json",
-        r#"{"steps": [
-            {"step": "sync"}, {"step": "detect-runtime"}, {"step": "validate-env"},
-            {"step": "pip-install"},
-            {"run": "exit 3", "name": "optional", "continue_on_error": true},
-            {"run": "echo after > after.txt"}
-        ]}"#,
+        &support::core_steps_then(
+            r#"{"run": "exit 3", "name": "optional", "continue_on_error": true},
+            {"run": "echo after > after.txt"}"#,
+        ),
     );
     site.deploy(&[])
         .assert_ok()

@@ -201,11 +201,9 @@ fn a_run_step_sees_the_activated_env_and_kudus_variables() {
     let site = Site::app("3.11");
     site.write(
         "deploy/steps.json",
-        r#"{"steps": [
-            {"step": "sync"}, {"step": "detect-runtime"}, {"step": "validate-env"},
-            {"step": "pip-install"},
-            {"run": "kudupkg-hello > hello.txt && python -c \"import sys, kudupkg; print(sys.prefix)\" > prefix.txt && echo \"$VIRTUAL_ENV|$PYTHON|$DEPLOYMENT_SOURCE|$(pwd)\" > vars.txt", "name": "check env"}
-        ]}"#,
+        &support::core_steps_then(
+            r#"{"run": "kudupkg-hello > hello.txt && python -c \"import sys, kudupkg; print(sys.prefix)\" > prefix.txt && echo \"$VIRTUAL_ENV|$PYTHON|$DEPLOYMENT_SOURCE|$(pwd)\" > vars.txt", "name": "check env"}"#,
+        ),
     );
     site.deploy(&[])
         .assert_ok()
@@ -342,4 +340,36 @@ fn the_env_folder_in_the_repository_is_never_synced_over_the_live_env() {
         .assert_contains("warning: the repository has its own env/")
         .assert_contains("Reusing env");
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+}
+
+#[test]
+fn run_by_hand_it_deploys_into_artifacts_like_deploy_cmd() {
+    let site = Site::app("3.11");
+    let mut cmd = Command::new(support::kuduhook());
+    cmd.arg("deploy");
+    let run = site.run(cmd, &[]);
+    let artifacts = site.repo.parent().unwrap().join("artifacts");
+    run.assert_ok().assert_contains(&format!(
+        "Deployed to {} in",
+        artifacts.join("wwwroot").display()
+    ));
+    assert!(artifacts.join("wwwroot/app.py").is_file());
+    assert!(artifacts.join("wwwroot/env/bin/python").is_file());
+    let manifest = std::fs::read_to_string(artifacts.join("manifest")).unwrap();
+    assert!(manifest.lines().any(|l| l == "app.py"), "{manifest}");
+}
+
+#[test]
+fn a_silent_step_gets_heartbeats_within_kudus_idle_timeout() {
+    let site = Site::app("3.11");
+    site.remove("requirements.txt");
+    site.write(
+        "deploy/steps.json",
+        r#"{"steps": [{"step": "sync"}, {"run": "sleep 4", "name": "quiet"}]}"#,
+    );
+    let run = site.deploy_with(&[], &[("SCM_COMMAND_IDLE_TIMEOUT", "3")]);
+    run.assert_ok();
+    // A third of the 3 s timeout: about one line a second while the step is silent.
+    let beats = run.log.matches("still running quiet (").count();
+    assert!((2..=5).contains(&beats), "{beats} heartbeats:\n{}", run.log);
 }

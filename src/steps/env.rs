@@ -217,16 +217,24 @@ pub fn recover_interrupted(env_dir: &Path) -> Result<Option<String>, DeployError
     )))
 }
 
+/// What a new env is built from, and why.
+pub struct NewEnv<'a> {
+    pub dir: &'a Path,
+    pub platform: Platform,
+    pub runtime: &'a Runtime,
+    /// Why it is (re)built, for the log and the env record.
+    pub reason: String,
+    /// The force-rebuild token in force, remembered so it rebuilds only once.
+    pub rebuild_token: Option<String>,
+}
+
 /// Sets the current env aside (if any) and builds a new one. Returns the new env and where the
 /// old one was put.
 pub fn rebuild(
-    env_dir: &Path,
-    platform: Platform,
-    runtime: &Runtime,
-    reason: String,
-    rebuild_token: Option<String>,
+    new: NewEnv,
     runner: &Runner,
 ) -> Result<(PreparedEnv, Option<PathBuf>), DeployError> {
+    let env_dir = new.dir;
     let parked = if env_dir.exists() {
         let parked = parked_dir(env_dir);
         std::fs::rename(env_dir, &parked)
@@ -239,7 +247,7 @@ pub fn rebuild(
     } else {
         None
     };
-    let result = create(env_dir, platform, runtime, reason, rebuild_token, runner);
+    let result = create(new, runner);
     if result.is_err()
         && let Some(parked) = &parked
     {
@@ -251,14 +259,8 @@ pub fn rebuild(
     result.map(|env| (env, parked))
 }
 
-fn create(
-    env_dir: &Path,
-    platform: Platform,
-    runtime: &Runtime,
-    reason: String,
-    rebuild_token: Option<String>,
-    runner: &Runner,
-) -> Result<PreparedEnv, DeployError> {
+fn create(new: NewEnv, runner: &Runner) -> Result<PreparedEnv, DeployError> {
+    let (env_dir, runtime) = (new.dir, new.runtime);
     let interpreter = &runtime.interpreter.path;
     info!(
         "Creating env {} with Python {}",
@@ -301,8 +303,8 @@ fn create(
         python: runtime.interpreter.version.to_string(),
         interpreter: interpreter.clone(),
         created_unix: now_unix(),
-        reason,
-        rebuild_token,
+        reason: new.reason,
+        rebuild_token: new.rebuild_token,
         install: None,
     };
     record
@@ -310,7 +312,7 @@ fn create(
         .map_err(|e| DeployError::io("write the env record in", env_dir, e))?;
     Ok(PreparedEnv {
         dir: env_dir.to_path_buf(),
-        python: env_python(env_dir, platform),
+        python: env_python(env_dir, new.platform),
         record,
     })
 }

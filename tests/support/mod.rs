@@ -78,6 +78,17 @@ pub fn shared_wheels() -> &'static Path {
     })
 }
 
+/// A `deploy/steps.json` with the four core steps, then `extra` (JSON step objects).
+pub fn core_steps_then(extra: &str) -> String {
+    format!(
+        r#"{{"steps": [
+            {{"step": "sync"}}, {{"step": "detect-runtime"}}, {{"step": "validate-env"}},
+            {{"step": "pip-install"}},
+            {extra}
+        ]}}"#
+    )
+}
+
 /// The result of one `kuduhook` run.
 #[derive(Debug)]
 pub struct Run {
