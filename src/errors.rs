@@ -96,6 +96,20 @@ pub enum DeployError {
     },
 }
 
+/// What a failed deployment left serving: the last line of every failure.
+pub mod site_state {
+    pub const UNTOUCHED: &str =
+        "Nothing in the target was changed: the site still serves the previous deployment.";
+    pub const FILES_CHANGED_ENV_KEPT: &str =
+        "The app's files were updated; the env was not replaced.";
+    pub const FILES_CHANGED_ENV_RESTORED: &str =
+        "The app's files were updated; the previous env was put back and serves the site.";
+    pub const ENV_RESTORED: &str =
+        "The app's files were not changed; the previous env was put back and serves the site.";
+    pub const ENV_NOT_RESTORED: &str = "The previous env could not be put back: the next \
+        deployment restores it before anything else.";
+}
+
 /// The facts of [`DeployError::InterpreterWrongVersion`].
 #[derive(Debug)]
 pub struct WrongVersion {

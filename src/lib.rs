@@ -48,7 +48,7 @@ fn deploy(args: &DeployArgs) -> ExitCode {
         Err(e) => {
             report(
                 &DeployError::io("read the current folder", ".", e),
-                pipeline::state::UNTOUCHED,
+                errors::site_state::UNTOUCHED,
             );
             return ExitCode::FAILURE;
         }
@@ -56,7 +56,7 @@ fn deploy(args: &DeployArgs) -> ExitCode {
     let config = match config::DeployConfig::resolve(args, env, &cwd) {
         Ok(config) => config,
         Err(e) => {
-            report(&e, pipeline::state::UNTOUCHED);
+            report(&e, errors::site_state::UNTOUCHED);
             return ExitCode::FAILURE;
         }
     };

@@ -6,20 +6,17 @@
 //! site is touched. When a later step fails, an env that a rebuild set aside is put back.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, info_span, warn};
 
-use crate::config::{DeployConfig, ForceRebuild};
-use crate::env_record::{EnvRecord, now_unix};
-use crate::errors::DeployError;
+use crate::config::DeployConfig;
+use crate::errors::{DeployError, site_state as state};
+use crate::logging::seconds;
 use crate::process::{self, Runner};
-use crate::steps::custom::{self, CommandContext};
-use crate::steps::env::{self as env_step, NewEnv, PreparedEnv};
-use crate::steps::pip::{self, Installed};
+use crate::steps::env::{self as env_step, PreparedEnv};
 use crate::steps::runtime::{self, Runtime};
-use crate::steps::sync::{self, IgnoreList, SyncOptions};
-use crate::steps::{Outcome, tail};
+use crate::steps::{Outcome, custom, pip, sync, tail};
 use crate::steps_file::{BuiltinStep, StepAction};
 
 /// A failed deployment: the error, and what the site serves now.
@@ -27,20 +24,6 @@ use crate::steps_file::{BuiltinStep, StepAction};
 pub struct Failure {
     pub error: DeployError,
     pub state: &'static str,
-}
-
-/// What a failed deployment left serving, as the log says it.
-pub mod state {
-    pub const UNTOUCHED: &str =
-        "Nothing in the target was changed: the site still serves the previous deployment.";
-    pub const FILES_CHANGED_ENV_KEPT: &str =
-        "The app's files were updated; the env was not replaced.";
-    pub const FILES_CHANGED_ENV_RESTORED: &str =
-        "The app's files were updated; the previous env was put back and serves the site.";
-    pub const ENV_RESTORED: &str =
-        "The app's files were not changed; the previous env was put back and serves the site.";
-    pub const ENV_NOT_RESTORED: &str = "The previous env could not be put back: the next \
-        deployment restores it before anything else.";
 }
 
 /// One step as the pipeline will run it.
@@ -244,19 +227,6 @@ fn check_not_nested(source: &Path, target: &Path) -> Result<(), DeployError> {
     Ok(())
 }
 
-fn seconds(duration: Duration) -> String {
-    let secs = duration.as_secs_f64();
-    if secs < 60.0 {
-        format!("{secs:.2}s")
-    } else {
-        format!(
-            "{}m {:02}s",
-            duration.as_secs() / 60,
-            duration.as_secs() % 60
-        )
-    }
-}
-
 /// A deployment in progress: what earlier steps found and made.
 struct Deployment<'a> {
     config: &'a DeployConfig,
@@ -271,8 +241,11 @@ struct Deployment<'a> {
 
 impl Deployment<'_> {
     fn run(&mut self, step: &Planned) -> Result<Outcome, DeployError> {
+        let c = self.config;
         let builtin = match &step.action {
-            StepAction::Run(command) => return self.run_command(&step.name, command),
+            StepAction::Run(command) => {
+                return custom::run_step(c, self.env.as_ref(), &step.name, command, &self.runner);
+            }
             StepAction::Builtin(builtin) => *builtin,
         };
         if builtin.is_python()
@@ -280,292 +253,34 @@ impl Deployment<'_> {
         {
             return Ok(Outcome::Skipped(why.clone()));
         }
+        // After a dry run's sync (which copied nothing), the app's files are in the source.
+        let app = if c.dry_run {
+            &c.source.value
+        } else {
+            &c.target.value
+        };
+        let runtime = || self.runtime.as_ref().expect("detect-runtime runs first");
         match builtin {
-            BuiltinStep::Sync => self.sync(),
-            BuiltinStep::DetectRuntime => self.detect_runtime(),
-            BuiltinStep::ValidateEnv => self.validate_env(),
-            BuiltinStep::PipInstall => self.pip_install(),
-            BuiltinStep::WebConfig => self.web_config(),
-            BuiltinStep::Collectstatic => self.collectstatic(),
+            BuiltinStep::Sync => {
+                let (outcome, changed) = sync::run(c)?;
+                self.files_changed |= changed;
+                Ok(outcome)
+            }
+            BuiltinStep::DetectRuntime => Ok(runtime::run(runtime())),
+            BuiltinStep::ValidateEnv => {
+                let validated = env_step::run(c, runtime(), &self.runner)?;
+                self.env = validated.env;
+                self.parked_env = validated.parked;
+                Ok(validated.outcome)
+            }
+            BuiltinStep::PipInstall => pip::run(c, self.env.as_mut(), app, &self.runner),
+            BuiltinStep::WebConfig => {
+                tail::web_config(app, &runtime().interpreter.version, c.dry_run)
+            }
+            BuiltinStep::Collectstatic => {
+                tail::collectstatic_step(c, self.env.as_ref(), app, &self.runner)
+            }
         }
-    }
-
-    /// Where the app's files are for the steps after sync: the target, or in a dry run (which
-    /// synced nothing) the source.
-    fn app_dir(&self) -> &Path {
-        if self.config.dry_run {
-            &self.config.source.value
-        } else {
-            &self.config.target.value
-        }
-    }
-
-    fn sync(&mut self) -> Result<Outcome, DeployError> {
-        let c = self.config;
-        if c.in_place {
-            return Ok(Outcome::Skipped(
-                "in-place deployment: the repository is the site".into(),
-            ));
-        }
-        let env_name = &c.env_name.value;
-        let options = SyncOptions {
-            from: c.source.value.clone(),
-            to: c.target.value.clone(),
-            previous_manifest: c.previous_manifest.value.clone(),
-            next_manifest: c.next_manifest.value.clone(),
-            ignore: IgnoreList::new(&c.sync_ignore_list()),
-            ignore_manifest: c.ignore_manifest,
-            protected: vec![
-                env_name.clone(),
-                env_step::parked_dir(Path::new(env_name))
-                    .to_string_lossy()
-                    .into_owned(),
-            ],
-            what_if: c.dry_run,
-            platform: c.platform,
-        };
-        if c.ignore_manifest {
-            info!(
-                "Clean deployment (IGNORE_MANIFEST=1): whatever the repository lacks is deleted, except {env_name}/"
-            );
-        }
-        let report = sync::sync(&options)?;
-        if report.first_deployment {
-            info!(
-                "First deployment: no previous manifest at {}",
-                c.previous_manifest.value.display()
-            );
-        }
-        let changed = report.copied + report.deleted;
-        for change in &report.changes {
-            info!("{change}");
-        }
-        if changed > report.changes.len() {
-            info!("... and {} more changes", changed - report.changes.len());
-        }
-        self.files_changed = !c.dry_run && changed > 0;
-        let mut summary = if changed == 0 {
-            format!(
-                "Nothing changed: {} unchanged",
-                plural(report.unchanged, "file")
-            )
-        } else {
-            format!(
-                "{} {} ({}), deleted {}, {} unchanged",
-                if c.dry_run { "Would copy" } else { "Copied" },
-                plural(report.copied, "file"),
-                bytes(report.bytes_copied),
-                report.deleted,
-                report.unchanged
-            )
-        };
-        if report.kept > 0 {
-            summary.push_str(&format!(
-                "; kept {} not from the repository (written by the app)",
-                plural(report.kept, "entry")
-            ));
-        }
-        if !c.dry_run {
-            summary.push_str(&format!("; manifest {}", c.next_manifest.value.display()));
-        }
-        Ok(Outcome::Done(summary))
-    }
-
-    fn detect_runtime(&mut self) -> Result<Outcome, DeployError> {
-        let runtime = self.runtime.as_ref().expect("detected during preflight");
-        for line in runtime.describe() {
-            info!("{line}");
-        }
-        Ok(Outcome::Done(format!(
-            "Using Python {}",
-            runtime.interpreter.version
-        )))
-    }
-
-    fn validate_env(&mut self) -> Result<Outcome, DeployError> {
-        let c = self.config;
-        let runtime = self.runtime.as_ref().expect("detect-runtime runs first");
-        let env_dir = c.env_dir();
-        if c.force_rebuild.value == ForceRebuild::Always {
-            warn!(
-                "{} is still on: every deployment rebuilds the env from scratch. Remove it, or set \
-                 it to a token such as today's date to rebuild just once.",
-                c.force_rebuild.origin
-            );
-        }
-        if !c.dry_run
-            && let Some(line) = env_step::recover_interrupted(&env_dir)?
-        {
-            info!("{line}");
-        }
-        let record = EnvRecord::read(&env_dir);
-        let reasons = env_step::rebuild_reasons(
-            &env_dir,
-            c.platform,
-            runtime,
-            &c.force_rebuild,
-            record.as_ref(),
-        );
-        let token = match &c.force_rebuild.value {
-            ForceRebuild::Token(token) => Some(token.clone()),
-            _ => None,
-        };
-        if reasons.is_empty() {
-            let record = match record {
-                Some(record) => record,
-                None => self.adopt(&env_dir, runtime, token)?,
-            };
-            let env = PreparedEnv {
-                python: env_step::env_python(&env_dir, c.platform),
-                dir: env_dir.clone(),
-                record,
-            };
-            let built = format!(
-                "Reusing env {}: Python {} as selected, base interpreter present, its python \
-                 runs (built because: {})",
-                env_dir.display(),
-                env.record.python,
-                env.record.reason
-            );
-            self.env = Some(env);
-            return Ok(Outcome::Done(built));
-        }
-        let reason = reasons.join("; ");
-        if c.dry_run {
-            return Ok(Outcome::Done(format!("Would rebuild the env: {reason}")));
-        }
-        info!("Rebuilding env: {reason}");
-        let new = NewEnv {
-            dir: &env_dir,
-            platform: c.platform,
-            runtime,
-            reason,
-            rebuild_token: token,
-        };
-        let (env, parked) = env_step::rebuild(new, &self.runner)?;
-        self.parked_env = parked;
-        self.env = Some(env);
-        Ok(Outcome::Done(format!(
-            "Built a new env {} with Python {}",
-            env_dir.display(),
-            runtime.interpreter.version
-        )))
-    }
-
-    /// Gives a sound env that has no record (made by deploy.cmd, say) one, so that its
-    /// installs can be fingerprinted from now on.
-    fn adopt(
-        &self,
-        env_dir: &Path,
-        runtime: &Runtime,
-        token: Option<String>,
-    ) -> Result<EnvRecord, DeployError> {
-        let record = EnvRecord {
-            python: runtime.interpreter.version.to_string(),
-            interpreter: runtime.interpreter.path.clone(),
-            created_unix: now_unix(),
-            reason: "adopted an existing env (made before kuduhook)".into(),
-            rebuild_token: token,
-            install: None,
-        };
-        if !self.config.dry_run {
-            record
-                .write(env_dir)
-                .map_err(|e| DeployError::io("write the env record in", env_dir, e))?;
-        }
-        Ok(record)
-    }
-
-    fn pip_install(&mut self) -> Result<Outcome, DeployError> {
-        let c = self.config;
-        let app = self.app_dir().to_path_buf();
-        let requirements = app.join(&c.requirements.value);
-        let Some(env) = self.env.as_mut() else {
-            return Ok(Outcome::Done(format!(
-                "Would install {} into the new env",
-                c.requirements.value
-            )));
-        };
-        if !c.pip_args.value.is_empty() {
-            info!(
-                "Extra pip arguments from {}: {}",
-                c.pip_args.origin,
-                c.pip_args.value.join(" ")
-            );
-        }
-        let installed = pip::install(
-            env,
-            &requirements,
-            &app,
-            &c.pip_args.value,
-            &self.runner,
-            c.dry_run,
-        )?;
-        Ok(match installed {
-            Installed::Skipped { fingerprint, files } => Outcome::Skipped(format!(
-                "{} unchanged since the last successful install into this env ({}, \
-                 fingerprint {}); set KUDUHOOK_FORCE_ENV_REBUILD to rebuild from scratch",
-                c.requirements.value,
-                plural(files, "requirement file"),
-                &fingerprint[..12]
-            )),
-            Installed::Ran { .. } if c.dry_run => Outcome::Done(format!(
-                "Would install {} (changed since the last install)",
-                c.requirements.value
-            )),
-            Installed::Ran { fingerprint } => Outcome::Done(format!(
-                "Installed {} (fingerprint {})",
-                c.requirements.value,
-                &fingerprint[..12]
-            )),
-        })
-    }
-
-    fn web_config(&mut self) -> Result<Outcome, DeployError> {
-        let runtime = self.runtime.as_ref().expect("detect-runtime runs first");
-        tail::web_config(
-            self.app_dir(),
-            &runtime.interpreter.version,
-            self.config.dry_run,
-        )
-    }
-
-    fn collectstatic(&mut self) -> Result<Outcome, DeployError> {
-        let c = self.config;
-        let Some(env) = &self.env else {
-            return Ok(Outcome::Skipped("no env yet (dry run)".into()));
-        };
-        let disabled_by = c
-            .disable_collectstatic
-            .value
-            .then(|| c.disable_collectstatic.origin.to_string());
-        if let Some(why) =
-            tail::collectstatic_skip_reason(self.app_dir(), disabled_by, env, &self.runner)
-        {
-            return Ok(Outcome::Skipped(why));
-        }
-        if c.dry_run {
-            return Ok(Outcome::Skipped(
-                "dry run: would run python manage.py collectstatic --noinput --clear".into(),
-            ));
-        }
-        tail::collectstatic(&c.target.value, env, &self.runner)
-    }
-
-    fn run_command(&mut self, name: &str, command: &str) -> Result<Outcome, DeployError> {
-        let c = self.config;
-        if c.dry_run {
-            return Ok(Outcome::Skipped(format!("dry run: would run `{command}`")));
-        }
-        info!("Running `{command}` in {}", c.target.value.display());
-        let context = CommandContext {
-            platform: c.platform,
-            source: &c.source.value,
-            target: &c.target.value,
-            env: self.env.as_ref(),
-        };
-        custom::run(name, command, &context, &self.runner)?;
-        Ok(Outcome::Done(format!("`{command}` succeeded")))
     }
 
     /// After the last step: the previous env is no longer needed.
@@ -602,31 +317,6 @@ impl Deployment<'_> {
     }
 }
 
-fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else if let Some(stem) = noun.strip_suffix('y') {
-        format!("{count} {stem}ies")
-    } else {
-        format!("{count} {noun}s")
-    }
-}
-
-fn bytes(count: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut value = count as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{count} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -637,15 +327,5 @@ mod tests {
         assert!(check_not_nested(&base.join("repo"), &base.join("repo/www")).is_err());
         assert!(check_not_nested(&base.join("repo/www"), &base.join("repo")).is_err());
         assert!(check_not_nested(&base.join("repo"), &base.join("repo2")).is_ok());
-    }
-
-    #[test]
-    fn sizes_and_counts_read_naturally() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(plural(1, "file"), "1 file");
-        assert_eq!(plural(2, "entry"), "2 entries");
-        assert_eq!(seconds(Duration::from_millis(1500)), "1.50s");
-        assert_eq!(seconds(Duration::from_secs(63)), "1m 03s");
     }
 }

@@ -7,11 +7,37 @@
 
 use std::path::Path;
 
+use tracing::info;
+
+use crate::config::DeployConfig;
 use crate::errors::DeployError;
 use crate::kudu::var;
 use crate::platform::Platform;
 use crate::process::{Runner, describe_status};
+use crate::steps::Outcome;
 use crate::steps::env::PreparedEnv;
+
+/// A run step, as the pipeline runs it: in a dry run, only says what it would run.
+pub fn run_step(
+    config: &DeployConfig,
+    env: Option<&PreparedEnv>,
+    name: &str,
+    command: &str,
+    runner: &Runner,
+) -> Result<Outcome, DeployError> {
+    if config.dry_run {
+        return Ok(Outcome::Skipped(format!("dry run: would run `{command}`")));
+    }
+    info!("Running `{command}` in {}", config.target.value.display());
+    let context = CommandContext {
+        platform: config.platform,
+        source: &config.source.value,
+        target: &config.target.value,
+        env,
+    };
+    run(name, command, &context, runner)?;
+    Ok(Outcome::Done(format!("`{command}` succeeded")))
+}
 
 /// Where a command runs and what it sees.
 pub struct CommandContext<'a> {

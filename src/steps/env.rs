@@ -8,14 +8,15 @@
 
 use std::path::{Path, PathBuf};
 
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::config::{ForceRebuild, Setting};
+use crate::config::{DeployConfig, ForceRebuild, Setting};
 use crate::env_record::{EnvRecord, now_unix};
 use crate::errors::DeployError;
 use crate::platform::Platform;
 use crate::process::{self, Runner};
 use crate::python::{self, PythonVersion};
+use crate::steps::Outcome;
 use crate::steps::runtime::Runtime;
 
 /// An env ready for the steps after this one.
@@ -25,6 +26,123 @@ pub struct PreparedEnv {
     /// The env's own interpreter (`env/bin/python`, `env\Scripts\python.exe`).
     pub python: PathBuf,
     pub record: EnvRecord,
+}
+
+/// What the validate-env step decided and made.
+pub struct Validated {
+    pub outcome: Outcome,
+    /// The env later steps use; `None` in a dry run that would rebuild it.
+    pub env: Option<PreparedEnv>,
+    /// Where a rebuild set the previous env aside: the pipeline puts it back if the deployment
+    /// fails, and removes it when it succeeds.
+    pub parked: Option<PathBuf>,
+}
+
+/// The validate-env step: reuse the env when sound, else rebuild it, logging every reason.
+pub fn run(
+    config: &DeployConfig,
+    runtime: &Runtime,
+    runner: &Runner,
+) -> Result<Validated, DeployError> {
+    let c = config;
+    let env_dir = c.env_dir();
+    if c.force_rebuild.value == ForceRebuild::Always {
+        warn!(
+            "{} is still on: every deployment rebuilds the env from scratch. Remove it, or set \
+             it to a token such as today's date to rebuild just once.",
+            c.force_rebuild.origin
+        );
+    }
+    if !c.dry_run
+        && let Some(line) = recover_interrupted(&env_dir)?
+    {
+        info!("{line}");
+    }
+    let record = EnvRecord::read(&env_dir);
+    let reasons = rebuild_reasons(
+        &env_dir,
+        c.platform,
+        runtime,
+        &c.force_rebuild,
+        record.as_ref(),
+    );
+    let token = match &c.force_rebuild.value {
+        ForceRebuild::Token(token) => Some(token.clone()),
+        _ => None,
+    };
+    if reasons.is_empty() {
+        let record = match record {
+            Some(record) => record,
+            None => adopt(&env_dir, runtime, token, c.dry_run)?,
+        };
+        let outcome = Outcome::Done(format!(
+            "Reusing env {}: Python {} as selected, base interpreter present, its python runs \
+             (built because: {})",
+            env_dir.display(),
+            record.python,
+            record.reason
+        ));
+        let env = PreparedEnv {
+            python: env_python(&env_dir, c.platform),
+            dir: env_dir,
+            record,
+        };
+        return Ok(Validated {
+            outcome,
+            env: Some(env),
+            parked: None,
+        });
+    }
+    let reason = reasons.join("; ");
+    if c.dry_run {
+        return Ok(Validated {
+            outcome: Outcome::Done(format!("Would rebuild the env: {reason}")),
+            env: None,
+            parked: None,
+        });
+    }
+    info!("Rebuilding env: {reason}");
+    let new = NewEnv {
+        dir: &env_dir,
+        platform: c.platform,
+        runtime,
+        reason,
+        rebuild_token: token,
+    };
+    let (env, parked) = rebuild(new, runner)?;
+    Ok(Validated {
+        outcome: Outcome::Done(format!(
+            "Built a new env {} with Python {}",
+            env_dir.display(),
+            runtime.interpreter.version
+        )),
+        env: Some(env),
+        parked,
+    })
+}
+
+/// Gives a sound env that has no record (made by deploy.cmd, say) one, so that its installs
+/// can be fingerprinted from now on.
+fn adopt(
+    env_dir: &Path,
+    runtime: &Runtime,
+    token: Option<String>,
+    dry_run: bool,
+) -> Result<EnvRecord, DeployError> {
+    let record = EnvRecord {
+        python: runtime.interpreter.version.to_string(),
+        interpreter: runtime.interpreter.path.clone(),
+        created_unix: now_unix(),
+        reason: "adopted an existing env (made before kuduhook)".into(),
+        rebuild_token: token,
+        install: None,
+    };
+    if !dry_run {
+        record
+            .write(env_dir)
+            .map_err(|e| DeployError::io("write the env record in", env_dir, e))?;
+    }
+    Ok(record)
 }
 
 /// Where a rebuild sets the previous env aside until the deployment succeeds.

@@ -11,14 +11,67 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use tracing::info;
+
+use crate::config::DeployConfig;
 use crate::env_record::{EnvRecord, InstallRecord, now_unix};
 use crate::errors::DeployError;
+use crate::logging::plural;
 use crate::paths;
 use crate::process::{Runner, describe_status};
+use crate::steps::Outcome;
 use crate::steps::env::PreparedEnv;
 
 /// The folder a repository commits wheels into, for packages App Service cannot build.
 pub const WHEELHOUSE: &str = "wheelhouse";
+
+/// The pip-install step: install the app's requirements into `env`, or skip with the reason.
+/// `app` is where the app's files are (the target, or the source in a dry run).
+pub fn run(
+    config: &DeployConfig,
+    env: Option<&mut PreparedEnv>,
+    app: &Path,
+    runner: &Runner,
+) -> Result<Outcome, DeployError> {
+    let c = config;
+    let shown = &c.requirements.value;
+    let Some(env) = env else {
+        return Ok(Outcome::Done(format!(
+            "Would install {shown} into the new env"
+        )));
+    };
+    if !c.pip_args.value.is_empty() {
+        info!(
+            "Extra pip arguments from {}: {}",
+            c.pip_args.origin,
+            c.pip_args.value.join(" ")
+        );
+    }
+    let requirements = app.join(shown);
+    let installed = install(
+        env,
+        &requirements,
+        app,
+        &c.pip_args.value,
+        runner,
+        c.dry_run,
+    )?;
+    Ok(match installed {
+        Installed::Skipped { fingerprint, files } => Outcome::Skipped(format!(
+            "{shown} unchanged since the last successful install into this env ({}, \
+             fingerprint {}); set KUDUHOOK_FORCE_ENV_REBUILD to rebuild from scratch",
+            plural(files, "requirement file"),
+            &fingerprint[..12]
+        )),
+        Installed::Ran { .. } if c.dry_run => Outcome::Done(format!(
+            "Would install {shown} (changed since the last install)"
+        )),
+        Installed::Ran { fingerprint } => Outcome::Done(format!(
+            "Installed {shown} (fingerprint {})",
+            &fingerprint[..12]
+        )),
+    })
+}
 
 /// The requirement files an install reads: the main file first, then each `-r`/`-c` include.
 pub fn requirement_files(main: &Path) -> Vec<PathBuf> {

@@ -13,6 +13,7 @@ use crate::config::{DeployConfig, Origin, Setting};
 use crate::errors::{DeployError, WrongVersion};
 use crate::platform::{Platform, SearchLocation, version_dir_matches};
 use crate::python::{self, Interpreter, PythonVersion};
+use crate::steps::Outcome;
 
 /// The Python a deployment uses.
 #[derive(Debug, Clone)]
@@ -45,6 +46,15 @@ impl Runtime {
             ),
         ]
     }
+}
+
+/// The detect-runtime step. The work happened before anything changed ([`detect`], in the
+/// pipeline's preflight); the step reports it where the user looks for it.
+pub fn run(runtime: &Runtime) -> Outcome {
+    for line in runtime.describe() {
+        tracing::info!("{line}");
+    }
+    Outcome::Done(format!("Using Python {}", runtime.interpreter.version))
 }
 
 /// Decides the Python version and finds its interpreter.

@@ -1,5 +1,7 @@
 //! The sync step: copy the repository into the site with KuduSync's semantics.
 //!
+//! [`run`] is the step as the pipeline runs it; [`sync`] is the algorithm, usable on its own.
+//!
 //! - Only changed files are copied: missing in the target, or size or modification time differ
 //!   (`web.config` is compared by content). A copy is written beside its destination and
 //!   renamed over it, so the running app never reads half a file; it keeps the source's mtime.
@@ -20,10 +22,14 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::config::DeployConfig;
 use crate::errors::DeployError;
+use crate::logging::{bytes, plural};
 use crate::manifest::{self, Manifest};
 use crate::paths;
 use crate::platform::Platform;
+use crate::steps::Outcome;
+use crate::steps::env::parked_dir;
 
 /// Names whose content, not just size and time, decides whether they changed.
 const FULL_COMPARE: [&str; 1] = ["web.config"];
@@ -157,6 +163,80 @@ fn join(relative: &str, name: &str) -> String {
     } else {
         format!("{relative}/{name}")
     }
+}
+
+/// The sync step: syncs the repository into the site, logs what changed, and says whether any
+/// file in the site changed.
+pub fn run(config: &DeployConfig) -> Result<(Outcome, bool), DeployError> {
+    let c = config;
+    if c.in_place {
+        return Ok((
+            Outcome::Skipped("in-place deployment: the repository is the site".into()),
+            false,
+        ));
+    }
+    let env_name = &c.env_name.value;
+    let options = SyncOptions {
+        from: c.source.value.clone(),
+        to: c.target.value.clone(),
+        previous_manifest: c.previous_manifest.value.clone(),
+        next_manifest: c.next_manifest.value.clone(),
+        ignore: IgnoreList::new(&c.sync_ignore_list()),
+        ignore_manifest: c.ignore_manifest,
+        protected: vec![
+            env_name.clone(),
+            parked_dir(Path::new(env_name))
+                .to_string_lossy()
+                .into_owned(),
+        ],
+        what_if: c.dry_run,
+        platform: c.platform,
+    };
+    if c.ignore_manifest {
+        info!(
+            "Clean deployment (IGNORE_MANIFEST=1): whatever the repository lacks is deleted, \
+             except {env_name}/"
+        );
+    }
+    let report = sync(&options)?;
+    if report.first_deployment {
+        info!(
+            "First deployment: no previous manifest at {}",
+            c.previous_manifest.value.display()
+        );
+    }
+    let changed = report.copied + report.deleted;
+    for change in &report.changes {
+        info!("{change}");
+    }
+    if changed > report.changes.len() {
+        info!("... and {} more changes", changed - report.changes.len());
+    }
+    let mut summary = if changed == 0 {
+        format!(
+            "Nothing changed: {} unchanged",
+            plural(report.unchanged, "file")
+        )
+    } else {
+        format!(
+            "{} {} ({}), deleted {}, {} unchanged",
+            if c.dry_run { "Would copy" } else { "Copied" },
+            plural(report.copied, "file"),
+            bytes(report.bytes_copied),
+            report.deleted,
+            report.unchanged
+        )
+    };
+    if report.kept > 0 {
+        summary.push_str(&format!(
+            "; kept {} not from the repository (written by the app)",
+            plural(report.kept, "entry")
+        ));
+    }
+    if !c.dry_run {
+        summary.push_str(&format!("; manifest {}", c.next_manifest.value.display()));
+    }
+    Ok((Outcome::Done(summary), !c.dry_run && changed > 0))
 }
 
 /// Syncs `from` into `to`; see the module documentation for the rules.

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::config::DeployConfig;
 use crate::errors::DeployError;
 use crate::process::{Runner, describe_status};
 use crate::python::PythonVersion;
@@ -31,8 +32,31 @@ pub fn web_config(
     Ok(Outcome::Done(format!("Copied {name} over web.config")))
 }
 
+/// The collectstatic step. `app` is where the app's files are (the source in a dry run).
+pub fn collectstatic_step(
+    config: &DeployConfig,
+    env: Option<&PreparedEnv>,
+    app: &Path,
+    runner: &Runner,
+) -> Result<Outcome, DeployError> {
+    let Some(env) = env else {
+        return Ok(Outcome::Skipped("no env yet (dry run)".into()));
+    };
+    let disabled = &config.disable_collectstatic;
+    let disabled_by = disabled.value.then(|| disabled.origin.to_string());
+    if let Some(why) = collectstatic_skip_reason(app, disabled_by, env, runner) {
+        return Ok(Outcome::Skipped(why));
+    }
+    if config.dry_run {
+        return Ok(Outcome::Skipped(
+            "dry run: would run python manage.py collectstatic --noinput --clear".into(),
+        ));
+    }
+    collectstatic(app, env, runner)
+}
+
 /// Why collectstatic should not run, if it should not.
-pub fn collectstatic_skip_reason(
+fn collectstatic_skip_reason(
     target: &Path,
     disabled_by: Option<String>,
     env: &PreparedEnv,
@@ -59,7 +83,7 @@ pub fn collectstatic_skip_reason(
 }
 
 /// Runs `python manage.py collectstatic --noinput --clear` in the target.
-pub fn collectstatic(
+fn collectstatic(
     target: &Path,
     env: &PreparedEnv,
     runner: &Runner,
