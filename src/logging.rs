@@ -110,6 +110,17 @@ pub fn seconds(duration: Duration) -> String {
     }
 }
 
+/// How long ago a Unix time was, roughly: "just now", "5m ago", "3h ago", "2d ago".
+pub fn ago(then_unix: u64, now_unix: u64) -> String {
+    let secs = now_unix.saturating_sub(then_unix);
+    match secs {
+        0..60 => "just now".to_string(),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +133,8 @@ mod tests {
         assert_eq!(plural(2, "entry"), "2 entries");
         assert_eq!(seconds(Duration::from_millis(1500)), "1.50s");
         assert_eq!(seconds(Duration::from_secs(63)), "1m 03s");
+        assert_eq!(ago(100, 130), "just now");
+        assert_eq!(ago(0, 7200), "2h ago");
+        assert_eq!(ago(0, 3 * 86400 + 5), "3d ago");
     }
 }

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::config::{DeployConfig, ForceRebuild, Setting};
 use crate::env_record::{EnvRecord, now_unix};
 use crate::errors::DeployError;
+use crate::logging::ago;
 use crate::platform::Platform;
 use crate::process::{self, Runner};
 use crate::python::{self, PythonVersion};
@@ -77,9 +78,10 @@ pub fn run(
         };
         let outcome = Outcome::Done(format!(
             "Reusing env {}: Python {} as selected, base interpreter present, its python runs \
-             (built because: {})",
+             (built {}: {})",
             env_dir.display(),
             record.python,
+            ago(record.created_unix, now_unix()),
             record.reason
         ));
         let env = PreparedEnv {
@@ -459,6 +461,42 @@ mod tests {
         assert_eq!(venv.executable, Some(PathBuf::from("/usr/bin/python3.11")));
         let virtualenv = PyvenvCfg::parse("home = /x\nversion_info = 3.8.10.final.0\n");
         assert_eq!(virtualenv.version, PythonVersion::parse("3.8.10"));
+    }
+
+    #[test]
+    fn every_reason_against_an_env_is_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        std::fs::create_dir(&env).unwrap();
+        std::fs::write(
+            env.join("pyvenv.cfg"),
+            "home = /gone/bin\nversion = 3.11.7\nexecutable = /gone/bin/python3.11\n",
+        )
+        .unwrap();
+        std::fs::write(env.join("azure.env.python-3.6.txt"), "").unwrap();
+        let runtime = Runtime {
+            requested: PythonVersion::parse("3.12"),
+            origin: crate::config::Origin::Default,
+            interpreter: python::Interpreter {
+                path: PathBuf::from("/usr/bin/python3.12"),
+                version: PythonVersion::parse("3.12.1").unwrap(),
+            },
+            found_via: "PATH".into(),
+        };
+        let force = Setting::new(
+            ForceRebuild::Token("t2".into()),
+            crate::config::Origin::AppSetting("KUDUHOOK_FORCE_ENV_REBUILD".into()),
+        );
+        let reasons = rebuild_reasons(&env, Platform::Linux, &runtime, &force, None);
+        assert_eq!(
+            reasons,
+            [
+                "app setting KUDUHOOK_FORCE_ENV_REBUILD changed to \"t2\" (the env was built for no token)",
+                "Python changed 3.11.7 -> 3.12.1",
+                "base interpreter /gone/bin/python3.11 missing",
+                "Kudu's marker azure.env.python-3.6.txt is for another Python",
+            ]
+        );
     }
 
     #[test]
