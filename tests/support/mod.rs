@@ -66,9 +66,11 @@ pub fn build_wheel(dir: &Path, name: &str, version: &str, scripts: &[&str]) {
 pub fn shared_wheels() -> &'static Path {
     static WHEELS: OnceLock<PathBuf> = OnceLock::new();
     WHEELS.get_or_init(|| {
+        // Under target/ (cargo's scratch space for integration tests), one folder per test
+        // binary, so that nothing is left in the system's temp folder.
         let dir = tempfile::Builder::new()
-            .prefix("kuduhook-wheels-")
-            .tempdir()
+            .prefix("wheels-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("temp dir")
             .keep();
         build_wheel(&dir, "kudupkg", "1.0", &["kudupkg-hello"]);
