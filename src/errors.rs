@@ -180,7 +180,8 @@ impl DeployError {
             ),
             DeployError::StepsOrder { path, problem } => (
                 format!("{path}: {problem}"),
-                "each Python step uses what the step before it made: the interpreter, then the env"
+                "each Python step uses what an earlier step made: the interpreter (web-config, \
+                 validate-env), then the env (pip-install, collectstatic)"
                     .to_string(),
                 "keep the order sync, detect-runtime, validate-env, pip-install; disable a step \
                  with \"enabled\": false rather than removing the steps it needs"

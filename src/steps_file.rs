@@ -45,7 +45,8 @@ impl BuiltinStep {
     /// The step that must come earlier for this one to work.
     pub fn needs(self) -> Option<BuiltinStep> {
         match self {
-            BuiltinStep::ValidateEnv => Some(BuiltinStep::DetectRuntime),
+            // web-config picks web.X.Y.config by the detected Python.
+            BuiltinStep::ValidateEnv | BuiltinStep::WebConfig => Some(BuiltinStep::DetectRuntime),
             BuiltinStep::PipInstall | BuiltinStep::Collectstatic => Some(BuiltinStep::ValidateEnv),
             _ => None,
         }
@@ -461,6 +462,16 @@ mod tests {
         let err = StepsFile::parse(r#"{"steps": [{"step": "sync"}, {"step": "sync"}]}"#, None)
             .unwrap_err();
         assert!(err.to_string().contains("listed twice"), "{err}");
+        let err = StepsFile::parse(
+            r#"{"steps": [{"step": "sync"}, {"step": "web-config"}]}"#,
+            None,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("step web-config needs step detect-runtime enabled before it"),
+            "{err}"
+        );
         // Disabling a step together with the steps that need it is fine.
         StepsFile::parse(
             r#"{"steps": [{"step": "sync"}, {"step": "validate-env", "enabled": false}]}"#,
