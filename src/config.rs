@@ -14,7 +14,7 @@ use crate::errors::DeployError;
 use crate::kudu::{DeploymentFile, KuduEnv, SettingSource, var};
 use crate::paths;
 use crate::platform::Platform;
-use crate::steps_file::{BuiltinStep, StepsFile};
+use crate::steps_file::{BuiltinStep, StepEntry, StepsFile};
 
 /// App settings (and `.deployment` keys) kuduhook reads.
 pub mod name {
@@ -181,6 +181,39 @@ impl Lookup<'_> {
     fn non_empty(&self, name: &str) -> Option<Setting<String>> {
         self.get(name).filter(|s| !s.value.trim().is_empty())
     }
+
+    /// The precedence of every layered setting: the app setting (or `.deployment` key) `name`,
+    /// read with `parse`; else the `deploy/steps.json` option; else `default`.
+    fn layered<T>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> T,
+        from_steps: Option<Setting<T>>,
+        default: T,
+    ) -> Setting<T> {
+        self.non_empty(name)
+            .map(|s| Setting::new(parse(s.value.trim()), s.origin))
+            .or(from_steps)
+            .unwrap_or_else(|| Setting::new(default, Origin::Default))
+    }
+}
+
+/// An option of a built-in step in `deploy/steps.json`, when set. Options of the built-in
+/// default pipeline are plain defaults.
+fn step_option<T>(
+    steps: &StepsFile,
+    step: BuiltinStep,
+    pick: impl Fn(&StepEntry) -> Option<T>,
+) -> Option<Setting<T>> {
+    let value = steps.builtin(step).and_then(pick)?;
+    let origin = match &steps.path {
+        Some(path) => Origin::StepsFile {
+            path: path.clone(),
+            step: step.name(),
+        },
+        None => Origin::Default,
+    };
+    Some(Setting::new(value, origin))
 }
 
 impl DeployConfig {
@@ -246,18 +279,9 @@ impl DeployConfig {
                 error,
             })?;
         let steps = StepsFile::load(&source.value)?;
-        let steps_path = steps.path.clone();
         let lookup = Lookup {
             env: &env,
             deployment: &deployment,
-        };
-        // Options of the built-in default pipeline are plain defaults.
-        let from_steps = |step: BuiltinStep| match &steps_path {
-            Some(path) => Origin::StepsFile {
-                path: path.clone(),
-                step: step.name(),
-            },
-            None => Origin::Default,
         };
 
         // --python takes a version or an interpreter's path.
@@ -291,60 +315,43 @@ impl DeployConfig {
                 .unwrap_or_else(|| Setting::new(ForceRebuild::Off, Origin::Default))
         };
 
-        let env_step = steps.builtin(BuiltinStep::ValidateEnv);
-        let env_name = lookup
-            .non_empty(name::KUDUHOOK_ENV_NAME)
-            .map(|s| Setting::new(s.value.trim().to_string(), s.origin))
-            .or_else(|| {
-                env_step
-                    .and_then(|e| e.env_name.clone())
-                    .map(|v| Setting::new(v, from_steps(BuiltinStep::ValidateEnv)))
-            })
-            .unwrap_or_else(|| Setting::new("env".into(), Origin::Default));
+        let env_name = lookup.layered(
+            name::KUDUHOOK_ENV_NAME,
+            |v| v.to_string(),
+            step_option(&steps, BuiltinStep::ValidateEnv, |e| e.env_name.clone()),
+            "env".into(),
+        );
         check_env_name(&env_name)?;
-
-        let pip_step = steps.builtin(BuiltinStep::PipInstall);
-        let requirements = lookup
-            .non_empty(name::CUSTOM_REQUIREMENTSTXT_PATH)
-            .map(|s| Setting::new(s.value.trim().to_string(), s.origin))
-            .or_else(|| {
-                pip_step
-                    .and_then(|e| e.requirements.clone())
-                    .map(|v| Setting::new(v, from_steps(BuiltinStep::PipInstall)))
-            })
-            .unwrap_or_else(|| Setting::new("requirements.txt".into(), Origin::Default));
+        let requirements = lookup.layered(
+            name::CUSTOM_REQUIREMENTSTXT_PATH,
+            |v| v.to_string(),
+            step_option(&steps, BuiltinStep::PipInstall, |e| e.requirements.clone()),
+            "requirements.txt".into(),
+        );
         check_relative_path(&requirements)?;
-
-        let pip_args = lookup
-            .non_empty(name::KUDUHOOK_PIP_ARGS)
-            .map(|s| {
-                Setting::new(
-                    s.value.split_whitespace().map(String::from).collect(),
-                    s.origin,
-                )
-            })
-            .or_else(|| {
-                pip_step
-                    .filter(|e| !e.pip_args.is_empty())
-                    .map(|e| Setting::new(e.pip_args.clone(), from_steps(BuiltinStep::PipInstall)))
-            })
-            .unwrap_or_else(|| Setting::new(Vec::new(), Origin::Default));
-
-        let sync_ignore = lookup
-            .non_empty(name::KUDUHOOK_SYNC_IGNORE)
-            .map(|s| Setting::new(split_ignore_list(&s.value), s.origin))
-            .or_else(|| {
-                steps
-                    .builtin(BuiltinStep::Sync)
-                    .filter(|e| !e.ignore.is_empty())
-                    .map(|e| Setting::new(e.ignore.clone(), from_steps(BuiltinStep::Sync)))
-            })
-            .unwrap_or_else(|| Setting::new(Vec::new(), Origin::Default));
-
-        let disable_collectstatic = lookup
-            .get(name::DISABLE_COLLECTSTATIC)
-            .map(|s| Setting::new(truthy(&s.value).unwrap_or(true), s.origin))
-            .unwrap_or_else(|| Setting::new(false, Origin::Default));
+        let pip_args = lookup.layered(
+            name::KUDUHOOK_PIP_ARGS,
+            |v| v.split_whitespace().map(String::from).collect(),
+            step_option(&steps, BuiltinStep::PipInstall, |e| {
+                Some(e.pip_args.clone()).filter(|a| !a.is_empty())
+            }),
+            Vec::new(),
+        );
+        let sync_ignore = lookup.layered(
+            name::KUDUHOOK_SYNC_IGNORE,
+            split_ignore_list,
+            step_option(&steps, BuiltinStep::Sync, |e| {
+                Some(e.ignore.clone()).filter(|i| !i.is_empty())
+            }),
+            Vec::new(),
+        );
+        // Oryx's DISABLE_COLLECTSTATIC=true; any value but an explicit "off" turns it off.
+        let disable_collectstatic = lookup.layered(
+            name::DISABLE_COLLECTSTATIC,
+            |v| truthy(v).unwrap_or(true),
+            None,
+            false,
+        );
 
         let idle_timeout = env
             .get(var::SCM_COMMAND_IDLE_TIMEOUT)
