@@ -300,10 +300,7 @@ impl Deployment<'_> {
     /// Puts a set-aside env back, and says what the site serves now.
     fn fail(&mut self, error: DeployError) -> Failure {
         let restored = match (self.parked_env.take(), &self.env) {
-            (Some(parked), Some(env)) => Some(
-                env_step::remove_dir(&env.dir).is_ok()
-                    && std::fs::rename(&parked, &env.dir).is_ok(),
-            ),
+            (Some(parked), Some(env)) => Some(env_step::put_back(&parked, &env.dir).is_ok()),
             _ => None,
         };
         let state = match (restored, self.files_changed) {

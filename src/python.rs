@@ -168,7 +168,6 @@ pub fn probe(path: &Path) -> Result<Interpreter, String> {
             "import sys; print('%d.%d.%d' % tuple(sys.version_info[:3])); print(sys.executable)",
         ])
         .stdin(Stdio::null())
-        .env_remove("PYTHONHOME")
         .output()
         .map_err(|e| e.to_string())?;
     if !output.status.success() {

@@ -326,15 +326,19 @@ pub fn recover_interrupted(env_dir: &Path) -> Result<Option<String>, DeployError
             parked.display()
         )));
     }
-    if env_dir.exists() {
-        remove_dir(env_dir)?;
-    }
-    std::fs::rename(&parked, env_dir)
-        .map_err(|e| DeployError::io("restore the previous env from", &parked, e))?;
+    put_back(&parked, env_dir)?;
     Ok(Some(format!(
         "Restored the previous env from {}, set aside by an interrupted deployment",
         parked.display()
     )))
+}
+
+/// Replaces whatever is at `env_dir` (a half-built or rejected env) with the env set aside at
+/// `parked`.
+pub fn put_back(parked: &Path, env_dir: &Path) -> Result<(), DeployError> {
+    remove_dir(env_dir)?;
+    std::fs::rename(parked, env_dir)
+        .map_err(|e| DeployError::io("restore the previous env from", parked, e))
 }
 
 /// What a new env is built from, and why.
@@ -370,11 +374,9 @@ pub fn rebuild(
     let result = create(new, runner);
     if result.is_err()
         && let Some(parked) = &parked
+        && put_back(parked, env_dir).is_ok()
     {
-        let _ = remove_dir(env_dir);
-        if std::fs::rename(parked, env_dir).is_ok() {
-            info!("Put the previous env back");
-        }
+        info!("Put the previous env back");
     }
     result.map(|env| (env, parked))
 }

@@ -70,7 +70,6 @@ pub struct SyncReport {
     pub first_deployment: bool,
     /// The first changes, as "copy x" / "delete y", for the log.
     pub changes: Vec<String>,
-    pub warnings: Vec<String>,
 }
 
 /// KuduSync's ignore list.
@@ -318,13 +317,11 @@ impl Syncer<'_> {
                 continue;
             }
             if self.is_protected(&child) {
-                let warning = format!(
+                warn!(
                     "the repository has its own {child}/: it is not synced, so it cannot replace \
                      the live env (remove it from the repository, or rename the env with \
                      KUDUHOOK_ENV_NAME)"
                 );
-                warn!("{warning}");
-                self.report.warnings.push(warning);
                 continue;
             }
             sources.push(entry);
@@ -384,9 +381,7 @@ impl Syncer<'_> {
                     self.sync_dir(&child, &src_path, &dst_path, dir_exists)?;
                 }
                 Kind::Other => {
-                    let warning = format!("{child} is not a file, folder or link: not synced");
-                    warn!("{warning}");
-                    self.report.warnings.push(warning);
+                    warn!("{child} is not a file, folder or link: not synced");
                 }
             }
         }
@@ -459,12 +454,10 @@ impl Syncer<'_> {
         let link =
             fs::read_link(src_path).map_err(|e| DeployError::io("read the link", src_path, e))?;
         if !stays_inside(&self.options.from, src_path, &link) {
-            let warning = format!(
+            warn!(
                 "{relative} links to {}, outside the repository: not synced",
                 link.display()
             );
-            warn!("{warning}");
-            self.report.warnings.push(warning);
             return Ok(());
         }
         self.next.push(relative.to_string());
