@@ -144,7 +144,11 @@ impl DeployError {
             DeployError::SourceMissing { source, origin } => (
                 format!("the folder to deploy, {}, does not exist", source.display()),
                 format!("it was given by {origin}"),
-                "run kuduhook from the repository root, or pass --source <repo>".to_string(),
+                if *origin == Origin::Default {
+                    "run kuduhook from the repository root, or pass --source <repo>".to_string()
+                } else {
+                    format!("point {origin} at the repository to deploy")
+                },
             ),
             DeployError::Nested { source, target } => (
                 format!(
@@ -216,10 +220,16 @@ impl DeployError {
                 } else {
                     ""
                 };
+                let fix = match version_in(value) {
+                    Some(v) => format!("set {origin} to {v}{or_path}, or remove it"),
+                    None => {
+                        format!("set {origin} to a version such as 3.12{or_path}, or remove it")
+                    }
+                };
                 (
                     format!("{origin} is {value:?}, which is not a Python version"),
                     "a version is written X.Y or X.Y.Z, for example 3.12".to_string(),
-                    format!("set {origin} to a version such as 3.12{or_path}, or remove it"),
+                    fix,
                 )
             }
             DeployError::UnsupportedPython { version, origin } => (
