@@ -30,6 +30,18 @@ fn assert_previous_deployment_serves(site: &Site, run: &Run) {
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
 }
 
+/// Deploys once, pushes a change with `file` set to `content`, and deploys again: the second
+/// deployment must fail without touching the site. Returns its run, for the message.
+fn fails_before_touching_the_site(file: &str, content: &str) -> Run {
+    let site = deployed_site();
+    push_change(&site);
+    site.write(file, content);
+    let run = site.deploy(&[]);
+    run.assert_failed();
+    assert_previous_deployment_serves(&site, &run);
+    run
+}
+
 /// A change the failing deployment would have synced.
 fn push_change(site: &Site) {
     site.write("new_module.py", "X = 1\n");
@@ -38,17 +50,12 @@ fn push_change(site: &Site) {
 
 #[test]
 fn a_malformed_runtime_txt_fails_before_touching_the_site() {
-    let site = deployed_site();
-    push_change(&site);
-    site.write("runtime.txt", "\u{feff}  python3.12\r\n");
-    let run = site.deploy(&[]);
-    run.assert_failed()
+    fails_before_touching_the_site("runtime.txt", "\u{feff}  python3.12\r\n")
         .assert_contains(
             "error: runtime.txt line 1 says \"python3.12\", which is not a Python version",
         )
         .assert_contains("why: runtime.txt must hold one line python-X.Y or python-X.Y.Z")
         .assert_contains("fix: write python-3.12 into runtime.txt");
-    assert_previous_deployment_serves(&site, &run);
 }
 
 #[test]
@@ -62,23 +69,14 @@ fn runtime_txt_with_bom_crlf_and_spaces_is_accepted() {
 
 #[test]
 fn an_unsupported_python_fails_before_touching_the_site() {
-    let site = deployed_site();
-    push_change(&site);
-    site.write("runtime.txt", "python-2.7\n");
-    let run = site.deploy(&[]);
-    run.assert_failed()
+    fails_before_touching_the_site("runtime.txt", "python-2.7\n")
         .assert_contains("error: Python 2.7 (from runtime.txt line 1) is not supported")
         .assert_contains("need Python 3.6 or newer");
-    assert_previous_deployment_serves(&site, &run);
 }
 
 #[test]
 fn a_missing_interpreter_fails_listing_what_was_found() {
-    let site = deployed_site();
-    push_change(&site);
-    site.write("runtime.txt", "python-3.99\n");
-    let run = site.deploy(&[]);
-    run.assert_failed()
+    fails_before_touching_the_site("runtime.txt", "python-3.99\n")
         .assert_contains(
             "error: no interpreter for Python 3.99 (from runtime.txt line 1) was found",
         )
@@ -93,34 +91,34 @@ fn a_missing_interpreter_fails_listing_what_was_found() {
             support::version_of(&support::python("3.11"))
         ))
         .assert_contains("fix: ask for one of the versions found");
-    assert_previous_deployment_serves(&site, &run);
 }
 
 #[test]
 fn a_malformed_steps_file_fails_with_line_and_column() {
-    let site = deployed_site();
-    push_change(&site);
-    site.write("deploy/steps.json", "{\n  \"steps\": [\n    { \"step\": \"sync\" }\n    { \"step\": \"detect-runtime\" }\n  ]\n}\n");
-    let run = site.deploy(&[]);
-    run.assert_failed()
+    let missing_comma = r#"{
+  "steps": [
+    { "step": "sync" }
+    { "step": "detect-runtime" }
+  ]
+}
+"#;
+    fails_before_touching_the_site("deploy/steps.json", missing_comma)
         .assert_contains("error: deploy/steps.json line 4 column 5: expected `,` or `]`")
         .assert_contains("fix: fix deploy/steps.json");
-    assert_previous_deployment_serves(&site, &run);
 }
 
 #[test]
 fn an_unknown_step_fails_with_line_and_column() {
-    let site = deployed_site();
-    push_change(&site);
-    site.write(
-        "deploy/steps.json",
-        "{\n  \"steps\": [\n    { \"step\": \"sync\" },\n    { \"step\": \"npm-install\" }\n  ]\n}\n",
-    );
-    let run = site.deploy(&[]);
-    run.assert_failed()
+    let unknown_step = r#"{
+  "steps": [
+    { "step": "sync" },
+    { "step": "npm-install" }
+  ]
+}
+"#;
+    fails_before_touching_the_site("deploy/steps.json", unknown_step)
         .assert_contains("error: deploy/steps.json line 4 column 27: unknown variant `npm-install`")
         .assert_contains("expected one of `sync`, `detect-runtime`");
-    assert_previous_deployment_serves(&site, &run);
 }
 
 #[test]
