@@ -1,8 +1,11 @@
 //! The command line: what `kuduhook --help` shows. Parsing only; `lib.rs` acts on it.
 
-use std::path::PathBuf;
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::sync::OutsideLinks;
 
 /// Deploy a Python web app to Azure App Service on `git push`: sync, pick the Python, keep the
 /// env right, install requirements, run your own steps.
@@ -11,6 +14,25 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments. Run under the name `kudusync` (a copy or link of the
+    /// binary), it is `kuduhook sync`: deploy scripts quote `"$KUDU_SYNC_CMD"` as one word, so
+    /// that name is how it drops in for KuduSync.
+    pub fn from_env() -> Cli {
+        let mut args: Vec<OsString> = std::env::args_os().collect();
+        if args.first().is_some_and(|a| invoked_as_kudusync(a)) {
+            args.insert(1, "sync".into());
+        }
+        Cli::parse_from(args)
+    }
+}
+
+fn invoked_as_kudusync(program: &OsStr) -> bool {
+    Path::new(program)
+        .file_stem()
+        .is_some_and(|stem| stem.eq_ignore_ascii_case("kudusync"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -22,6 +44,90 @@ pub enum Command {
     /// SCM_COMMIT_ID) and the app settings; flags override them. Run by hand with none of them,
     /// it deploys the current folder into ../artifacts/wwwroot, like deploy.cmd did.
     Deploy(DeployArgs),
+
+    /// Sync a folder into another, as KuduSync does: a drop-in for KUDU_SYNC_CMD.
+    ///
+    /// Takes KuduSync's flags. Copies what changed (size or modification time; content for
+    /// web.config and --full-compare names, or everything with --checksum), deletes what the
+    /// previous manifest lists and the source lacks, keeps files the app wrote, and writes the
+    /// next manifest. Reads and writes manifests KuduSync understands.
+    Sync(SyncArgs),
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct SyncArgs {
+    /// The folder to sync from
+    #[arg(
+        short = 'f',
+        long = "from",
+        visible_alias = "fromDir",
+        value_name = "DIR"
+    )]
+    pub from: PathBuf,
+
+    /// The folder to sync into
+    #[arg(short = 't', long = "to", visible_alias = "toDir", value_name = "DIR")]
+    pub to: PathBuf,
+
+    /// Write the manifest of what was synced here
+    #[arg(
+        short = 'n',
+        long = "next-manifest",
+        visible_alias = "nextManifest",
+        value_name = "FILE"
+    )]
+    pub next_manifest: Option<PathBuf>,
+
+    /// The last successful sync's manifest: what may be deleted. A missing file means a first
+    /// deployment (Kudu's hostingstart.html goes).
+    #[arg(
+        short = 'p',
+        long = "previous-manifest",
+        visible_alias = "previousManifest",
+        value_name = "FILE"
+    )]
+    pub previous_manifest: Option<PathBuf>,
+
+    /// Patterns to leave out, separated by ';' (".git;.hg;*.pyc"): a name at any depth, or a
+    /// path from the root with '/'; globs allowed, case ignored
+    #[arg(short = 'i', long = "ignore", value_name = "PATTERNS")]
+    pub ignore: Option<String>,
+
+    /// Print no change lines and no summary (warnings and errors still show)
+    #[arg(short = 'q', long = "quiet", conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// List at most N changes, then progress lines [default: all]
+    #[arg(short = 'v', long = "verbose", value_name = "N", num_args = 0..=1, default_missing_value = "18446744073709551615")]
+    pub verbose: Option<usize>,
+
+    /// Print what would change, and change nothing
+    #[arg(short = 'w', long = "what-if", visible_alias = "whatIf")]
+    pub what_if: bool,
+
+    /// Ignore the previous manifest: delete whatever the source lacks (a clean deployment)
+    #[arg(
+        short = 'x',
+        long = "ignore-manifest",
+        visible_alias = "ignoreManifest"
+    )]
+    pub ignore_manifest: bool,
+
+    /// Print how long the sync took, by phase
+    #[arg(long)]
+    pub perf: bool,
+
+    /// Compare every same-size file by content, not modification time
+    #[arg(long)]
+    pub checksum: bool,
+
+    /// More names to compare by content, separated by ';' (web.config always is)
+    #[arg(long, value_name = "PATTERNS")]
+    pub full_compare: Option<String>,
+
+    /// What a link out of the source does: skip it with a warning, or fail before any change
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = OutsideLinks::Skip)]
+    pub outside_links: OutsideLinks,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -9,12 +9,14 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::DeployArgs;
+use crate::cli::{DeployArgs, SyncArgs};
 use crate::errors::DeployError;
 use crate::kudu::{DeploymentFile, KuduEnv, SettingSource, var};
 use crate::paths;
 use crate::platform::Platform;
+use crate::steps::env::parked_dir;
 use crate::steps_file::{BuiltinStep, StepEntry, StepsFile};
+use crate::sync::{DEFAULT_FULL_COMPARE, OutsideLinks, Patterns, SyncOptions, split_list};
 
 /// App settings (and `.deployment` keys) kuduhook reads.
 pub mod name {
@@ -25,6 +27,9 @@ pub mod name {
     pub const CUSTOM_REQUIREMENTSTXT_PATH: &str = "CUSTOM_REQUIREMENTSTXT_PATH";
     pub const KUDUHOOK_PIP_ARGS: &str = "KUDUHOOK_PIP_ARGS";
     pub const KUDUHOOK_SYNC_IGNORE: &str = "KUDUHOOK_SYNC_IGNORE";
+    pub const KUDUHOOK_SYNC_FULL_COMPARE: &str = "KUDUHOOK_SYNC_FULL_COMPARE";
+    pub const KUDUHOOK_SYNC_CHECKSUM: &str = "KUDUHOOK_SYNC_CHECKSUM";
+    pub const KUDUHOOK_SYNC_OUTSIDE_LINKS: &str = "KUDUHOOK_SYNC_OUTSIDE_LINKS";
     pub const DISABLE_COLLECTSTATIC: &str = "DISABLE_COLLECTSTATIC";
     pub const PRE_BUILD_COMMAND: &str = "PRE_BUILD_COMMAND";
     pub const POST_BUILD_COMMAND: &str = "POST_BUILD_COMMAND";
@@ -134,6 +139,10 @@ pub struct DeployConfig {
     pub pip_args: Setting<Vec<String>>,
     /// Ignore entries on top of [`DEFAULT_SYNC_IGNORE`].
     pub sync_ignore: Setting<Vec<String>>,
+    /// Names compared by content on top of `web.config`.
+    pub sync_full_compare: Setting<Vec<String>>,
+    pub sync_checksum: Setting<bool>,
+    pub sync_outside_links: Setting<OutsideLinks>,
     pub disable_collectstatic: Setting<bool>,
     pub pre_build_command: Option<Setting<String>>,
     pub post_build_command: Option<Setting<String>>,
@@ -339,12 +348,42 @@ impl DeployConfig {
         );
         let sync_ignore = lookup.layered(
             name::KUDUHOOK_SYNC_IGNORE,
-            split_ignore_list,
+            split_list,
             step_option(&steps, BuiltinStep::Sync, |e| {
                 Some(e.ignore.clone()).filter(|i| !i.is_empty())
             }),
             Vec::new(),
         );
+        let sync_full_compare = lookup.layered(
+            name::KUDUHOOK_SYNC_FULL_COMPARE,
+            split_list,
+            step_option(&steps, BuiltinStep::Sync, |e| {
+                Some(e.full_compare.clone()).filter(|i| !i.is_empty())
+            }),
+            Vec::new(),
+        );
+        let sync_checksum = lookup.layered(
+            name::KUDUHOOK_SYNC_CHECKSUM,
+            |v| truthy(v).unwrap_or(true),
+            step_option(&steps, BuiltinStep::Sync, |e| e.checksum),
+            false,
+        );
+        let sync_outside_links = match lookup.non_empty(name::KUDUHOOK_SYNC_OUTSIDE_LINKS) {
+            Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
+                "skip" => Setting::new(OutsideLinks::Skip, s.origin),
+                "error" => Setting::new(OutsideLinks::Error, s.origin),
+                _ => {
+                    return Err(DeployError::BadSetting {
+                        value: s.value,
+                        origin: s.origin,
+                        expected: "skip (a link out of the repository is left out, with a \
+                                   warning) or error (it fails the deployment)",
+                    });
+                }
+            },
+            None => step_option(&steps, BuiltinStep::Sync, |e| e.outside_links)
+                .unwrap_or_else(|| Setting::new(OutsideLinks::Skip, Origin::Default)),
+        };
         // Oryx's DISABLE_COLLECTSTATIC=true; any value but an explicit "off" turns it off.
         let disable_collectstatic = lookup.layered(
             name::DISABLE_COLLECTSTATIC,
@@ -353,13 +392,9 @@ impl DeployConfig {
             false,
         );
 
-        let idle_timeout = env
-            .get(var::SCM_COMMAND_IDLE_TIMEOUT)
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .filter(|&s| s > 0)
-            .unwrap_or(60);
+        let idle_timeout = idle_timeout(&env);
 
-        Ok(DeployConfig {
+        let config = DeployConfig {
             platform: Platform::host(),
             in_place: env.flag(var::IN_PLACE_DEPLOYMENT) || source.value == target.value,
             ignore_manifest: env.flag(var::IGNORE_MANIFEST),
@@ -372,17 +407,23 @@ impl DeployConfig {
             requirements,
             pip_args,
             sync_ignore,
+            sync_full_compare,
+            sync_checksum,
+            sync_outside_links,
             disable_collectstatic,
             pre_build_command: lookup.non_empty(name::PRE_BUILD_COMMAND),
             post_build_command: lookup.non_empty(name::POST_BUILD_COMMAND),
-            idle_timeout: Duration::from_secs(idle_timeout),
+            idle_timeout,
             source,
             target,
             next_manifest,
             previous_manifest,
             steps,
             env,
-        })
+        };
+        // Bad patterns fail now, before any step has run.
+        config.sync_options()?;
+        Ok(config)
     }
 
     /// The env folder in the target.
@@ -398,16 +439,85 @@ impl DeployConfig {
             .chain(self.sync_ignore.value.iter().cloned())
             .collect()
     }
+
+    /// The sync step's options: the manifests, the env kept out of reach, the user's lists.
+    pub fn sync_options(&self) -> Result<SyncOptions, DeployError> {
+        let env_name = &self.env_name.value;
+        let mut options = SyncOptions::new(&self.source.value, &self.target.value);
+        options.previous_manifest = Some(self.previous_manifest.value.clone());
+        options.next_manifest = Some(self.next_manifest.value.clone());
+        options.ignore = patterns(&self.sync_ignore_list(), &self.sync_ignore.origin)?;
+        let full_compare: Vec<String> = DEFAULT_FULL_COMPARE
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.sync_full_compare.value.iter().cloned())
+            .collect();
+        options.full_compare = patterns(&full_compare, &self.sync_full_compare.origin)?;
+        options.checksum = self.sync_checksum.value;
+        options.ignore_manifest = self.ignore_manifest;
+        options.protected = vec![
+            env_name.clone(),
+            parked_dir(Path::new(env_name))
+                .to_string_lossy()
+                .into_owned(),
+        ];
+        options.outside_links = self.sync_outside_links.value;
+        options.what_if = self.dry_run;
+        options.progress_interval = progress_interval(self.idle_timeout);
+        options.platform = self.platform;
+        Ok(options)
+    }
 }
 
-/// KuduSync's `-i` syntax: entries separated by `;`, blanks dropped.
-pub fn split_ignore_list(value: &str) -> Vec<String> {
-    value
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
+/// `kuduhook sync`'s options: KuduSync's flags, nothing else, except Kudu's idle timeout, which
+/// sets how often a long sync prints progress.
+pub fn sync_options(args: &SyncArgs, env: &KuduEnv) -> Result<SyncOptions, DeployError> {
+    let mut options = SyncOptions::new(&args.from, &args.to);
+    options.previous_manifest = args.previous_manifest.clone();
+    options.next_manifest = args.next_manifest.clone();
+    let list = |value: &Option<String>| value.as_deref().map(split_list).unwrap_or_default();
+    options.ignore = patterns(&list(&args.ignore), &Origin::Flag("-i"))?;
+    let full_compare: Vec<String> = DEFAULT_FULL_COMPARE
+        .iter()
+        .map(|s| s.to_string())
+        .chain(list(&args.full_compare))
+        .collect();
+    options.full_compare = patterns(&full_compare, &Origin::Flag("--full-compare"))?;
+    options.checksum = args.checksum;
+    options.ignore_manifest = args.ignore_manifest;
+    options.outside_links = args.outside_links;
+    options.what_if = args.what_if;
+    options.listed_changes = match (args.quiet, args.verbose) {
+        (true, _) => 0,
+        (false, Some(n)) => n,
+        (false, None) => usize::MAX,
+    };
+    options.progress_interval = progress_interval(idle_timeout(env));
+    Ok(options)
+}
+
+/// Compiles sync patterns; a bad one is named with the setting it came from.
+pub fn patterns(entries: &[String], origin: &Origin) -> Result<Patterns, DeployError> {
+    Patterns::new(entries).map_err(|pattern| DeployError::BadPattern {
+        pattern,
+        origin: origin.clone(),
+    })
+}
+
+/// How often a long sync prints progress: KuduSync's 20 s, or often enough that Kudu's idle
+/// timeout (a third of it) never passes in silence.
+pub fn progress_interval(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 3).clamp(Duration::from_secs(1), Duration::from_secs(20))
+}
+
+/// Kudu's idle timeout from `SCM_COMMAND_IDLE_TIMEOUT` (seconds; default 60).
+pub fn idle_timeout(env: &KuduEnv) -> Duration {
+    let seconds = env
+        .get(var::SCM_COMMAND_IDLE_TIMEOUT)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(60);
+    Duration::from_secs(seconds)
 }
 
 fn looks_like_path(value: &str) -> bool {

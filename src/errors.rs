@@ -37,6 +37,12 @@ pub enum DeployError {
         line: usize,
         value: String,
     },
+    /// A setting whose value is not one of those it takes.
+    BadSetting {
+        value: String,
+        origin: Origin,
+        expected: &'static str,
+    },
     /// A version setting (`--python`, `PYTHON_VERSION`) that does not say a version.
     BadVersionSetting { origin: Origin, value: String },
     /// A well-formed version kuduhook cannot build an env for.
@@ -88,6 +94,20 @@ pub enum DeployError {
         program: String,
         error: std::io::Error,
     },
+    /// The repository has a file or link where the site has a folder holding the app's files.
+    FolderInTheWay { relative: String, kept: usize },
+    /// A link in the repository points outside it, and the sync was told to refuse such links.
+    OutsideLink { relative: String, link: PathBuf },
+    /// A sync pattern (`-i`, `--full-compare`, a setting) is not a valid glob.
+    BadPattern { pattern: String, origin: Origin },
+    /// A file stayed locked or busy through every retry.
+    Busy {
+        action: &'static str,
+        path: PathBuf,
+        error: std::io::Error,
+        attempts: u32,
+        waited: std::time::Duration,
+    },
     /// A file operation failed.
     Io {
         action: &'static str,
@@ -106,6 +126,9 @@ pub mod site_state {
         "The app's files were updated; the previous env was put back and serves the site.";
     pub const ENV_RESTORED: &str =
         "The app's files were not changed; the previous env was put back and serves the site.";
+    pub const SYNC_PARTIAL: &str = "The sync stopped part-way: some files in the target are \
+        new, the rest are the previous deployment's. The manifest was not written; the next \
+        sync finishes the job and cleans up.";
     pub const ENV_NOT_RESTORED: &str = "The previous env could not be put back: the next \
         deployment restores it before anything else.";
 }
@@ -341,6 +364,65 @@ impl DeployError {
                 format!("could not start {program}"),
                 format!("the system said: {error}"),
                 format!("check that {program} is installed and on PATH"),
+            ),
+            DeployError::BadSetting {
+                value,
+                origin,
+                expected,
+            } => (
+                format!("{origin} is \"{value}\", which kuduhook does not understand"),
+                format!("it takes {expected}"),
+                format!("set {origin} to one of those values, or remove it"),
+            ),
+            DeployError::FolderInTheWay { relative, kept } => (
+                format!("the repository has a file named {relative} where the site has a folder"),
+                format!(
+                    "the folder holds {} that no deployment put there (written by the app), so \
+                     it cannot be replaced without losing them",
+                    crate::logging::plural(*kept, "entry")
+                ),
+                format!(
+                    "move what the app keeps in {relative}/ elsewhere (or delete the folder in \
+                     the site), or rename {relative} in the repository, then deploy again"
+                ),
+            ),
+            DeployError::OutsideLink { relative, link } => (
+                format!(
+                    "{relative} in the repository is a link to {}, outside the repository",
+                    link.display()
+                ),
+                "outside links were set to fail the sync (--outside-links error or \
+                 KUDUHOOK_SYNC_OUTSIDE_LINKS=error): the site would serve files that are not \
+                 part of the deployment"
+                    .to_string(),
+                format!(
+                    "commit the file itself instead of a link to it, or remove {relative} from \
+                     the repository"
+                ),
+            ),
+            DeployError::BadPattern { pattern, origin } => (
+                format!("the pattern \"{pattern}\" from {origin} is not a valid glob"),
+                "patterns use glob syntax: * and ? match within a name, ** across folders, \
+                 [...] a set of characters, and brackets must be closed"
+                    .to_string(),
+                format!("fix or remove \"{pattern}\" in {origin}"),
+            ),
+            DeployError::Busy {
+                action,
+                path,
+                error,
+                attempts,
+                waited,
+            } => (
+                format!("could not {action} {}", path.display()),
+                format!(
+                    "it stayed locked or busy through {attempts} attempts over {} (the system \
+                     said: {error})",
+                    crate::logging::seconds(*waited)
+                ),
+                "stop whatever holds the file (the running app, an FTP or editor session), or \
+                 clear a read-only or immutable attribute on it, then deploy again"
+                    .to_string(),
             ),
             DeployError::Io {
                 action,

@@ -13,7 +13,7 @@
 
 use std::process::ExitCode;
 
-use tracing::error;
+use tracing::{error, info};
 
 pub mod cli;
 pub mod config;
@@ -29,6 +29,7 @@ pub mod process;
 pub mod python;
 pub mod steps;
 pub mod steps_file;
+pub mod sync;
 
 use cli::{Cli, Command, DeployArgs};
 use errors::DeployError;
@@ -38,6 +39,55 @@ pub fn run(cli: Cli) -> ExitCode {
     logging::init();
     match cli.command {
         Command::Deploy(args) => deploy(&args),
+        Command::Sync(args) => sync_command(&args),
+    }
+}
+
+fn sync_command(args: &cli::SyncArgs) -> ExitCode {
+    let env = kudu::KuduEnv::from_process();
+    let options = match config::sync_options(args, &env) {
+        Ok(options) => options,
+        Err(e) => {
+            report(&e, errors::site_state::UNTOUCHED);
+            return ExitCode::FAILURE;
+        }
+    };
+    if !args.quiet {
+        info!(
+            "kuduhook sync from '{}' to '{}'{}",
+            options.from.display(),
+            options.to.display(),
+            if options.what_if {
+                " (what-if: nothing is changed)"
+            } else {
+                ""
+            }
+        );
+    }
+    match sync::sync(&options) {
+        Ok(report) => {
+            if !args.quiet {
+                info!("{}", report.summary());
+            }
+            if args.perf {
+                info!(
+                    "Operation took {:.3} seconds (walk and compare {}, changes {})",
+                    (report.planning + report.applying).as_secs_f64(),
+                    logging::seconds(report.planning),
+                    logging::seconds(report.applying)
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            let state = if failure.target_changed {
+                errors::site_state::SYNC_PARTIAL
+            } else {
+                errors::site_state::UNTOUCHED
+            };
+            report(&failure.error, state);
+            ExitCode::FAILURE
+        }
     }
 }
 

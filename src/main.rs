@@ -1,5 +1,3 @@
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
-    kuduhook::run(kuduhook::cli::Cli::parse())
+    kuduhook::run(kuduhook::cli::Cli::from_env())
 }

@@ -4,6 +4,10 @@
 //! KuduSync writes `/`-separated lines on Linux with no final newline and trims each line when
 //! reading; KuduSync.NET writes `\`-separated lines on Windows and compares them ignoring case.
 //! We read either (both separators, trimmed, case-insensitive) and write the platform's form.
+//!
+//! A manifest decides what a sync may delete, so a hostile or corrupt one must not reach outside
+//! the target: lines that are absolute, climb out with `..`, or hold a NUL are refused (kept in
+//! [`Manifest::refused`] for the log) and never match anything.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -17,22 +21,43 @@ pub const HOSTING_START: &str = "hostingstart.html";
 /// The set of paths a previous deployment wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
-    /// Lower-cased, `/`-separated.
+    /// Lower-cased, `/`-separated, relative.
     entries: HashSet<String>,
+    /// Lines that could reach outside the target, with why: never matched.
+    pub refused: Vec<Refused>,
+}
+
+/// A manifest line that was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub line: usize,
+    pub entry: String,
+    pub reason: &'static str,
 }
 
 impl Manifest {
     /// Parses manifest text written by KuduSync (either flavour) or by kuduhook.
     pub fn parse(text: &str) -> Manifest {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        Manifest {
-            entries: text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(key)
-                .collect(),
+        let mut manifest = Manifest::default();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            match key(line) {
+                Ok(key) if !key.is_empty() => {
+                    manifest.entries.insert(key);
+                }
+                Ok(_) => {}
+                Err(reason) => manifest.refused.push(Refused {
+                    line: index + 1,
+                    entry: line.escape_debug().to_string(),
+                    reason,
+                }),
+            }
         }
+        manifest
     }
 
     /// Reads a manifest; `Ok(None)` when there is none (a first deployment).
@@ -51,7 +76,12 @@ impl Manifest {
 
     /// Whether a `/`-separated relative path is listed (ignoring case, as KuduSync does).
     pub fn contains(&self, relative: &str) -> bool {
-        self.entries.contains(&key(relative))
+        key(relative).is_ok_and(|k| self.entries.contains(&k))
+    }
+
+    /// The listed paths (lower-cased, `/`-separated), in no particular order.
+    pub fn entries(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(String::as_str)
     }
 
     pub fn len(&self) -> usize {
@@ -63,8 +93,25 @@ impl Manifest {
     }
 }
 
-fn key(path: &str) -> String {
-    path.replace('\\', "/").trim_matches('/').to_lowercase()
+/// The comparable form of a relative path, or why it is refused.
+fn key(path: &str) -> Result<String, &'static str> {
+    if path.contains('\0') {
+        return Err("it contains a NUL character");
+    }
+    let bytes = path.as_bytes();
+    let has_drive = bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':';
+    if path.starts_with(['/', '\\']) || has_drive {
+        return Err("it is an absolute path");
+    }
+    let mut parts = Vec::new();
+    for part in path.split(['/', '\\']) {
+        match part {
+            "" | "." => {}
+            ".." => return Err("it climbs out of the target with '..'"),
+            part => parts.push(part.to_lowercase()),
+        }
+    }
+    Ok(parts.join("/"))
 }
 
 /// Renders `/`-separated paths as manifest text for `platform`.
@@ -108,6 +155,29 @@ mod tests {
             assert!(!m.contains("static/other.css"));
         }
         assert_eq!(node, net);
+    }
+
+    #[test]
+    fn lines_that_could_leave_the_target_are_refused() {
+        let m = Manifest::parse(
+            "ok.py\n/etc/passwd\n..\\outside\na/../../b\nC:\\x\nnul\0x\n./sub//c.py\n",
+        );
+        assert!(m.contains("ok.py"));
+        assert!(m.contains("sub/c.py"));
+        assert_eq!(m.len(), 2);
+        let lines: Vec<(usize, &str)> = m.refused.iter().map(|r| (r.line, r.reason)).collect();
+        assert_eq!(
+            lines,
+            vec![
+                (2, "it is an absolute path"),
+                (3, "it climbs out of the target with '..'"),
+                (4, "it climbs out of the target with '..'"),
+                (5, "it is an absolute path"),
+                (6, "it contains a NUL character"),
+            ]
+        );
+        assert!(!m.contains("etc/passwd"));
+        assert_eq!(m.refused[4].entry, "nul\\0x");
     }
 
     #[test]

@@ -23,6 +23,16 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Where kuduhook keeps what it knows about a target, beside it and outside the served files:
+/// `<parent>/.kuduhook/<name>` (on App Service, `/home/site/.kuduhook/wwwroot`).
+pub fn state_dir(target: &Path) -> PathBuf {
+    let name = target.file_name().map(|n| n.to_os_string());
+    let parent = target.parent().unwrap_or(target);
+    parent
+        .join(".kuduhook")
+        .join(name.unwrap_or_else(|| "root".into()))
+}
+
 /// A temporary file in `dir`, readable by others like a normally created file (so Kudu, the
 /// web server and KuduSync can read what is persisted from it), to be renamed into place.
 pub fn shared_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
@@ -50,5 +60,13 @@ mod tests {
         assert_eq!(normalize(Path::new("/a/../../b")), PathBuf::from("/../b"));
         assert!(!normalize(Path::new("/repo/../../etc")).starts_with("/repo"));
         assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
+    }
+
+    #[test]
+    fn state_lives_beside_the_target() {
+        assert_eq!(
+            state_dir(Path::new("/home/site/wwwroot")),
+            PathBuf::from("/home/site/.kuduhook/wwwroot")
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! file, the Python version and interpreter, the paths), so that a bad push fails before the
 //! site is touched. When a later step fails, an env that a rebuild set aside is put back.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use tracing::{info, info_span, warn};
@@ -45,7 +45,8 @@ pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
 
     // Preflight: fail before anything changes.
     if !config.in_place {
-        check_not_nested(&config.source.value, &config.target.value).map_err(untouched)?;
+        crate::sync::check_not_nested(&config.source.value, &config.target.value)
+            .map_err(untouched)?;
     }
     let python_skip = python_skip_reason(config);
     let wants_runtime = config
@@ -78,6 +79,7 @@ pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
         env: None,
         parked_env: None,
         files_changed: false,
+        sync_partial: false,
     };
     for (index, step) in plan.iter().enumerate() {
         info!("==> [{}/{}] {}", index + 1, plan.len(), step.name);
@@ -215,18 +217,6 @@ fn python_skip_reason(config: &DeployConfig) -> Option<String> {
     None
 }
 
-fn check_not_nested(source: &Path, target: &Path) -> Result<(), DeployError> {
-    let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
-    let (s, t) = (real(source), real(target));
-    if s != t && (t.starts_with(&s) || s.starts_with(&t)) {
-        return Err(DeployError::Nested {
-            source: source.to_path_buf(),
-            target: target.to_path_buf(),
-        });
-    }
-    Ok(())
-}
-
 /// A deployment in progress: what earlier steps found and made.
 struct Deployment<'a> {
     config: &'a DeployConfig,
@@ -237,6 +227,8 @@ struct Deployment<'a> {
     /// The previous env, set aside by a rebuild until the deployment succeeds.
     parked_env: Option<PathBuf>,
     files_changed: bool,
+    /// The sync failed after it had started changing the target.
+    sync_partial: bool,
 }
 
 impl Deployment<'_> {
@@ -262,7 +254,10 @@ impl Deployment<'_> {
         let runtime = || self.runtime.as_ref().expect("detect-runtime runs first");
         match builtin {
             BuiltinStep::Sync => {
-                let (outcome, changed) = sync::run(c)?;
+                let (outcome, changed) = sync::run(c).map_err(|failure| {
+                    self.sync_partial = failure.target_changed;
+                    failure.error
+                })?;
                 self.files_changed |= changed;
                 Ok(outcome)
             }
@@ -304,6 +299,7 @@ impl Deployment<'_> {
             _ => None,
         };
         let state = match (restored, self.files_changed) {
+            _ if self.sync_partial => state::SYNC_PARTIAL,
             (Some(false), _) => state::ENV_NOT_RESTORED,
             (Some(true), true) => state::FILES_CHANGED_ENV_RESTORED,
             (Some(true), false) => state::ENV_RESTORED,
@@ -311,18 +307,5 @@ impl Deployment<'_> {
             (None, false) => state::UNTOUCHED,
         };
         Failure { error, state }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nested_folders_are_refused_but_siblings_pass() {
-        let base = Path::new("/tmp/kuduhook-nested");
-        assert!(check_not_nested(&base.join("repo"), &base.join("repo/www")).is_err());
-        assert!(check_not_nested(&base.join("repo/www"), &base.join("repo")).is_err());
-        assert!(check_not_nested(&base.join("repo"), &base.join("repo2")).is_ok());
     }
 }

@@ -10,6 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::errors::DeployError;
+use crate::sync::OutsideLinks;
 
 /// The default pipeline: this repository's `deploy/steps.json`.
 pub const DEFAULT_STEPS_JSON: &str = include_str!("../deploy/steps.json");
@@ -81,8 +82,14 @@ pub struct StepEntry {
     pub name: String,
     pub enabled: bool,
     pub continue_on_error: bool,
-    /// `sync`: extra ignore entries, KuduSync style (a name at any depth, or `*suffix`).
+    /// `sync`: extra ignore patterns, KuduSync style (a name at any depth, or a glob).
     pub ignore: Vec<String>,
+    /// `sync`: extra names compared by content (besides `web.config`).
+    pub full_compare: Vec<String>,
+    /// `sync`: compare every same-size file by content.
+    pub checksum: Option<bool>,
+    /// `sync`: what a link out of the repository does.
+    pub outside_links: Option<OutsideLinks>,
     /// `validate-env`: the env folder's name.
     pub env_name: Option<String>,
     /// `pip-install`: the requirements file, relative to the app.
@@ -118,6 +125,9 @@ struct RawStepFields {
     enabled: Option<bool>,
     continue_on_error: Option<bool>,
     ignore: Option<Vec<String>>,
+    full_compare: Option<Vec<String>>,
+    checksum: Option<bool>,
+    outside_links: Option<OutsideLinks>,
     env_name: Option<String>,
     requirements: Option<String>,
     pip_args: Option<Vec<String>>,
@@ -151,7 +161,9 @@ impl TryFrom<RawStepFields> for RawStep {
             StepAction::Run(_) => "a run step",
         };
         let allowed: &[&str] = match &action {
-            StepAction::Builtin(BuiltinStep::Sync) => &["ignore"],
+            StepAction::Builtin(BuiltinStep::Sync) => {
+                &["ignore", "full_compare", "checksum", "outside_links"]
+            }
             StepAction::Builtin(BuiltinStep::ValidateEnv) => &["env_name"],
             StepAction::Builtin(BuiltinStep::PipInstall) => &["requirements", "pip_args"],
             StepAction::Builtin(_) => &[],
@@ -159,6 +171,9 @@ impl TryFrom<RawStepFields> for RawStep {
         };
         for (option, given) in [
             ("ignore", raw.ignore.is_some()),
+            ("full_compare", raw.full_compare.is_some()),
+            ("checksum", raw.checksum.is_some()),
+            ("outside_links", raw.outside_links.is_some()),
             ("env_name", raw.env_name.is_some()),
             ("requirements", raw.requirements.is_some()),
             ("pip_args", raw.pip_args.is_some()),
@@ -166,7 +181,7 @@ impl TryFrom<RawStepFields> for RawStep {
         ] {
             if given && !allowed.contains(&option) {
                 let owner = match option {
-                    "ignore" => "sync",
+                    "ignore" | "full_compare" | "checksum" | "outside_links" => "sync",
                     "env_name" => "validate-env",
                     "name" => "run steps",
                     _ => "pip-install",
@@ -195,6 +210,9 @@ impl TryFrom<RawStepFields> for RawStep {
             enabled: raw.enabled.unwrap_or(true),
             continue_on_error,
             ignore: raw.ignore.unwrap_or_default(),
+            full_compare: raw.full_compare.unwrap_or_default(),
+            checksum: raw.checksum,
+            outside_links: raw.outside_links,
             env_name: raw.env_name,
             requirements: raw.requirements,
             pip_args: raw.pip_args.unwrap_or_default(),

@@ -56,7 +56,7 @@ fn a_bumped_requirement_is_installed() {
 
     site.deploy(&[])
         .assert_ok()
-        .assert_contains("copy requirements.txt")
+        .assert_contains("Copying file: 'requirements.txt'")
         .assert_contains("Reusing env")
         .assert_contains("| Successfully installed kudupkg-2.0");
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
@@ -189,7 +189,7 @@ fn deleted_files_go_while_files_the_app_wrote_stay() {
     site.remove("static/old.css");
     site.deploy(&[])
         .assert_ok()
-        .assert_contains("delete static/old.css")
+        .assert_contains("Deleting file: 'static/old.css'")
         .assert_contains("kept 2 entries not from the repository");
     assert!(!site.target_file("static/old.css").exists());
     assert!(site.target_file("static/site.css").exists());
@@ -216,7 +216,7 @@ fn the_first_deployment_removes_kudus_placeholder_page() {
     std::fs::write(site.target_file("keep.txt"), "not ours").unwrap();
     site.deploy(&[])
         .assert_ok()
-        .assert_contains("delete hostingstart.html");
+        .assert_contains("Deleting file: 'hostingstart.html'");
     assert!(!site.target_file("hostingstart.html").exists());
     assert!(site.target_file("keep.txt").exists());
 }
@@ -239,7 +239,7 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
     let mark = site.mark_env();
     site.deploy(&["--dry-run", "--force-env-rebuild"])
         .assert_ok()
-        .assert_contains("copy requirements.txt")
+        .assert_contains("Copying file: 'requirements.txt'")
         .assert_contains("Would rebuild the env: forced by --force-env-rebuild");
     assert!(mark.exists());
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));

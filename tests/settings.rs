@@ -46,8 +46,8 @@ fn kudus_environment_drives_a_deployment_without_flags() {
     deploy_like_kudu(&site, &[])
         .assert_ok()
         .assert_contains("(commit 0123456789ab)")
-        .assert_contains("delete old.py")
-        .assert_contains("delete hostingstart.html");
+        .assert_contains("Deleting file: 'old.py'")
+        .assert_contains("Deleting file: 'hostingstart.html'");
     let next = std::fs::read_to_string(deployments.join("next/manifest")).unwrap();
     assert!(next.lines().any(|l| l == "app.py"), "{next}");
     assert!(!site.target_file("old.py").exists());
@@ -81,7 +81,7 @@ fn a_clean_deployment_deletes_what_the_repository_lacks_but_keeps_the_env() {
     deploy_like_kudu(&site, &[("IGNORE_MANIFEST", "1")])
         .assert_ok()
         .assert_contains("Clean deployment (IGNORE_MANIFEST=1)")
-        .assert_contains("delete stray.txt")
+        .assert_contains("Deleting file: 'stray.txt'")
         .assert_contains("Reusing env");
     assert!(!site.target_file("stray.txt").exists());
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));

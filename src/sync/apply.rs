@@ -1,0 +1,170 @@
+//! The sync's second phase: make the planned changes, in an order that never leaves the app a
+//! half-written file.
+//!
+//! Deletions first (a case-only rename frees its old name, a file gives way to a folder), then
+//! new folders, then copies in parallel, then links, then the full-compare names. A copy goes
+//! through the kernel's copy path (`copy_file_range`, which clones on filesystems that can) into
+//! a temporary file beside its destination, takes the source's mode and mtime, and is renamed
+//! over the destination. Busy or locked files are retried with backoff, then reported.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use tracing::{Span, warn};
+
+use super::plan::{FileCopy, Kind, Plan};
+use super::{Progress, SyncOptions, temp_beside};
+use crate::errors::DeployError;
+
+/// How many times a busy or locked file is tried (KuduSync tries 10 times too).
+const ATTEMPTS: u32 = 10;
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+pub(super) fn apply(
+    options: &SyncOptions,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<(), DeployError> {
+    let to = &options.to;
+    if !to.is_dir() {
+        fs::create_dir_all(to).map_err(|e| DeployError::io("create the target folder", to, e))?;
+    }
+    for removal in &plan.removals {
+        let path = to.join(&removal.relative);
+        let result = retry("delete", &path, || match removal.kind {
+            Kind::Dir => fs::remove_dir(&path),
+            _ => fs::remove_file(&path),
+        });
+        ignore_missing(result)?;
+    }
+    for folder in &plan.folders {
+        let path = to.join(folder);
+        retry("create the folder", &path, || match fs::create_dir(&path) {
+            // A case-insensitive filesystem may already have it under another case.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+            other => other,
+        })?;
+    }
+    let span = Span::current();
+    let (last, first): (Vec<&FileCopy>, Vec<&FileCopy>) = plan.copies.iter().partition(|c| c.last);
+    first.par_iter().try_for_each(|copy| {
+        let _entered = span.enter();
+        copy_file(&options.from, to, copy)?;
+        progress.copied(copy.len);
+        Ok::<(), DeployError>(())
+    })?;
+    for (relative, link) in &plan.links {
+        let path = to.join(relative);
+        retry("create the link", &path, || make_link(link, &path))?;
+    }
+    for copy in last {
+        copy_file(&options.from, to, copy)?;
+        progress.copied(copy.len);
+    }
+    Ok(())
+}
+
+/// Copies one file beside its destination, then renames it over the destination.
+fn copy_file(from: &Path, to: &Path, copy: &FileCopy) -> Result<(), DeployError> {
+    let src = from.join(&copy.relative);
+    let dst = to.join(&copy.relative);
+    let temp = temp_beside(&dst);
+    let result = retry("copy to", &dst, || write_copy(&src, &temp, copy))
+        .and_then(|()| retry("replace", &dst, || fs::rename(&temp, &dst)));
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+fn write_copy(src: &Path, temp: &Path, copy: &FileCopy) -> io::Result<()> {
+    let mut reader = fs::File::open(src)?;
+    let mut writer = fs::File::create(temp)?;
+    // File to file: the kernel's copy_file_range (a reflink where the filesystem has them).
+    io::copy(&mut reader, &mut writer)?;
+    writer.set_permissions(copy.permissions.clone())?;
+    if let Some(modified) = copy.modified {
+        writer.set_modified(modified)?;
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn make_link(link: &Path, at: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(link, at)
+}
+
+#[cfg(not(unix))]
+fn make_link(link: &Path, at: &Path) -> io::Result<()> {
+    // Windows needs a privilege for symlinks: copy what the link points to instead.
+    let resolved = at.parent().unwrap_or(Path::new(".")).join(link);
+    fs::copy(&resolved, at).map(|_| ())
+}
+
+/// A deletion of something already gone has done its job.
+fn ignore_missing(result: Result<(), DeployError>) -> Result<(), DeployError> {
+    match result {
+        Err(DeployError::Io { error, .. }) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// Whether an error may go away by itself: a file held open, locked or briefly busy.
+fn is_transient(error: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    // Windows: ERROR_SHARING_VIOLATION (32), ERROR_LOCK_VIOLATION (33).
+    let windows_lock = cfg!(windows) && matches!(error.raw_os_error(), Some(32 | 33));
+    windows_lock
+        || matches!(
+            error.kind(),
+            PermissionDenied
+                | ResourceBusy
+                | ExecutableFileBusy
+                | WouldBlock
+                | Interrupted
+                | TimedOut
+        )
+}
+
+/// Runs `op`, retrying transient failures with growing pauses; says so once, then reports.
+fn retry<T>(
+    action: &'static str,
+    path: &Path,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> Result<T, DeployError> {
+    let started = Instant::now();
+    let mut pause = FIRST_BACKOFF;
+    for attempt in 1..=ATTEMPTS {
+        match op() {
+            Ok(value) => return Ok(value),
+            Err(error) if !is_transient(&error) => {
+                return Err(DeployError::io(action, PathBuf::from(path), error));
+            }
+            Err(error) if attempt == ATTEMPTS => {
+                return Err(DeployError::Busy {
+                    action,
+                    path: path.to_path_buf(),
+                    error,
+                    attempts: attempt,
+                    waited: started.elapsed(),
+                });
+            }
+            Err(error) => {
+                if attempt == 1 {
+                    warn!(
+                        "could not {action} {} ({error}): it may be busy or locked, retrying \
+                         up to {ATTEMPTS} times",
+                        path.display()
+                    );
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    unreachable!("the last attempt returns")
+}

@@ -1,0 +1,479 @@
+//! The sync: copy a repository into the site with KuduSync's semantics, minus its defects.
+//!
+//! One implementation behind both the deploy pipeline's sync step and `kuduhook sync` (the
+//! drop-in for `KUDU_SYNC_CMD`). It runs in two phases:
+//! 1. [`plan`]: a parallel walk of source and target decides every change, and checks
+//!    everything that could fail for a reason the user must fix, before anything is touched.
+//! 2. [`apply`]: deletions, new folders, then copies in parallel (each written beside its
+//!    destination and renamed over it), links, and last the full-compare names (`web.config`,
+//!    whose change restarts the app, once everything else is in place).
+//!
+//! The rules:
+//! - Changed = missing, or size or modification time differ; full-compare names and
+//!   `--checksum` compare content. A copy keeps the source's mtime and mode.
+//! - A target entry the source lacks is deleted only when a previous deployment put it there:
+//!   the previous manifest lists it, or the ledger does (every path kuduhook synced into this
+//!   target and has not yet confirmed gone, kept in [`crate::paths::state_dir`], so files of a
+//!   deployment that failed after its sync are still cleaned up). A folder goes only once empty,
+//!   so files the app wrote itself survive. Protected names (the env) are never touched.
+//! - Nothing outside the target is touched: target entries are found by listing the target,
+//!   never by joining manifest lines; links in the target are never walked into; manifest lines
+//!   that are absolute or climb out with `..` are refused. Links in the source that point outside
+//!   it are skipped (or fail the sync); committed virtual environments are not synced.
+
+mod apply;
+pub mod patterns;
+mod plan;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tracing::{Span, info, warn};
+
+use crate::errors::DeployError;
+use crate::logging::{bytes, plural, seconds};
+use crate::manifest::{self, Manifest};
+use crate::paths;
+use crate::platform::Platform;
+
+pub use patterns::{Patterns, split_list};
+
+/// Names compared by content by default (KuduSync's list).
+pub const DEFAULT_FULL_COMPARE: [&str; 1] = ["web.config"];
+
+/// The ledger's file name in the target's state folder.
+const LEDGER: &str = "synced";
+
+/// What to do with a link in the source that points outside it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutsideLinks {
+    /// Skip it with a warning.
+    #[default]
+    Skip,
+    /// Fail the sync before anything is changed.
+    Error,
+}
+
+/// What to sync, and how.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    /// The last successful deployment's manifest. Given but missing: a first deployment (Kudu's
+    /// stock manifest, `hostingstart.html`). Not given: nothing is known to be ours.
+    pub previous_manifest: Option<PathBuf>,
+    /// Where to write the manifest of this sync.
+    pub next_manifest: Option<PathBuf>,
+    pub ignore: Patterns,
+    /// Names compared by content, not size and time.
+    pub full_compare: Patterns,
+    /// Compare every same-size file by content.
+    pub checksum: bool,
+    /// A clean deployment (`IGNORE_MANIFEST=1`, `-x`): delete whatever the source lacks.
+    pub ignore_manifest: bool,
+    /// Names at the target's root that are never synced nor deleted (the env).
+    pub protected: Vec<String>,
+    pub outside_links: OutsideLinks,
+    /// Compute and report, change nothing.
+    pub what_if: bool,
+    /// How many changes to list one per line before summarizing (`usize::MAX`: all).
+    pub listed_changes: usize,
+    /// How often a long sync says it is still working.
+    pub progress_interval: Duration,
+    pub platform: Platform,
+}
+
+impl SyncOptions {
+    /// Options with KuduSync's defaults for syncing `from` into `to`.
+    pub fn new(from: impl Into<PathBuf>, to: impl Into<PathBuf>) -> SyncOptions {
+        SyncOptions {
+            from: from.into(),
+            to: to.into(),
+            previous_manifest: None,
+            next_manifest: None,
+            ignore: Patterns::default(),
+            full_compare: Patterns::new(&DEFAULT_FULL_COMPARE).expect("valid default patterns"),
+            checksum: false,
+            ignore_manifest: false,
+            protected: Vec::new(),
+            outside_links: OutsideLinks::Skip,
+            what_if: false,
+            listed_changes: usize::MAX,
+            progress_interval: Duration::from_secs(20),
+            platform: Platform::host(),
+        }
+    }
+}
+
+/// What a sync did (or, in what-if mode, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub copied: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    /// Entries absent from the source that no deployment put there: written by the app, kept.
+    pub kept: usize,
+    pub bytes_copied: u64,
+    /// The previous manifest was given but missing: a site's first deployment.
+    pub first_deployment: bool,
+    pub what_if: bool,
+    /// Time spent walking and comparing, then changing the target.
+    pub planning: Duration,
+    pub applying: Duration,
+}
+
+impl SyncReport {
+    pub fn changed(&self) -> usize {
+        self.copied + self.deleted
+    }
+
+    /// One line: what changed, what was kept, how long it took.
+    pub fn summary(&self) -> String {
+        let mut text = if self.changed() == 0 {
+            format!(
+                "Nothing changed: {} unchanged",
+                plural(self.unchanged, "file")
+            )
+        } else {
+            format!(
+                "{} {} ({}), deleted {}, {} unchanged",
+                if self.what_if { "Would copy" } else { "Copied" },
+                plural(self.copied, "file"),
+                bytes(self.bytes_copied),
+                self.deleted,
+                self.unchanged
+            )
+        };
+        if self.kept > 0 {
+            text.push_str(&format!(
+                "; kept {} not from the repository (written by the app)",
+                plural(self.kept, "entry")
+            ));
+        }
+        text.push_str(&format!(" in {}", seconds(self.planning + self.applying)));
+        text
+    }
+}
+
+/// A failed sync, and whether it had started changing the target.
+#[derive(Debug)]
+pub struct SyncError {
+    pub error: DeployError,
+    /// False for every error found while planning: the target is as it was.
+    pub target_changed: bool,
+}
+
+impl From<DeployError> for SyncError {
+    fn from(error: DeployError) -> Self {
+        SyncError {
+            error,
+            target_changed: false,
+        }
+    }
+}
+
+/// Syncs `options.from` into `options.to`; see the module documentation for the rules.
+pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
+    if !options.from.is_dir() {
+        return Err(DeployError::io(
+            "sync from",
+            &options.from,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
+        )
+        .into());
+    }
+    check_not_nested(&options.from, &options.to)?;
+    let (previous, first_deployment) = match &options.previous_manifest {
+        Some(path) => match Manifest::read(path)
+            .map_err(|e| DeployError::io("read the previous manifest", path, e))?
+        {
+            Some(manifest) => (manifest, false),
+            None => (Manifest::first_deployment(), true),
+        },
+        None => (Manifest::default(), false),
+    };
+    let ledger_path = paths::state_dir(&options.to).join(LEDGER);
+    let ledger = match Manifest::read(&ledger_path) {
+        Ok(ledger) => ledger.unwrap_or_default(),
+        Err(e) => {
+            warn!(
+                "could not read {} ({e}): files of failed deployments may be left behind",
+                ledger_path.display()
+            );
+            Manifest::default()
+        }
+    };
+    warn_refused(
+        &previous,
+        "the previous manifest",
+        options.previous_manifest.as_deref(),
+    );
+    warn_refused(&ledger, "the ledger", Some(&ledger_path));
+
+    let progress = Progress::default();
+    let mut report = SyncReport {
+        first_deployment,
+        what_if: options.what_if,
+        ..SyncReport::default()
+    };
+    with_progress(
+        &progress,
+        options.progress_interval,
+        || -> Result<(), SyncError> {
+            let started = Instant::now();
+            let plan = plan::Planner::new(options, &previous, &ledger, &progress).plan()?;
+            report.planning = started.elapsed();
+            for warning in &plan.warnings {
+                warn!("{warning}");
+            }
+            for (entry, link) in plan.through_links(&previous, &ledger) {
+                warn!(
+                    "a manifest lists {entry}, inside {link}, which is a link in the target: \
+                 refused, links in the target are never followed"
+                );
+            }
+            plan.log_changes(options.listed_changes);
+            report.copied = plan.copies.len() + plan.links.len();
+            report.deleted = plan.removals.len();
+            report.unchanged = plan.unchanged;
+            report.kept = plan.kept;
+            report.bytes_copied = plan.copies.iter().map(|c| c.len).sum();
+            if options.what_if {
+                return Ok(());
+            }
+
+            let started = Instant::now();
+            // Write-ahead: whatever this sync may create is recorded before it exists.
+            let mut ahead: Vec<String> = ledger.entries().map(String::from).collect();
+            ahead.extend(plan.manifest.iter().cloned());
+            write_ledger(&ledger_path, &ahead, options.platform);
+            progress.start_applying(plan.copies.len(), report.bytes_copied);
+            let changed = |error| SyncError {
+                error,
+                target_changed: true,
+            };
+            apply::apply(options, &plan, &progress).map_err(changed)?;
+            if let Some(next) = &options.next_manifest {
+                manifest::write(next, &plan.manifest, options.platform)
+                    .map_err(|e| changed(DeployError::io("write the manifest", next, e)))?;
+            }
+            write_ledger(&ledger_path, &plan.manifest, options.platform);
+            report.applying = started.elapsed();
+            Ok(())
+        },
+    )?;
+    Ok(report)
+}
+
+/// Refuses a source and target where one contains the other (the same folder is allowed: an
+/// in-place deployment, which the caller skips).
+pub fn check_not_nested(source: &Path, target: &Path) -> Result<(), DeployError> {
+    let real = |p: &Path| {
+        p.canonicalize()
+            .unwrap_or_else(|_| paths::normalize(&std::path::absolute(p).unwrap_or(p.into())))
+    };
+    let (s, t) = (real(source), real(target));
+    if s != t && (t.starts_with(&s) || s.starts_with(&t)) {
+        return Err(DeployError::Nested {
+            source: source.to_path_buf(),
+            target: target.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn warn_refused(manifest: &Manifest, what: &str, path: Option<&Path>) {
+    let shown = path.map(|p| p.display().to_string()).unwrap_or_default();
+    for refused in &manifest.refused {
+        warn!(
+            "{what} {shown} line {}: \"{}\" refused, {}; nothing outside the target is touched",
+            refused.line, refused.entry, refused.reason
+        );
+    }
+}
+
+fn write_ledger(path: &Path, entries: &[String], platform: Platform) {
+    if let Err(e) = manifest::write(path, entries, platform) {
+        warn!(
+            "could not write {} ({e}): if this deployment fails later, files it added may be \
+             left behind",
+            path.display()
+        );
+    }
+}
+
+/// Counters a long sync reports while it works.
+#[derive(Debug, Default)]
+pub(crate) struct Progress {
+    examined: AtomicUsize,
+    copied: AtomicUsize,
+    bytes: AtomicU64,
+    /// Set once the apply phase starts: (files, bytes) to copy.
+    to_copy: AtomicUsize,
+    bytes_to_copy: AtomicU64,
+    applying: std::sync::atomic::AtomicBool,
+}
+
+impl Progress {
+    pub(crate) fn examined(&self) {
+        self.examined.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn copied(&self, len: u64) {
+        self.copied.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+    }
+
+    fn start_applying(&self, files: usize, bytes: u64) {
+        self.to_copy.store(files, Ordering::Relaxed);
+        self.bytes_to_copy.store(bytes, Ordering::Relaxed);
+        self.applying.store(true, Ordering::Relaxed);
+    }
+
+    fn line(&self) -> String {
+        if self.applying.load(Ordering::Relaxed) {
+            format!(
+                "Copied {} of {} files ({} of {})...",
+                self.copied.load(Ordering::Relaxed),
+                self.to_copy.load(Ordering::Relaxed),
+                bytes(self.bytes.load(Ordering::Relaxed)),
+                bytes(self.bytes_to_copy.load(Ordering::Relaxed))
+            )
+        } else {
+            format!(
+                "Processed {} files...",
+                self.examined.load(Ordering::Relaxed)
+            )
+        }
+    }
+}
+
+/// Runs `work` while a second thread prints a progress line every `interval`, so a long sync
+/// is never mistaken for a hung one (Kudu kills a command silent for its idle timeout).
+fn with_progress<T>(progress: &Progress, interval: Duration, work: impl FnOnce() -> T) -> T {
+    let (done, wait) = mpsc::channel::<()>();
+    let span = Span::current();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let _entered = span.enter();
+            while let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(interval) {
+                info!("{}", progress.line());
+            }
+        });
+        let result = work();
+        drop(done);
+        result
+    })
+}
+
+/// A link target that stays inside the source, rewritten to point at the same place from the
+/// link's position in the target; `None` when it leads outside.
+fn link_inside(from: &Path, relative: &str, link: &Path) -> Option<PathBuf> {
+    let parent = Path::new(relative).parent().unwrap_or(Path::new(""));
+    let resolved = if link.is_absolute() {
+        paths::normalize(link)
+    } else {
+        paths::normalize(&from.join(parent).join(link))
+    };
+    let inside = resolved.strip_prefix(from).ok()?;
+    if link.is_relative() {
+        return Some(link.to_path_buf());
+    }
+    // An absolute link into the source would point back at the repository from the site.
+    let mut relative_link = PathBuf::new();
+    for _ in parent.components() {
+        relative_link.push("..");
+    }
+    relative_link.push(inside);
+    if relative_link.as_os_str().is_empty() {
+        relative_link.push(".");
+    }
+    Some(relative_link)
+}
+
+/// Whether `name` is a temporary file an interrupted sync left behind.
+fn is_leftover_temp(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+}
+
+const TEMP_SUFFIX: &str = ".kuduhook-tmp";
+
+/// Where a copy of `dst` is written before it is renamed over it.
+fn temp_beside(dst: &Path) -> PathBuf {
+    let name = dst
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    dst.with_file_name(format!(".{name}{TEMP_SUFFIX}"))
+}
+
+/// Whether two files hold the same bytes (read in blocks; stops at the first difference).
+fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let (mut fa, mut fb) = (fs::File::open(a)?, fs::File::open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let n = read_full(&mut fa, &mut ba)?;
+        let m = read_full(&mut fb, &mut bb)?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+
+    fn read_full(file: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match file.read(&mut buf[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        Ok(filled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_must_stay_inside_the_source() {
+        let from = Path::new("/repo");
+        let inside = |rel: &str, link: &str| link_inside(from, rel, Path::new(link));
+        assert_eq!(inside("a/link", "../b"), Some(PathBuf::from("../b")));
+        assert_eq!(inside("link", "../etc"), None);
+        assert_eq!(inside("link", "/etc/passwd"), None);
+        assert_eq!(inside("a/link", "../../../.."), None);
+        // An absolute link into the repository is made relative, so the site's copy points
+        // into the site, not back at the repository.
+        assert_eq!(
+            inside("a/b/link", "/repo/x/y"),
+            Some(PathBuf::from("../../x/y"))
+        );
+        assert_eq!(inside("link", "/repo/x"), Some(PathBuf::from("x")));
+    }
+
+    #[test]
+    fn nested_folders_are_refused_but_siblings_pass() {
+        let base = Path::new("/tmp/kuduhook-nested");
+        assert!(check_not_nested(&base.join("repo"), &base.join("repo/www")).is_err());
+        assert!(check_not_nested(&base.join("repo/www"), &base.join("repo")).is_err());
+        assert!(check_not_nested(&base.join("repo"), &base.join("repo2")).is_ok());
+        assert!(check_not_nested(&base.join("repo"), &base.join("repo/../repo/x")).is_err());
+    }
+
+    #[test]
+    fn leftover_temps_are_recognized() {
+        let temp = temp_beside(Path::new("/site/app.py"));
+        assert_eq!(temp, PathBuf::from("/site/.app.py.kuduhook-tmp"));
+        assert!(is_leftover_temp(".app.py.kuduhook-tmp"));
+        assert!(!is_leftover_temp("app.py"));
+    }
+}

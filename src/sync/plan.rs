@@ -1,0 +1,478 @@
+//! The sync's first phase: walk source and target in parallel and decide every change.
+//!
+//! Nothing here writes. Every condition the user must fix (a folder in the way holding the app's
+//! files, a link out of the repository under `--outside-links error`) fails here, so a failed
+//! sync of that kind leaves the target exactly as it was.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, FileType, Metadata, Permissions};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+use tracing::info;
+
+use super::{OutsideLinks, Progress, SyncOptions, is_leftover_temp, link_inside, same_content};
+use crate::errors::DeployError;
+use crate::manifest::Manifest;
+use crate::paths;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    File,
+    Dir,
+    Symlink,
+    Other,
+}
+
+impl Kind {
+    fn of(file_type: FileType) -> Kind {
+        if file_type.is_symlink() {
+            Kind::Symlink
+        } else if file_type.is_dir() {
+            Kind::Dir
+        } else if file_type.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        }
+    }
+}
+
+/// A target entry to delete (a folder only after everything in it).
+#[derive(Debug)]
+pub(super) struct Removal {
+    pub relative: String,
+    pub kind: Kind,
+}
+
+/// A file to copy, with what the copy must carry over.
+#[derive(Debug)]
+pub(super) struct FileCopy {
+    pub relative: String,
+    pub len: u64,
+    pub modified: Option<SystemTime>,
+    pub permissions: Permissions,
+    /// A full-compare name: copied last.
+    pub last: bool,
+}
+
+/// Every change a sync makes, in the order the apply phase needs them.
+#[derive(Debug, Default)]
+pub(super) struct Plan {
+    pub removals: Vec<Removal>,
+    /// Folders to create, parents first.
+    pub folders: Vec<String>,
+    pub copies: Vec<FileCopy>,
+    /// Links to create: (relative path, what it points to).
+    pub links: Vec<(String, PathBuf)>,
+    /// The next manifest: every file, folder and link synced.
+    pub manifest: Vec<String>,
+    pub unchanged: usize,
+    pub kept: usize,
+    /// Links found in the target: nothing under them is ever reached.
+    pub target_links: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    fn append(&mut self, other: Plan) {
+        self.removals.extend(other.removals);
+        self.folders.extend(other.folders);
+        self.copies.extend(other.copies);
+        self.links.extend(other.links);
+        self.manifest.extend(other.manifest);
+        self.unchanged += other.unchanged;
+        self.kept += other.kept;
+        self.target_links.extend(other.target_links);
+        self.warnings.extend(other.warnings);
+    }
+
+    /// Manifest entries that would reach through a link in the target.
+    pub fn through_links(&self, previous: &Manifest, ledger: &Manifest) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        for link in &self.target_links {
+            let prefix = format!("{}/", link.to_lowercase());
+            for entry in previous.entries().chain(ledger.entries()) {
+                if entry.starts_with(&prefix) {
+                    found.push((entry.to_string(), link.clone()));
+                }
+            }
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Logs the changes as KuduSync does: one line each, up to `limit`.
+    pub fn log_changes(&self, limit: usize) {
+        let lines = self
+            .removals
+            .iter()
+            .map(|r| match r.kind {
+                Kind::Dir => format!("Deleting directory: '{}'", r.relative),
+                _ => format!("Deleting file: '{}'", r.relative),
+            })
+            .chain(
+                self.copies
+                    .iter()
+                    .map(|c| format!("Copying file: '{}'", c.relative)),
+            )
+            .chain(
+                self.links
+                    .iter()
+                    .map(|(r, l)| format!("Linking: '{r}' -> '{}'", l.display())),
+            );
+        let total = self.removals.len() + self.copies.len() + self.links.len();
+        for line in lines.take(limit) {
+            info!("{line}");
+        }
+        if total > limit && limit > 0 {
+            info!("... and {} more changes", total - limit);
+        }
+    }
+}
+
+/// One entry of a folder listing, from a single `lstat`.
+struct Entry {
+    name: String,
+    kind: Kind,
+    meta: Metadata,
+}
+
+/// Lists a folder without following links.
+fn list(dir: &Path) -> Result<Vec<Entry>, DeployError> {
+    let read = fs::read_dir(dir).map_err(|e| DeployError::io("list", dir, e))?;
+    let mut entries = Vec::new();
+    for item in read {
+        let item = item.map_err(|e| DeployError::io("list", dir, e))?;
+        let meta = item
+            .metadata()
+            .map_err(|e| DeployError::io("read the metadata of", item.path(), e))?;
+        entries.push(Entry {
+            name: item.file_name().to_string_lossy().into_owned(),
+            kind: Kind::of(meta.file_type()),
+            meta,
+        });
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+fn join(relative: &str, name: &str) -> String {
+    if relative.is_empty() {
+        name.to_string()
+    } else {
+        format!("{relative}/{name}")
+    }
+}
+
+/// Decides a sync's changes.
+pub(super) struct Planner<'a> {
+    options: &'a SyncOptions,
+    /// The source, absolute and lexically normalized, and as the disk resolves it.
+    from: PathBuf,
+    from_real: PathBuf,
+    previous: &'a Manifest,
+    ledger: &'a Manifest,
+    progress: &'a Progress,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(
+        options: &'a SyncOptions,
+        previous: &'a Manifest,
+        ledger: &'a Manifest,
+        progress: &'a Progress,
+    ) -> Planner<'a> {
+        let from = paths::normalize(
+            &std::path::absolute(&options.from).unwrap_or_else(|_| options.from.clone()),
+        );
+        let from_real = options.from.canonicalize().unwrap_or_else(|_| from.clone());
+        Planner {
+            options,
+            from,
+            from_real,
+            previous,
+            ledger,
+            progress,
+        }
+    }
+
+    pub fn plan(&self) -> Result<Plan, DeployError> {
+        self.plan_dir("", self.options.to.is_dir())
+    }
+
+    /// Whether a previous deployment put `relative` into the target.
+    fn is_ours(&self, relative: &str) -> bool {
+        self.options.ignore_manifest
+            || self.previous.contains(relative)
+            || self.ledger.contains(relative)
+    }
+
+    fn is_protected(&self, relative: &str) -> bool {
+        self.options
+            .protected
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(relative))
+    }
+
+    fn src(&self, relative: &str) -> PathBuf {
+        self.options.from.join(relative)
+    }
+
+    fn dst(&self, relative: &str) -> PathBuf {
+        self.options.to.join(relative)
+    }
+
+    /// Plans folder `relative`, whose target counterpart exists (as a folder) or not.
+    fn plan_dir(&self, relative: &str, dst_exists: bool) -> Result<Plan, DeployError> {
+        let mut plan = Plan::default();
+        let mut sources = Vec::new();
+        for entry in list(&self.src(relative))? {
+            let child = join(relative, &entry.name);
+            if self.options.ignore.matches(&child, &entry.name) {
+                continue;
+            }
+            if self.is_protected(&child) {
+                plan.warnings.push(format!(
+                    "the repository has its own {child}/: it is not synced, so it cannot replace \
+                     the live env (remove it from the repository, or rename the env with \
+                     KUDUHOOK_ENV_NAME)"
+                ));
+                continue;
+            }
+            if entry.kind == Kind::Dir && self.src(&child).join("pyvenv.cfg").is_file() {
+                plan.warnings.push(format!(
+                    "{child}/ is a virtual environment committed to the repository (it has \
+                     pyvenv.cfg): not synced, the env is built on the server; add {child}/ to \
+                     .gitignore"
+                ));
+                continue;
+            }
+            sources.push(entry);
+        }
+        let mut targets: HashMap<String, Entry> = HashMap::new();
+        if dst_exists {
+            for entry in list(&self.dst(relative))? {
+                if entry.kind == Kind::Symlink {
+                    plan.target_links.push(join(relative, &entry.name));
+                }
+                targets.insert(entry.name.clone(), entry);
+            }
+        }
+
+        // Target entries the source lacks (a case-only rename is one: the old name goes).
+        let source_names: HashSet<&str> = sources.iter().map(|e| e.name.as_str()).collect();
+        let mut absent: Vec<&Entry> = targets
+            .values()
+            .filter(|t| !source_names.contains(t.name.as_str()))
+            .collect();
+        absent.sort_by(|a, b| a.name.cmp(&b.name));
+        for entry in absent {
+            let child = join(relative, &entry.name);
+            if self.options.ignore.matches(&child, &entry.name) || self.is_protected(&child) {
+                continue;
+            }
+            if entry.kind != Kind::Dir && is_leftover_temp(&entry.name) {
+                plan.removals.push(Removal {
+                    relative: child,
+                    kind: entry.kind,
+                });
+            } else if self.is_ours(&child) {
+                self.plan_delete(&mut plan, child, entry.kind)?;
+            } else {
+                plan.kept += 1;
+            }
+        }
+
+        let mut subdirs = Vec::new();
+        for entry in &sources {
+            self.progress.examined();
+            let child = join(relative, &entry.name);
+            let existing = targets.get(&entry.name);
+            match entry.kind {
+                Kind::File => {
+                    plan.manifest.push(child.clone());
+                    self.plan_file(&mut plan, child, entry, existing)?;
+                }
+                Kind::Symlink => self.plan_link(&mut plan, child, existing)?,
+                Kind::Dir => {
+                    plan.manifest.push(child.clone());
+                    let exists = match existing.map(|e| e.kind) {
+                        Some(Kind::Dir) => true,
+                        Some(kind) => {
+                            plan.removals.push(Removal {
+                                relative: child.clone(),
+                                kind,
+                            });
+                            false
+                        }
+                        None => false,
+                    };
+                    if !exists {
+                        plan.folders.push(child.clone());
+                    }
+                    subdirs.push((child, exists));
+                }
+                Kind::Other => plan.warnings.push(format!(
+                    "{child} is not a file, folder or link (a socket or pipe?): not synced"
+                )),
+            }
+        }
+
+        let planned: Vec<Plan> = subdirs
+            .par_iter()
+            .map(|(child, exists)| self.plan_dir(child, *exists))
+            .collect::<Result<_, _>>()?;
+        for sub in planned {
+            plan.append(sub);
+        }
+        Ok(plan)
+    }
+
+    fn plan_file(
+        &self,
+        plan: &mut Plan,
+        relative: String,
+        source: &Entry,
+        existing: Option<&Entry>,
+    ) -> Result<(), DeployError> {
+        let last = self.options.full_compare.matches(&relative, &source.name);
+        if let Some(target) = existing {
+            match target.kind {
+                Kind::File => {
+                    if self.is_unchanged(&relative, source, target, last)? {
+                        plan.unchanged += 1;
+                        return Ok(());
+                    }
+                }
+                Kind::Dir => self.clear_folder(plan, &relative)?,
+                kind => plan.removals.push(Removal {
+                    relative: relative.clone(),
+                    kind,
+                }),
+            }
+        }
+        plan.copies.push(FileCopy {
+            relative,
+            len: source.meta.len(),
+            modified: source.meta.modified().ok(),
+            permissions: source.meta.permissions(),
+            last,
+        });
+        Ok(())
+    }
+
+    fn is_unchanged(
+        &self,
+        relative: &str,
+        source: &Entry,
+        target: &Entry,
+        full_compare: bool,
+    ) -> Result<bool, DeployError> {
+        if source.meta.len() != target.meta.len() {
+            return Ok(false);
+        }
+        if full_compare || self.options.checksum {
+            let (src, dst) = (self.src(relative), self.dst(relative));
+            return same_content(&src, &dst).map_err(|e| DeployError::io("compare", src, e));
+        }
+        Ok(matches!(
+            (source.meta.modified(), target.meta.modified()),
+            (Ok(a), Ok(b)) if a == b
+        ))
+    }
+
+    fn plan_link(
+        &self,
+        plan: &mut Plan,
+        relative: String,
+        existing: Option<&Entry>,
+    ) -> Result<(), DeployError> {
+        let src = self.src(&relative);
+        let link = fs::read_link(&src).map_err(|e| DeployError::io("read the link", &src, e))?;
+        // Inside by its text, and inside as the disk resolves it (no link out on the way).
+        let rewritten = link_inside(&self.from, &relative, &link).filter(|_| {
+            src.canonicalize()
+                .map(|real| real.starts_with(&self.from_real))
+                .unwrap_or(true)
+        });
+        let Some(rewritten) = rewritten else {
+            if self.options.outside_links == OutsideLinks::Error {
+                return Err(DeployError::OutsideLink { relative, link });
+            }
+            plan.warnings.push(format!(
+                "{relative} links to {}, outside the repository: not synced (commit the file \
+                 itself; --outside-links error makes this fail the sync)",
+                link.display()
+            ));
+            return Ok(());
+        };
+        plan.manifest.push(relative.clone());
+        if let Some(target) = existing {
+            match target.kind {
+                Kind::Symlink
+                    if fs::read_link(self.dst(&relative)).ok().as_ref() == Some(&rewritten) =>
+                {
+                    plan.unchanged += 1;
+                    return Ok(());
+                }
+                Kind::Dir => self.clear_folder(plan, &relative)?,
+                kind => plan.removals.push(Removal {
+                    relative: relative.clone(),
+                    kind,
+                }),
+            }
+        }
+        plan.links.push((relative, rewritten));
+        Ok(())
+    }
+
+    /// Plans the deletion of an entry a previous deployment made; a folder keeps what is not
+    /// ours (and then stays). Returns how many entries were kept.
+    fn plan_delete(
+        &self,
+        plan: &mut Plan,
+        relative: String,
+        kind: Kind,
+    ) -> Result<usize, DeployError> {
+        if kind != Kind::Dir {
+            plan.removals.push(Removal { relative, kind });
+            return Ok(0);
+        }
+        let mut kept = 0;
+        for entry in list(&self.dst(&relative))? {
+            let child = join(&relative, &entry.name);
+            if entry.kind == Kind::Symlink {
+                plan.target_links.push(child.clone());
+            }
+            if self.is_ours(&child) || (entry.kind != Kind::Dir && is_leftover_temp(&entry.name)) {
+                kept += self.plan_delete(plan, child, entry.kind)?;
+            } else {
+                kept += 1;
+            }
+        }
+        if kept == 0 {
+            plan.removals.push(Removal { relative, kind });
+        } else {
+            plan.kept += kept;
+        }
+        Ok(kept)
+    }
+
+    /// The source has a file or link where the target has a folder: the folder must go whole,
+    /// which it can only when nothing in it is the app's own.
+    fn clear_folder(&self, plan: &mut Plan, relative: &str) -> Result<(), DeployError> {
+        let mut tentative = Plan::default();
+        let kept = self.plan_delete(&mut tentative, relative.to_string(), Kind::Dir)?;
+        if kept != 0 {
+            return Err(DeployError::FolderInTheWay {
+                relative: relative.to_string(),
+                kept,
+            });
+        }
+        plan.append(tentative);
+        Ok(())
+    }
+}
