@@ -127,13 +127,14 @@ pub fn render(paths: &[String], platform: Platform) -> String {
     text
 }
 
-/// Writes a manifest atomically: a reader sees the old one or the new one, never half.
+/// Writes a manifest atomically: a reader sees the old one or the new one, never half. Not
+/// fsynced: after a power cut a manifest can at worst be empty, and an empty previous manifest
+/// only means nothing is deleted (the safe side).
 pub fn write(path: &Path, paths: &[String], platform: Platform) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut file = crate::paths::shared_temp_file(dir)?;
     file.write_all(render(paths, platform).as_bytes())?;
-    file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

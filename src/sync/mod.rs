@@ -25,6 +25,8 @@ mod apply;
 pub mod patterns;
 mod plan;
 
+use plan::{Plan, Planner};
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -220,53 +222,116 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
         what_if: options.what_if,
         ..SyncReport::default()
     };
+    let pool = thread_pool();
     with_progress(
         &progress,
         options.progress_interval,
         || -> Result<(), SyncError> {
             let started = Instant::now();
-            let plan = plan::Planner::new(options, &previous, &ledger, &progress).plan()?;
+            let plan =
+                pool.install(|| Planner::new(options, &previous, &ledger, &progress).plan())?;
             report.planning = started.elapsed();
-            for warning in &plan.warnings {
-                warn!("{warning}");
-            }
-            for (entry, link) in plan.through_links(&previous, &ledger) {
-                warn!(
-                    "a manifest lists {entry}, inside {link}, which is a link in the target: \
-                 refused, links in the target are never followed"
-                );
-            }
-            plan.log_changes(options.listed_changes);
-            report.copied = plan.copies.len() + plan.links.len();
-            report.deleted = plan.removals.len();
-            report.unchanged = plan.unchanged;
-            report.kept = plan.kept;
-            report.bytes_copied = plan.copies.iter().map(|c| c.len).sum();
+            report_plan(&plan, &previous, &ledger, options, &mut report);
             if options.what_if {
                 return Ok(());
             }
-
             let started = Instant::now();
-            // Write-ahead: whatever this sync may create is recorded before it exists.
-            let mut ahead: Vec<String> = ledger.entries().map(String::from).collect();
-            ahead.extend(plan.manifest.iter().cloned());
-            write_ledger(&ledger_path, &ahead, options.platform);
+            let ledger = Ledger {
+                path: &ledger_path,
+                entries: &ledger,
+                platform: options.platform,
+            };
+            ledger.record_ahead(&plan.manifest);
             progress.start_applying(plan.copies.len(), report.bytes_copied);
             let changed = |error| SyncError {
                 error,
                 target_changed: true,
             };
-            apply::apply(options, &plan, &progress).map_err(changed)?;
+            pool.install(|| apply::apply(options, &plan, &progress))
+                .map_err(changed)?;
             if let Some(next) = &options.next_manifest {
                 manifest::write(next, &plan.manifest, options.platform)
                     .map_err(|e| changed(DeployError::io("write the manifest", next, e)))?;
             }
-            write_ledger(&ledger_path, &plan.manifest, options.platform);
+            ledger.record_done(&plan.manifest);
             report.applying = started.elapsed();
             Ok(())
         },
     )?;
     Ok(report)
+}
+
+/// Logs the plan's warnings and changes, and counts them into `report`.
+fn report_plan(
+    plan: &Plan,
+    previous: &Manifest,
+    ledger: &Manifest,
+    options: &SyncOptions,
+    report: &mut SyncReport,
+) {
+    for warning in &plan.warnings {
+        warn!("{warning}");
+    }
+    for (entry, link) in plan.through_links(previous, ledger) {
+        warn!(
+            "a manifest lists {entry}, inside {link}, which is a link in the target: refused, \
+             links in the target are never followed"
+        );
+    }
+    plan.log_changes(options.listed_changes);
+    report.copied = plan.copies.len() + plan.links.len();
+    report.deleted = plan.removals.len();
+    report.unchanged = plan.unchanged;
+    report.kept = plan.kept;
+    report.bytes_copied = plan.copies.iter().map(|c| c.len).sum();
+}
+
+/// Every path kuduhook synced into a target and has not yet seen confirmed gone.
+struct Ledger<'a> {
+    path: &'a Path,
+    entries: &'a Manifest,
+    platform: Platform,
+}
+
+impl Ledger<'_> {
+    /// Write-ahead: whatever a sync may create is recorded before it exists.
+    fn record_ahead(&self, next: &[String]) {
+        if next.iter().any(|entry| !self.entries.contains(entry)) {
+            let mut ahead: Vec<String> = self.entries.entries().map(String::from).collect();
+            ahead.extend(next.iter().cloned());
+            self.write(&ahead);
+        }
+    }
+
+    /// After a sync: exactly what it synced.
+    fn record_done(&self, next: &[String]) {
+        let current = self.entries.len() == next.len()
+            && next.iter().all(|entry| self.entries.contains(entry));
+        if !current {
+            self.write(next);
+        }
+    }
+
+    fn write(&self, entries: &[String]) {
+        if let Err(e) = manifest::write(self.path, entries, self.platform) {
+            warn!(
+                "could not write {} ({e}): if this deployment fails later, files it added may \
+                 be left behind",
+                self.path.display()
+            );
+        }
+    }
+}
+
+/// The workers that walk and copy: more than the cores, because each mostly waits on a
+/// metadata call or a copy (on App Service, over a network share). Measured on 2 cores, an
+/// unchanged 10,000-file re-sync walks in 85 ms with 2 threads and 60 ms with 8.
+fn thread_pool() -> rayon::ThreadPool {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads((cores * 4).clamp(4, 32))
+        .build()
+        .expect("start the sync's worker threads")
 }
 
 /// Refuses a source and target where one contains the other (the same folder is allowed: an
@@ -292,16 +357,6 @@ fn warn_refused(manifest: &Manifest, what: &str, path: Option<&Path>) {
         warn!(
             "{what} {shown} line {}: \"{}\" refused, {}; nothing outside the target is touched",
             refused.line, refused.entry, refused.reason
-        );
-    }
-}
-
-fn write_ledger(path: &Path, entries: &[String], platform: Platform) {
-    if let Err(e) = manifest::write(path, entries, platform) {
-        warn!(
-            "could not write {} ({e}): if this deployment fails later, files it added may be \
-             left behind",
-            path.display()
         );
     }
 }
