@@ -432,6 +432,23 @@ mod tests {
         );
         let (_, _, message) = parse_err("{\"steps\": [{\"step\": \"sync\", \"colour\": 1}]}");
         assert!(message.contains("unknown field `colour`"), "{message}");
+        let (_, _, message) =
+            parse_err("{\"steps\": [{\"step\": \"pip-install\", \"checksum\": true}]}");
+        assert!(message.contains("(it belongs to sync)"), "{message}");
+    }
+
+    #[test]
+    fn sync_takes_its_options() {
+        let text = r#"{"steps": [{"step": "sync", "ignore": ["*.log"], "full_compare": ["*.ini"],
+            "checksum": true, "outside_links": "error"}]}"#;
+        let file = StepsFile::parse(text, None).unwrap();
+        let sync = file.builtin(BuiltinStep::Sync).unwrap();
+        assert_eq!(sync.full_compare, vec!["*.ini"]);
+        assert_eq!(sync.checksum, Some(true));
+        assert_eq!(sync.outside_links, Some(OutsideLinks::Error));
+        let (_, _, message) =
+            parse_err(r#"{"steps": [{"step": "sync", "outside_links": "follow"}]}"#);
+        assert!(message.contains("unknown variant `follow`"), "{message}");
     }
 
     #[test]

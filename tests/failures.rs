@@ -239,3 +239,14 @@ fn a_failing_custom_step_fails_the_deploy_unless_marked_to_continue() {
         .assert_contains("warning: step optional failed");
     assert!(site.target_file("after.txt").exists());
 }
+
+#[test]
+fn a_bad_sync_pattern_fails_before_touching_the_site() {
+    let steps = r#"{"steps": [{"step": "sync", "ignore": ["*.log", "[oops"]},
+        {"step": "detect-runtime"}, {"step": "validate-env"}, {"step": "pip-install"}]}"#;
+    fails_before_touching_the_site("deploy/steps.json", steps)
+        .assert_contains(
+            "error: the pattern \"[oops\" from deploy/steps.json (step sync) is not a valid glob",
+        )
+        .assert_contains("brackets must be closed");
+}

@@ -373,3 +373,48 @@ fn a_silent_step_gets_heartbeats_within_kudus_idle_timeout() {
     let beats = run.log.matches("still running quiet (").count();
     assert!((2..=5).contains(&beats), "{beats} heartbeats:\n{}", run.log);
 }
+
+#[test]
+fn sync_settings_reach_the_sync_step() {
+    let site = Site::empty();
+    site.write("app.py", "x = 1\n");
+    site.write("conf/app.ini", "debug=0\n");
+    let pinned = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(499_137_600);
+    let pin = || {
+        std::fs::File::options()
+            .write(true)
+            .open(site.repo.join("conf/app.ini"))
+            .unwrap()
+            .set_modified(pinned)
+            .unwrap()
+    };
+    pin();
+    site.deploy(&[]).assert_ok();
+    // Same size, same pinned mtime: only a content comparison sees the change.
+    site.write("conf/app.ini", "debug=1\n");
+    pin();
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("Nothing changed");
+    site.deploy_with(&[], &[("KUDUHOOK_SYNC_FULL_COMPARE", "*.ini")])
+        .assert_ok()
+        .assert_contains("Copying file: 'conf/app.ini'");
+    site.write("conf/app.ini", "debug=2\n");
+    pin();
+    site.deploy_with(&[], &[("APPSETTING_KUDUHOOK_SYNC_CHECKSUM", "1")])
+        .assert_ok()
+        .assert_contains("Comparing file contents (app setting KUDUHOOK_SYNC_CHECKSUM)")
+        .assert_contains("Copying file: 'conf/app.ini'");
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("conf/app.ini")).unwrap(),
+        "debug=2\n"
+    );
+
+    site.deploy_with(&[], &[("KUDUHOOK_SYNC_OUTSIDE_LINKS", "sometimes")])
+        .assert_failed()
+        .assert_contains(
+            "error: setting KUDUHOOK_SYNC_OUTSIDE_LINKS (environment) is \"sometimes\", which \
+             kuduhook does not understand",
+        )
+        .assert_contains("it takes skip (a link out of the repository is left out");
+}
