@@ -29,7 +29,7 @@ use plan::{Plan, Planner};
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -141,9 +141,13 @@ impl SyncReport {
                 plural(self.unchanged, "file")
             )
         } else {
+            let (copy, delete) = if self.what_if {
+                ("Would copy", "would delete")
+            } else {
+                ("Copied", "deleted")
+            };
             format!(
-                "{} {} ({}), deleted {}, {} unchanged",
-                if self.what_if { "Would copy" } else { "Copied" },
+                "{copy} {} ({}), {delete} {}, {} unchanged",
                 plural(self.copied, "file"),
                 bytes(self.bytes_copied),
                 self.deleted,
@@ -370,7 +374,7 @@ pub(crate) struct Progress {
     /// Set once the apply phase starts: (files, bytes) to copy.
     to_copy: AtomicUsize,
     bytes_to_copy: AtomicU64,
-    applying: std::sync::atomic::AtomicBool,
+    applying: AtomicBool,
 }
 
 impl Progress {
