@@ -87,46 +87,16 @@ fn write(base: &Path, relative: &str, content: &str) -> PathBuf {
     path
 }
 
-fn run(mut cmd: Command) -> Run {
-    let out = cmd.output().expect("run kuduhook sync");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        log: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
+fn run(cmd: Command) -> Run {
+    Run::of(cmd)
 }
 
-/// Every path under `dir` (files, folders, links), `/`-separated, sorted.
+/// Every path under `dir` (files, folders, links), `/`-separated, sorted; folders end in `/`.
 fn tree(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        let Ok(entries) = fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let relative = path
-                .strip_prefix(base)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let kind = entry.file_type().unwrap();
-            out.push(if kind.is_dir() {
-                format!("{relative}/")
-            } else {
-                relative
-            });
-            if kind.is_dir() {
-                walk(base, &path, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
+    support::walk(dir)
+        .into_iter()
+        .map(|(path, is_dir)| if is_dir { format!("{path}/") } else { path })
+        .collect()
 }
 
 fn set_mtime(path: &Path, time: SystemTime) {

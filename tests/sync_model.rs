@@ -3,6 +3,8 @@
 //! their sync. After every sync the target must be exactly what the model predicts: the
 //! repository's files, plus every file the app wrote, and no other folder than theirs.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -275,30 +277,13 @@ fn swap_case_of_last(path: &str) -> String {
 }
 
 fn read_tree(dir: &Path) -> (BTreeMap<String, Vec<u8>>, BTreeSet<String>) {
-    fn walk(
-        base: &Path,
-        dir: &Path,
-        files: &mut BTreeMap<String, Vec<u8>>,
-        dirs: &mut BTreeSet<String>,
-    ) {
-        for entry in fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            let relative = path
-                .strip_prefix(base)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if entry.file_type().unwrap().is_dir() {
-                dirs.insert(relative);
-                walk(base, &path, files, dirs);
-            } else {
-                files.insert(relative, fs::read(&path).unwrap());
-            }
-        }
-    }
     let (mut files, mut dirs) = (BTreeMap::new(), BTreeSet::new());
-    if dir.is_dir() {
-        walk(dir, dir, &mut files, &mut dirs);
+    for (path, is_dir) in support::walk(dir) {
+        if is_dir {
+            dirs.insert(path);
+        } else {
+            files.insert(path.clone(), fs::read(dir.join(&path)).unwrap());
+        }
     }
     (files, dirs)
 }

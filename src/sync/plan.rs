@@ -340,18 +340,11 @@ impl<'a> Planner<'a> {
     ) -> Result<(), DeployError> {
         let last = self.options.full_compare.matches(&relative, &source.name);
         if let Some(target) = existing {
-            match target.kind {
-                Kind::File => {
-                    if self.is_unchanged(&relative, source, target, last)? {
-                        plan.unchanged += 1;
-                        return Ok(());
-                    }
-                }
-                Kind::Dir => self.clear_folder(plan, &relative)?,
-                kind => plan.removals.push(Removal {
-                    relative: relative.clone(),
-                    kind,
-                }),
+            if target.kind != Kind::File {
+                self.make_room(plan, &relative, target.kind)?;
+            } else if self.is_unchanged(&relative, source, target, last)? {
+                plan.unchanged += 1;
+                return Ok(());
             }
         }
         plan.copies.push(FileCopy {
@@ -411,19 +404,13 @@ impl<'a> Planner<'a> {
         };
         plan.manifest.push(relative.clone());
         if let Some(target) = existing {
-            match target.kind {
-                Kind::Symlink
-                    if fs::read_link(self.dst(&relative)).ok().as_ref() == Some(&rewritten) =>
-                {
-                    plan.unchanged += 1;
-                    return Ok(());
-                }
-                Kind::Dir => self.clear_folder(plan, &relative)?,
-                kind => plan.removals.push(Removal {
-                    relative: relative.clone(),
-                    kind,
-                }),
+            let same = target.kind == Kind::Symlink
+                && fs::read_link(self.dst(&relative)).ok().as_ref() == Some(&rewritten);
+            if same {
+                plan.unchanged += 1;
+                return Ok(());
             }
+            self.make_room(plan, &relative, target.kind)?;
         }
         plan.links.push((relative, rewritten));
         Ok(())
@@ -459,6 +446,23 @@ impl<'a> Planner<'a> {
             plan.kept += kept;
         }
         Ok(kept)
+    }
+
+    /// A file or link from the source takes the place of whatever else the target has there.
+    fn make_room(
+        &self,
+        plan: &mut Plan,
+        relative: &str,
+        existing: Kind,
+    ) -> Result<(), DeployError> {
+        if existing == Kind::Dir {
+            return self.clear_folder(plan, relative);
+        }
+        plan.removals.push(Removal {
+            relative: relative.to_string(),
+            kind: existing,
+        });
+        Ok(())
     }
 
     /// The source has a file or link where the target has a folder: the folder must go whole,

@@ -100,6 +100,19 @@ pub struct Run {
 }
 
 impl Run {
+    /// Runs `cmd` to completion, keeping its exit code and its output.
+    pub fn of(mut cmd: Command) -> Run {
+        let out = cmd.output().expect("run the command");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            log: format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        }
+    }
+
     pub fn assert_ok(&self) -> &Run {
         assert_eq!(self.code, 0, "deploy failed:\n{}", self.log);
         self
@@ -127,6 +140,33 @@ impl Run {
         );
         self
     }
+}
+
+/// Every entry under `dir`, `/`-separated and sorted, with whether it is a folder. Links are
+/// listed, never followed.
+pub fn walk(dir: &Path) -> Vec<(String, bool)> {
+    fn visit(base: &Path, dir: &Path, out: &mut Vec<(String, bool)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let relative = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let is_dir = entry.file_type().unwrap().is_dir();
+            out.push((relative, is_dir));
+            if is_dir {
+                visit(base, &path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    visit(dir, dir, &mut out);
+    out.sort();
+    out
 }
 
 /// A repository and the site it deploys to, in one temporary folder.
@@ -215,15 +255,7 @@ impl Site {
             .envs(self.base_env())
             .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .current_dir(&self.repo);
-        let out = cmd.output().expect("run kuduhook");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            log: format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        }
+        Run::of(cmd)
     }
 
     pub fn env_dir(&self) -> PathBuf {
