@@ -472,6 +472,12 @@ impl DeployConfig {
 /// `kuduhook sync`'s options: KuduSync's flags, nothing else, except Kudu's idle timeout, which
 /// sets how often a long sync prints progress.
 pub fn sync_options(args: &SyncArgs, env: &KuduEnv) -> Result<SyncOptions, DeployError> {
+    if !args.from.is_dir() {
+        return Err(DeployError::SourceMissing {
+            source: args.from.clone(),
+            origin: Origin::Flag("-f"),
+        });
+    }
     let mut options = SyncOptions::new(&args.from, &args.to);
     options.previous_manifest = args.previous_manifest.clone();
     options.next_manifest = args.next_manifest.clone();

@@ -181,8 +181,9 @@ impl DeployError {
                 ),
                 "syncing a folder into itself would copy or delete the deployment's own files"
                     .to_string(),
-                "choose a target outside the repository (--target), or deploy in place with \
-                 IN_PLACE_DEPLOYMENT=1 when source and target are the same folder"
+                "choose a target outside the repository (--target, or -t for kuduhook sync); \
+                 to deploy in place, where source and target are the same folder, set \
+                 IN_PLACE_DEPLOYMENT=1"
                     .to_string(),
             ),
             DeployError::Unreadable { path, error } => (

@@ -464,6 +464,19 @@ fn source_and_target_inside_one_another_are_refused() {
         .assert_contains("are inside one another")
         .assert_contains("fix:");
     assert!(!d.src.join("wwwroot").exists());
+
+    let mut missing = Command::new(kuduhook());
+    missing
+        .arg("sync")
+        .arg("-f")
+        .arg(d.root.join("nope"))
+        .arg("-t")
+        .arg(&d.dst);
+    run(missing)
+        .assert_failed()
+        .assert_contains("does not exist")
+        .assert_contains("fix: point -f at the repository to deploy");
+    assert!(!d.dst.exists());
 }
 
 #[test]
