@@ -143,6 +143,8 @@ pub struct DeployConfig {
     pub sync_full_compare: Setting<Vec<String>>,
     pub sync_checksum: Setting<bool>,
     pub sync_outside_links: Setting<OutsideLinks>,
+    /// The sync step's options, built (and its patterns checked) once from the settings above.
+    pub sync: SyncOptions,
     pub disable_collectstatic: Setting<bool>,
     pub pre_build_command: Option<Setting<String>>,
     pub post_build_command: Option<Setting<String>>,
@@ -394,7 +396,7 @@ impl DeployConfig {
 
         let idle_timeout = idle_timeout(&env);
 
-        let config = DeployConfig {
+        let mut config = DeployConfig {
             platform: Platform::host(),
             in_place: env.flag(var::IN_PLACE_DEPLOYMENT) || source.value == target.value,
             ignore_manifest: env.flag(var::IGNORE_MANIFEST),
@@ -414,6 +416,7 @@ impl DeployConfig {
             pre_build_command: lookup.non_empty(name::PRE_BUILD_COMMAND),
             post_build_command: lookup.non_empty(name::POST_BUILD_COMMAND),
             idle_timeout,
+            sync: SyncOptions::new(&source.value, &target.value),
             source,
             target,
             next_manifest,
@@ -422,7 +425,7 @@ impl DeployConfig {
             env,
         };
         // Bad patterns fail now, before any step has run.
-        config.sync_options()?;
+        config.sync = config.sync_options()?;
         Ok(config)
     }
 
@@ -431,28 +434,19 @@ impl DeployConfig {
         self.target.value.join(&self.env_name.value)
     }
 
-    /// The complete sync ignore list: KuduSync's defaults and the user's entries.
-    pub fn sync_ignore_list(&self) -> Vec<String> {
-        DEFAULT_SYNC_IGNORE
-            .iter()
-            .map(|s| s.to_string())
-            .chain(self.sync_ignore.value.iter().cloned())
-            .collect()
-    }
-
     /// The sync step's options: the manifests, the env kept out of reach, the user's lists.
-    pub fn sync_options(&self) -> Result<SyncOptions, DeployError> {
+    fn sync_options(&self) -> Result<SyncOptions, DeployError> {
         let env_name = &self.env_name.value;
         let mut options = SyncOptions::new(&self.source.value, &self.target.value);
         options.previous_manifest = Some(self.previous_manifest.value.clone());
         options.next_manifest = Some(self.next_manifest.value.clone());
-        options.ignore = patterns(&self.sync_ignore_list(), &self.sync_ignore.origin)?;
-        let full_compare: Vec<String> = DEFAULT_FULL_COMPARE
-            .iter()
-            .map(|s| s.to_string())
-            .chain(self.sync_full_compare.value.iter().cloned())
-            .collect();
-        options.full_compare = patterns(&full_compare, &self.sync_full_compare.origin)?;
+        let (ignore, full_compare) = (&self.sync_ignore, &self.sync_full_compare);
+        options.ignore = patterns(&DEFAULT_SYNC_IGNORE, &ignore.value, &ignore.origin)?;
+        options.full_compare = patterns(
+            &DEFAULT_FULL_COMPARE,
+            &full_compare.value,
+            &full_compare.origin,
+        )?;
         options.checksum = self.sync_checksum.value;
         options.ignore_manifest = self.ignore_manifest;
         options.protected = vec![
@@ -478,17 +472,17 @@ pub fn sync_options(args: &SyncArgs, env: &KuduEnv) -> Result<SyncOptions, Deplo
             origin: Origin::Flag("-f"),
         });
     }
+    crate::sync::check_not_nested(&args.from, &args.to)?;
     let mut options = SyncOptions::new(&args.from, &args.to);
     options.previous_manifest = args.previous_manifest.clone();
     options.next_manifest = args.next_manifest.clone();
     let list = |value: &Option<String>| value.as_deref().map(split_list).unwrap_or_default();
-    options.ignore = patterns(&list(&args.ignore), &Origin::Flag("-i"))?;
-    let full_compare: Vec<String> = DEFAULT_FULL_COMPARE
-        .iter()
-        .map(|s| s.to_string())
-        .chain(list(&args.full_compare))
-        .collect();
-    options.full_compare = patterns(&full_compare, &Origin::Flag("--full-compare"))?;
+    options.ignore = patterns(&[], &list(&args.ignore), &Origin::Flag("-i"))?;
+    options.full_compare = patterns(
+        &DEFAULT_FULL_COMPARE,
+        &list(&args.full_compare),
+        &Origin::Flag("--full-compare"),
+    )?;
     options.checksum = args.checksum;
     options.ignore_manifest = args.ignore_manifest;
     options.outside_links = args.outside_links;
@@ -502,9 +496,19 @@ pub fn sync_options(args: &SyncArgs, env: &KuduEnv) -> Result<SyncOptions, Deplo
     Ok(options)
 }
 
-/// Compiles sync patterns; a bad one is named with the setting it came from.
-pub fn patterns(entries: &[String], origin: &Origin) -> Result<Patterns, DeployError> {
-    Patterns::new(entries).map_err(|pattern| DeployError::BadPattern {
+/// Compiles a sync pattern list: the built-in `defaults`, then the user's `entries`; a bad one
+/// is named with the setting it came from.
+fn patterns(
+    defaults: &[&str],
+    entries: &[String],
+    origin: &Origin,
+) -> Result<Patterns, DeployError> {
+    let all: Vec<&str> = defaults
+        .iter()
+        .copied()
+        .chain(entries.iter().map(String::as_str))
+        .collect();
+    Patterns::new(&all).map_err(|pattern| DeployError::BadPattern {
         pattern,
         origin: origin.clone(),
     })
@@ -656,7 +660,7 @@ mod tests {
         assert_eq!(c.target.value, parent.join("artifacts/wwwroot"));
         assert_eq!(c.next_manifest.value, parent.join("artifacts/manifest"));
         assert_eq!(c.previous_manifest.value, c.next_manifest.value);
-        assert_eq!(c.sync_ignore_list(), DEFAULT_SYNC_IGNORE.map(String::from));
+        assert_eq!(c.sync.ignore.shown(), DEFAULT_SYNC_IGNORE.map(String::from));
     }
 
     #[test]

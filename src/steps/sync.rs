@@ -19,7 +19,7 @@ pub fn run(config: &DeployConfig) -> Result<(Outcome, bool), SyncError> {
             false,
         ));
     }
-    let mut options = c.sync_options()?;
+    let mut options = c.sync.clone();
     options.listed_changes = LISTED_CHANGES;
     if c.ignore_manifest {
         info!(
@@ -32,12 +32,6 @@ pub fn run(config: &DeployConfig) -> Result<(Outcome, bool), SyncError> {
         info!("Comparing file contents ({})", c.sync_checksum.origin);
     }
     let report = sync::sync(&options)?;
-    if report.first_deployment {
-        info!(
-            "First deployment: no previous manifest at {}",
-            c.previous_manifest.value.display()
-        );
-    }
     let mut summary = report.summary();
     if !c.dry_run {
         summary.push_str(&format!("; manifest {}", c.next_manifest.value.display()));

@@ -120,8 +120,6 @@ pub struct SyncReport {
     /// Entries absent from the source that no deployment put there: written by the app, kept.
     pub kept: usize,
     pub bytes_copied: u64,
-    /// The previous manifest was given but missing: a site's first deployment.
-    pub first_deployment: bool,
     pub what_if: bool,
     /// Time spent walking and comparing, then changing the target.
     pub planning: Duration,
@@ -182,25 +180,23 @@ impl From<DeployError> for SyncError {
     }
 }
 
-/// Syncs `options.from` into `options.to`; see the module documentation for the rules.
+/// Syncs `options.from` into `options.to`; see the module documentation for the rules. The
+/// caller has checked the inputs (the source exists; see [`check_not_nested`]).
 pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
-    if !options.from.is_dir() {
-        return Err(DeployError::io(
-            "sync from",
-            &options.from,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder"),
-        )
-        .into());
-    }
-    check_not_nested(&options.from, &options.to)?;
-    let (previous, first_deployment) = match &options.previous_manifest {
+    let previous = match &options.previous_manifest {
         Some(path) => match Manifest::read(path)
             .map_err(|e| DeployError::io("read the previous manifest", path, e))?
         {
-            Some(manifest) => (manifest, false),
-            None => (Manifest::first_deployment(), true),
+            Some(manifest) => manifest,
+            None => {
+                info!(
+                    "First deployment: no previous manifest at {}",
+                    path.display()
+                );
+                Manifest::first_deployment()
+            }
         },
-        None => (Manifest::default(), false),
+        None => Manifest::default(),
     };
     let ledger_path = paths::state_dir(&options.to).join(LEDGER);
     let ledger = match Manifest::read(&ledger_path) {
@@ -222,7 +218,6 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
 
     let progress = Progress::default();
     let mut report = SyncReport {
-        first_deployment,
         what_if: options.what_if,
         ..SyncReport::default()
     };
