@@ -23,17 +23,21 @@ work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-sync.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 src=$work/src
 
-python3 - "$src" <<'PY'
+# make_tree DIR FOLDERS FILES_PER_FOLDER SIZE [BIG_SIZE]: every 100th file is BIG_SIZE bytes.
+make_tree() {
+  python3 - "$@" <<'PY'
 import os, sys
-root = sys.argv[1]
-for d in range(100):
-    folder = os.path.join(root, f"pkg{d:03}")
+root, folders, files, size = sys.argv[1], *map(int, sys.argv[2:5])
+big = int(sys.argv[5]) if len(sys.argv) > 5 else size
+for d in range(folders):
+    folder = os.path.join(root, f"pkg{d:04}")
     os.makedirs(folder)
-    for f in range(100):
-        size = 1024 * 1024 if (d * 100 + f) % 100 == 0 else 10 * 1024
+    for f in range(files):
         with open(os.path.join(folder, f"mod{f:03}.py"), "wb") as out:
-            out.write(os.urandom(size))
+            out.write(os.urandom(big if (d * files + f) % 100 == 0 else size))
 PY
+}
+make_tree "$src" 100 100 $((10 * 1024)) $((1024 * 1024))
 echo "tree: $(find "$src" -type f | wc -l) files, $(du -sm "$src" | cut -f1) MB in $work"
 
 now() { date +%s%N; }
@@ -93,16 +97,7 @@ done
 echo
 echo "== peak memory, 100,000 files of 100 bytes"
 big=$work/big
-python3 - "$big" <<'PY'
-import os, sys
-root = sys.argv[1]
-for d in range(1000):
-    folder = os.path.join(root, f"d{d:04}")
-    os.makedirs(folder)
-    for f in range(100):
-        with open(os.path.join(folder, f"f{f:03}.txt"), "wb") as out:
-            out.write(b"x" * 100)
-PY
+make_tree "$big" 1000 100 100
 for run in "full sync" "unchanged re-sync"; do
   /usr/bin/time -f "%M %e" -o "$work/time" "$kuduhook" sync -q -f "$big" -t "$work/big-out" \
     -p "$work/big-manifest" -n "$work/big-manifest"
