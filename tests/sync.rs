@@ -191,7 +191,7 @@ fn quiet_prints_nothing_and_verbose_limits_the_lines() {
     for i in 0..5 {
         d.write(&format!("f{i}.py"), "x");
     }
-    let quiet = d.sync(&["-q"]);
+    let quiet = d.sync(&["-q", "-p", d.manifest("missing").to_str().unwrap()]);
     quiet.assert_ok();
     assert_eq!(quiet.log.trim(), "", "quiet printed: {}", quiet.log);
 

@@ -82,7 +82,8 @@ pub struct SyncOptions {
     pub outside_links: OutsideLinks,
     /// Compute and report, change nothing.
     pub what_if: bool,
-    /// How many changes to list one per line before summarizing (`usize::MAX`: all).
+    /// How many changes to list one per line before summarizing (`usize::MAX`: all; 0: quiet,
+    /// no notes either, only warnings).
     pub listed_changes: usize,
     /// How often a long sync says it is still working.
     pub progress_interval: Duration,
@@ -189,10 +190,12 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
         {
             Some(manifest) => manifest,
             None => {
-                info!(
-                    "First deployment: no previous manifest at {}",
-                    path.display()
-                );
+                if options.listed_changes > 0 {
+                    info!(
+                        "First deployment: no previous manifest at {}",
+                        path.display()
+                    );
+                }
                 Manifest::first_deployment()
             }
         },
