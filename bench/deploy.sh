@@ -1,78 +1,113 @@
 #!/usr/bin/env bash
-# Benchmark: kuduhook against a straight port of deploy.cmd (bench/deploy-cmd-port.sh), side by
-# side in one run, on the bundled example app (examples/flask-app).
+# Benchmark: whole deployments, side by side in one run: kuduhook with pip, kuduhook with uv
+# (KUDUHOOK_INSTALLER=uv), and a straight bash port of deploy.cmd (bench/deploy-cmd-port.sh:
+# node kudusync, venv, `pip install -r` every time).
 #
-# For each tool, each round: a first deployment into an empty site, then an unchanged
-# redeployment. Both install the same wheels from a local folder (--no-index), downloaded once,
-# so the network plays no part in the timings. Prints medians and the ratio.
+# The app: the bundled Flask example plus 10,000 generated source files (2 KB each, 100
+# folders), requiring a dozen real packages (Flask, Django, requests, SQLAlchemy, ...: 25
+# packages with their dependencies). Their wheels are downloaded once into bench/.cache and
+# installed with --no-index, so the network plays no part in the timings.
+#
+# Each round, for each tool, into a new site: a first deployment (empty site, empty caches),
+# an unchanged redeployment, and a redeployment after one requirement changed (attrs 24.2.0 ->
+# 24.3.0). Prints medians and each tool's ratio to the deploy.cmd port.
 #
 # usage: bench/deploy.sh [ROUNDS]   (default 5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-5}
-cache=bench/.cache
-app=examples/flask-app
-mkdir -p "$cache"
+cache=$PWD/bench/.cache
 
 python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
 python=${python:-$(command -v python3.11)}
 
 echo "== setup (not timed)"
 cargo build --release --quiet
-if [ ! -x "$cache/node/node_modules/.bin/kudusync" ]; then
-  npm install --silent --no-audit --no-fund --prefix "$cache/node" kudusync
-fi
-if ! ls "$cache"/wheels/flask-*.whl >/dev/null 2>&1; then
-  "$python" -m pip download --quiet --only-binary :all: -d "$cache/wheels" -r "$app/requirements.txt"
-fi
-export PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/$cache/wheels PIP_DISABLE_PIP_VERSION_CHECK=1
-export KUDU_SYNC_CMD=$PWD/$cache/node/node_modules/.bin/kudusync
-kuduhook=$PWD/target/release/kuduhook
-work=$(mktemp -d)
+bash tests/setup.sh
+work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-deploy.XXXXXX)
 trap 'rm -rf "$work"' EXIT
+source bench/lib.sh
 
-now() { date +%s%N; }
-# time_ms LOG COMMAND...: runs the command, prints its wall time in ms.
-time_ms() {
-  local log=$1; shift
-  local start end
-  start=$(now)
-  "$@" >"$log" 2>&1 || { echo "failed: $*" >&2; cat "$log" >&2; exit 1; }
-  end=$(now)
-  echo $(( (end - start) / 1000000 ))
+requirements() {
+  cat <<REQ
+Flask==3.1.3
+requests==2.32.3
+Django==5.1.4
+gunicorn==23.0.0
+python-dateutil==2.9.0.post0
+PyYAML==6.0.2
+attrs==$1
+SQLAlchemy==2.0.36
+whitenoise==6.8.2
+Markdown==3.7
+redis==5.2.1
+pytz==2024.2
+REQ
+}
+wheels=$cache/wheels-dozen
+if [ ! -f "$wheels/.complete" ]; then
+  for attrs in 24.2.0 24.3.0; do
+    requirements "$attrs" >"$work/req.txt"
+    "$python" -m pip download --quiet --only-binary :all: -d "$wheels" -r "$work/req.txt"
+  done
+  touch "$wheels/.complete"
+fi
+
+app=$work/app
+cp -r examples/flask-app "$app"
+requirements 24.2.0 >"$app/requirements.txt"
+make_tree "$app" 100 100 2048
+echo "app: $(find "$app" -type f | wc -l) files; $(ls "$wheels"/*.whl | wc -l) wheels for $("$python" --version)"
+
+export PIP_NO_INDEX=1 PIP_FIND_LINKS=$wheels PIP_DISABLE_PIP_VERSION_CHECK=1
+export KUDU_SYNC_CMD=$PWD/target/tools/node/node_modules/.bin/kudusync
+kuduhook=$PWD/target/release/kuduhook
+
+# deploy TOOL SITE: one deployment of $app into SITE with TOOL.
+deploy() {
+  local tool=$1 site=$2
+  case $tool in
+    port) bash bench/deploy-cmd-port.sh "$app" "$site/wwwroot" "$site/manifest" "$python" ;;
+    pip) "$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python" ;;
+    uv) KUDUHOOK_INSTALLER=uv KUDUHOOK_UV=$PWD/target/tools/bin/uv \
+      "$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python" ;;
+  esac
 }
 
-declare -A samples
+tools=(port pip uv)
+declare -A first unchanged changed
 for round in $(seq "$rounds"); do
-  for tool in deploy.cmd-port kuduhook; do
-    site=$work/$tool-$round
-    mkdir -p "$site"
-    if [ "$tool" = kuduhook ]; then
-      run=("$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python")
-    else
-      run=(bash bench/deploy-cmd-port.sh "$app" "$site/wwwroot" "$site/manifest" "$python")
-    fi
-    samples[$tool,first]+="$(time_ms "$site/first.log" "${run[@]}") "
-    samples[$tool,redeploy]+="$(time_ms "$site/redeploy.log" "${run[@]}") "
+  requirements 24.2.0 >"$app/requirements.txt"
+  for tool in "${tools[@]}"; do
+    mkdir -p "$work/$tool-$round"
+    first[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
+    unchanged[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
+  done
+  requirements 24.3.0 >"$app/requirements.txt"
+  for tool in "${tools[@]}"; do
+    changed[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
+    "$work/$tool-$round/wwwroot/env/bin/python" -c 'import attrs, sys; sys.exit(attrs.__version__ != "24.3.0")' \
+      || { echo "$tool did not install attrs 24.3.0" >&2; exit 1; }
+    rm -rf "$work/$tool-$round"
   done
   echo "round $round/$rounds done"
 done
 
 echo
-echo "== medians over $rounds rounds, in ms (lower is better)"
-python3 - "$rounds" \
-  "${samples[deploy.cmd-port,first]}" "${samples[kuduhook,first]}" \
-  "${samples[deploy.cmd-port,redeploy]}" "${samples[kuduhook,redeploy]}" <<'PY'
-import statistics, sys
-rounds = sys.argv[1]
-port_first, hook_first, port_re, hook_re = (
-    [int(x) for x in arg.split()] for arg in sys.argv[2:6]
-)
-print(f"{'scenario':<22}{'deploy.cmd port':>16}{'kuduhook':>10}{'speed-up':>10}")
-for name, port, hook in [
-    ("first deploy", port_first, hook_first),
-    ("unchanged redeploy", port_re, hook_re),
-]:
-    p, h = statistics.median(port), statistics.median(hook)
-    print(f"{name:<22}{p:>16.0f}{h:>10.0f}{p / h:>9.1f}x")
-PY
+echo "== medians of $rounds rounds (ms; ratio = deploy.cmd port / tool, above 1 means faster)"
+printf "%-28s %12s %12s %12s\n" scenario "deploy.cmd" "kuduhook+pip" "kuduhook+uv"
+for scenario in first unchanged changed; do
+  declare -n times=$scenario
+  p=$(median <<<"${times[port]}")
+  k=$(median <<<"${times[pip]}")
+  u=$(median <<<"${times[uv]}")
+  label=$scenario
+  [ "$scenario" = changed ] && label="one requirement changed"
+  [ "$scenario" = first ] && label="first deploy"
+  [ "$scenario" = unchanged ] && label="unchanged redeploy"
+  printf "%-28s %12s %12s %12s\n" "$label" "$p" "$k" "$u"
+  printf "%-28s %12s %12s %12s\n" "  ratio" "1.0x" "$(ratio "$p" "$k")" "$(ratio "$p" "$u")"
+done
+f_pip=$(median <<<"${first[pip]}")
+f_uv=$(median <<<"${first[uv]}")
+echo "first deploy, kuduhook+pip / kuduhook+uv: $(ratio "$f_pip" "$f_uv")"

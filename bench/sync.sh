@@ -23,32 +23,9 @@ work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-sync.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 src=$work/src
 
-# make_tree DIR FOLDERS FILES_PER_FOLDER SIZE [BIG_SIZE]: every 100th file is BIG_SIZE bytes.
-make_tree() {
-  python3 - "$@" <<'PY'
-import os, sys
-root, folders, files, size = sys.argv[1], *map(int, sys.argv[2:5])
-big = int(sys.argv[5]) if len(sys.argv) > 5 else size
-for d in range(folders):
-    folder = os.path.join(root, f"pkg{d:04}")
-    os.makedirs(folder)
-    for f in range(files):
-        with open(os.path.join(folder, f"mod{f:03}.py"), "wb") as out:
-            out.write(os.urandom(big if (d * files + f) % 100 == 0 else size))
-PY
-}
+source bench/lib.sh
 make_tree "$src" 100 100 $((10 * 1024)) $((1024 * 1024))
 echo "tree: $(find "$src" -type f | wc -l) files, $(du -sm "$src" | cut -f1) MB in $work"
-
-now() { date +%s%N; }
-# ms COMMAND...: runs the command quietly, prints its wall time in milliseconds.
-ms() {
-  local start end
-  start=$(now)
-  "$@" >"$work/last.log" 2>&1 || { echo "failed: $*" >&2; cat "$work/last.log" >&2; exit 1; }
-  end=$(now)
-  echo $(((end - start) / 1000000))
-}
 
 # The tools, each into its own target, with the manifests Kudu would give it.
 hook() {
@@ -76,9 +53,6 @@ for round in $(seq "$rounds"); do
   for tool in "${tools[@]}"; do changed[$tool]+="$(ms "$tool") "; done
   echo "round $round done"
 done
-
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2))}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) b = 1; printf "%.1fx", a / b }'; }
 
 echo
 echo "== medians of $rounds rounds (ms; ratio = tool / kuduhook, above 1 means kuduhook is faster)"

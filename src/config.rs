@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{DeployArgs, SyncArgs};
+use crate::env_store::{SIDE_SUFFIXES, SwitchMode};
 use crate::errors::DeployError;
+use crate::installer::InstallerChoice;
 use crate::kudu::{DeploymentFile, KuduEnv, SettingSource, var};
 use crate::paths;
 use crate::platform::Platform;
-use crate::steps::env::parked_dir;
 use crate::steps_file::{BuiltinStep, StepEntry, StepsFile};
 use crate::sync::{DEFAULT_FULL_COMPARE, OutsideLinks, Patterns, SyncOptions, split_list};
 
@@ -26,6 +27,11 @@ pub mod name {
     pub const KUDUHOOK_ENV_NAME: &str = "KUDUHOOK_ENV_NAME";
     pub const CUSTOM_REQUIREMENTSTXT_PATH: &str = "CUSTOM_REQUIREMENTSTXT_PATH";
     pub const KUDUHOOK_PIP_ARGS: &str = "KUDUHOOK_PIP_ARGS";
+    pub const KUDUHOOK_INSTALLER: &str = "KUDUHOOK_INSTALLER";
+    pub const KUDUHOOK_UV: &str = "KUDUHOOK_UV";
+    pub const KUDUHOOK_ENV_MODE: &str = "KUDUHOOK_ENV_MODE";
+    pub const KUDUHOOK_ENV_SWITCH: &str = "KUDUHOOK_ENV_SWITCH";
+    pub const KUDUHOOK_LOCK_WAIT: &str = "KUDUHOOK_LOCK_WAIT";
     pub const KUDUHOOK_SYNC_IGNORE: &str = "KUDUHOOK_SYNC_IGNORE";
     pub const KUDUHOOK_SYNC_FULL_COMPARE: &str = "KUDUHOOK_SYNC_FULL_COMPARE";
     pub const KUDUHOOK_SYNC_CHECKSUM: &str = "KUDUHOOK_SYNC_CHECKSUM";
@@ -105,6 +111,18 @@ impl ForceRebuild {
     }
 }
 
+/// What a changed requirements file does to the env (`KUDUHOOK_ENV_MODE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvMode {
+    /// A fresh env, switched in once complete: the env holds exactly what is required.
+    Exact,
+    /// deploy.cmd's way: install over the live env; removed requirements stay installed.
+    Incremental,
+}
+
+/// How long a deployment waits for another one on the same site, by default.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
+
 /// `1/true/yes/on` is `Some(true)`, `0/false/no/off` and empty are `Some(false)`, anything
 /// else `None`. Case-insensitive, surrounding whitespace ignored.
 pub fn truthy(value: &str) -> Option<bool> {
@@ -137,6 +155,14 @@ pub struct DeployConfig {
     pub env_name: Setting<String>,
     pub requirements: Setting<String>,
     pub pip_args: Setting<Vec<String>>,
+    pub installer: Setting<InstallerChoice>,
+    /// `KUDUHOOK_UV`: the uv program to use.
+    pub uv: Option<Setting<PathBuf>>,
+    pub env_mode: Setting<EnvMode>,
+    /// `KUDUHOOK_ENV_SWITCH`: `None` is auto (link where the filesystem allows it).
+    pub env_switch: Setting<Option<SwitchMode>>,
+    /// How long to wait for another deployment of the same target.
+    pub lock_wait: Setting<Duration>,
     /// Ignore entries on top of [`DEFAULT_SYNC_IGNORE`].
     pub sync_ignore: Setting<Vec<String>>,
     /// Names compared by content on top of `web.config`.
@@ -191,6 +217,28 @@ impl Lookup<'_> {
     /// A setting that counts only when not blank.
     fn non_empty(&self, name: &str) -> Option<Setting<String>> {
         self.get(name).filter(|s| !s.value.trim().is_empty())
+    }
+
+    /// A setting that takes one of a few words: `parse` maps a value to one; a value it does
+    /// not take is an error that lists what it takes.
+    fn choice<T>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+        default: T,
+        expected: &'static str,
+    ) -> Result<Setting<T>, DeployError> {
+        match self.non_empty(name) {
+            None => Ok(Setting::new(default, Origin::Default)),
+            Some(s) => match parse(s.value.trim()) {
+                Some(value) => Ok(Setting::new(value, s.origin)),
+                None => Err(DeployError::BadSetting {
+                    value: s.value,
+                    origin: s.origin,
+                    expected,
+                }),
+            },
+        }
     }
 
     /// The precedence of every layered setting: the app setting (or `.deployment` key) `name`,
@@ -371,21 +419,59 @@ impl DeployConfig {
             false,
         );
         let sync_outside_links = match lookup.non_empty(name::KUDUHOOK_SYNC_OUTSIDE_LINKS) {
-            Some(s) => match s.value.trim().to_ascii_lowercase().as_str() {
-                "skip" => Setting::new(OutsideLinks::Skip, s.origin),
-                "error" => Setting::new(OutsideLinks::Error, s.origin),
-                _ => {
-                    return Err(DeployError::BadSetting {
-                        value: s.value,
-                        origin: s.origin,
-                        expected: "skip (a link out of the repository is left out, with a \
-                                   warning) or error (it fails the deployment)",
-                    });
-                }
-            },
+            Some(_) => lookup.choice(
+                name::KUDUHOOK_SYNC_OUTSIDE_LINKS,
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "skip" => Some(OutsideLinks::Skip),
+                    "error" => Some(OutsideLinks::Error),
+                    _ => None,
+                },
+                OutsideLinks::Skip,
+                "skip (a link out of the repository is left out, with a warning) or error (it \
+                 fails the deployment)",
+            )?,
             None => step_option(&steps, BuiltinStep::Sync, |e| e.outside_links)
                 .unwrap_or_else(|| Setting::new(OutsideLinks::Skip, Origin::Default)),
         };
+        let installer = lookup.choice(
+            name::KUDUHOOK_INSTALLER,
+            InstallerChoice::parse,
+            InstallerChoice::Pip,
+            "pip (the default), uv, or auto (uv when it is found, else pip)",
+        )?;
+        let uv = lookup.non_empty(name::KUDUHOOK_UV).map(|s| Setting {
+            value: absolute(Path::new(s.value.trim())),
+            origin: s.origin,
+        });
+        let env_mode = lookup.choice(
+            name::KUDUHOOK_ENV_MODE,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "exact" => Some(EnvMode::Exact),
+                "incremental" => Some(EnvMode::Incremental),
+                _ => None,
+            },
+            EnvMode::Exact,
+            "exact (the default: changed requirements get a fresh env, so removed packages \
+             go) or incremental (install over the live env, like deploy.cmd)",
+        )?;
+        let env_switch = lookup.choice(
+            name::KUDUHOOK_ENV_SWITCH,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "auto" => Some(None),
+                "link" => Some(Some(SwitchMode::Link)),
+                "move" => Some(Some(SwitchMode::Move)),
+                _ => None,
+            },
+            None,
+            "auto (the default: link where the filesystem allows links, else move), link, or \
+             move",
+        )?;
+        let lock_wait = lookup.choice(
+            name::KUDUHOOK_LOCK_WAIT,
+            |v| v.parse::<u64>().ok().map(Duration::from_secs),
+            DEFAULT_LOCK_WAIT,
+            "a number of seconds, such as 600",
+        )?;
         // Oryx's DISABLE_COLLECTSTATIC=true; any value but an explicit "off" turns it off.
         let disable_collectstatic = lookup.layered(
             name::DISABLE_COLLECTSTATIC,
@@ -408,6 +494,11 @@ impl DeployConfig {
             env_name,
             requirements,
             pip_args,
+            installer,
+            uv,
+            env_mode,
+            env_switch,
+            lock_wait,
             sync_ignore,
             sync_full_compare,
             sync_checksum,
@@ -449,12 +540,9 @@ impl DeployConfig {
         )?;
         options.checksum = self.sync_checksum.value;
         options.ignore_manifest = self.ignore_manifest;
-        options.protected = vec![
-            env_name.clone(),
-            parked_dir(Path::new(env_name))
-                .to_string_lossy()
-                .into_owned(),
-        ];
+        options.protected = std::iter::once(env_name.clone())
+            .chain(SIDE_SUFFIXES.map(|suffix| format!("{env_name}.{suffix}")))
+            .collect();
         options.outside_links = self.sync_outside_links.value;
         options.what_if = self.dry_run;
         options.progress_interval = progress_interval(self.idle_timeout);

@@ -81,6 +81,7 @@ pub enum DeployError {
     /// The installer exited non-zero.
     InstallFailed {
         requirements: PathBuf,
+        installer: String,
         status: String,
     },
     /// A step's command exited non-zero.
@@ -108,6 +109,17 @@ pub enum DeployError {
         attempts: u32,
         waited: std::time::Duration,
     },
+    /// Another deployment of the same target held the deploy lock for the whole wait.
+    Locked {
+        holder: String,
+        waited: std::time::Duration,
+        lock: PathBuf,
+    },
+    /// uv was asked for (`KUDUHOOK_INSTALLER=uv`) and none was found.
+    UvMissing {
+        origin: Origin,
+        searched: Vec<String>,
+    },
     /// A file operation failed.
     Io {
         action: &'static str,
@@ -121,16 +133,18 @@ pub mod site_state {
     pub const UNTOUCHED: &str =
         "Nothing in the target was changed: the site still serves the previous deployment.";
     pub const FILES_CHANGED_ENV_KEPT: &str =
-        "The app's files were updated; the env was not replaced.";
-    pub const FILES_CHANGED_ENV_RESTORED: &str =
-        "The app's files were updated; the previous env was put back and serves the site.";
-    pub const ENV_RESTORED: &str =
-        "The app's files were not changed; the previous env was put back and serves the site.";
+        "The app's files were updated; the previous env still serves the site, unchanged.";
+    pub const FILES_CHANGED_ENV_RESTORED: &str = "The app's files were updated; the site was \
+        switched back to the previous env, which serves it.";
+    pub const ENV_RESTORED: &str = "The app's files were not changed; the site was switched \
+        back to the previous env, which serves it.";
+    pub const ENV_CHANGED_IN_PLACE: &str = "The app's files were updated; the env was changed \
+        in place (KUDUHOOK_ENV_MODE=incremental) and may hold part of the new requirements.";
     pub const SYNC_PARTIAL: &str = "The sync stopped part-way: some files in the target are \
         new, the rest are the previous deployment's. The manifest was not written; the next \
         sync finishes the job and cleans up.";
-    pub const ENV_NOT_RESTORED: &str = "The previous env could not be put back: the next \
-        deployment restores it before anything else.";
+    pub const ENV_NOT_RESTORED: &str = "The site could not be switched back to the previous \
+        env: it runs the new one; the next deployment checks it before anything else.";
 }
 
 /// The facts of [`DeployError::InterpreterWrongVersion`].
@@ -342,10 +356,16 @@ impl DeployError {
             ),
             DeployError::InstallFailed {
                 requirements,
+                installer,
                 status,
             } => (
-                format!("installing {} failed ({status})", requirements.display()),
-                "pip's own output above names the requirement it could not install".to_string(),
+                format!(
+                    "installing {} with {installer} failed ({status})",
+                    requirements.display()
+                ),
+                format!(
+                    "{installer}'s own output above names the requirement it could not install"
+                ),
                 "fix that requirement and push again; a package that needs a compiler can be \
                  built into a committed wheelhouse/ folder"
                     .to_string(),
@@ -423,6 +443,33 @@ impl DeployError {
                 ),
                 "stop whatever holds the file (the running app, an FTP or editor session), or \
                  clear a read-only or immutable attribute on it, then deploy again"
+                    .to_string(),
+            ),
+            DeployError::Locked {
+                holder,
+                waited,
+                lock,
+            } => (
+                format!(
+                    "another deployment of this site is still running after {}s: {holder}",
+                    waited.as_secs()
+                ),
+                format!(
+                    "one deployment at a time may change a site, and {} stayed locked for the \
+                     whole wait",
+                    lock.display()
+                ),
+                "deploy again once it has finished (the log of the running deployment shows \
+                 its progress), or wait longer with the setting KUDUHOOK_LOCK_WAIT (seconds); a \
+                 killed deployment never holds the lock"
+                    .to_string(),
+            ),
+            DeployError::UvMissing { origin, searched } => (
+                format!("{origin} asks for uv, and no uv was found"),
+                format!("looked for a uv that runs at: {}", searched.join(", ")),
+                "commit the uv binary for the site's platform as deploy/uv (beside kuduhook), \
+                 or name it with the setting KUDUHOOK_UV, or set KUDUHOOK_INSTALLER to auto \
+                 (uv when found, else pip) or pip"
                     .to_string(),
             ),
             DeployError::Io {

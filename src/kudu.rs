@@ -87,6 +87,16 @@ impl KuduEnv {
         self.get(name).map(|v| (v, SettingSource::Environment))
     }
 
+    /// The folders of `PATH`, in order.
+    pub fn search_path(&self, platform: crate::platform::Platform) -> Vec<PathBuf> {
+        self.get("PATH")
+            .unwrap_or("")
+            .split(platform.path_list_separator())
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect()
+    }
+
     /// All variables, for passing on to child processes.
     pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
         self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))

@@ -110,6 +110,11 @@ pub fn seconds(duration: Duration) -> String {
     }
 }
 
+/// A commit id as the log shows it: its first 12 characters.
+pub fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
 /// How long ago a Unix time was, roughly: "just now", "5m ago", "3h ago", "2d ago".
 pub fn ago(then_unix: u64, now_unix: u64) -> String {
     let secs = now_unix.saturating_sub(then_unix);

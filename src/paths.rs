@@ -23,6 +23,31 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// `to` as a path relative to the folder `from`, both absolute: `/a/b` to `/a/c/d` is `../c/d`.
+/// `None` when they share no root (different Windows drives).
+pub fn relative(from: &Path, to: &Path) -> Option<PathBuf> {
+    let (from, to) = (normalize(from), normalize(to));
+    let common = from
+        .components()
+        .zip(to.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common == 0 {
+        return None;
+    }
+    let mut out = PathBuf::new();
+    for _ in from.components().skip(common) {
+        out.push("..");
+    }
+    for part in to.components().skip(common) {
+        out.push(part);
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    Some(out)
+}
+
 /// Where kuduhook keeps what it knows about a target, beside it and outside the served files:
 /// `<parent>/.kuduhook/<name>` (on App Service, `/home/site/.kuduhook/wwwroot`).
 pub fn state_dir(target: &Path) -> PathBuf {
@@ -60,6 +85,21 @@ mod tests {
         assert_eq!(normalize(Path::new("/a/../../b")), PathBuf::from("/../b"));
         assert!(!normalize(Path::new("/repo/../../etc")).starts_with("/repo"));
         assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
+    }
+
+    #[test]
+    fn relative_paths_climb_then_descend() {
+        let rel = |a: &str, b: &str| relative(Path::new(a), Path::new(b));
+        assert_eq!(
+            rel(
+                "/home/site/wwwroot",
+                "/home/site/.kuduhook/wwwroot/envs/env-1"
+            ),
+            Some(PathBuf::from("../.kuduhook/wwwroot/envs/env-1"))
+        );
+        assert_eq!(rel("/a/b", "/a/b/c"), Some(PathBuf::from("c")));
+        assert_eq!(rel("/a/b", "/a/b"), Some(PathBuf::from(".")));
+        assert_eq!(rel("a", "/b"), None);
     }
 
     #[test]

@@ -2,8 +2,13 @@
 //! and how long it took, and on failure says what state the site was left in.
 //!
 //! Everything that can be checked without changing the target is checked first (the steps
-//! file, the Python version and interpreter, the paths), so that a bad push fails before the
-//! site is touched. When a later step fails, an env that a rebuild set aside is put back.
+//! file, the Python version and interpreter, the installer, the paths), so that a bad push
+//! fails before the site is touched. Then the deploy lock is taken: one deployment at a time.
+//!
+//! A new env goes live (one atomic switch) as soon as it is complete, right after pip-install,
+//! so that the steps after it run the new env from its usual path. When a later step fails, the
+//! site is switched back to the previous env, which is removed only when the deployment
+//! succeeds.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -11,10 +16,14 @@ use std::time::Instant;
 use tracing::{info, info_span, warn};
 
 use crate::config::DeployConfig;
+use crate::env_store::{EnvStore, Switched, remove_any};
 use crate::errors::{DeployError, site_state as state};
+use crate::installer::{self, Installer};
+use crate::lock::{self, DeployLock};
 use crate::logging::seconds;
 use crate::process::{self, Runner};
-use crate::steps::env::{self as env_step, PreparedEnv};
+use crate::steps::env::{self as env_step, EnvInputs, PreparedEnv, env_python};
+use crate::steps::pip::InstallPlan;
 use crate::steps::runtime::{self, Runtime};
 use crate::steps::{Outcome, custom, pip, sync, tail};
 use crate::steps_file::{BuiltinStep, StepAction};
@@ -67,19 +76,54 @@ pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
             leaky.join(", ")
         );
     }
+    let runner = Runner {
+        env: &config.env,
+        heartbeat: process::heartbeat_for(config.idle_timeout),
+    };
+    let installer = match &runtime {
+        Some(_) => {
+            let installer = installer::resolve(
+                &config.installer,
+                config.uv.as_ref(),
+                &config.source.value,
+                &runner,
+            )
+            .map_err(untouched)?;
+            info!(
+                "Installer: {}",
+                installer::describe(&installer, &config.installer)
+            );
+            Some(installer)
+        }
+        None => None,
+    };
+    let lock = match config.dry_run {
+        true => None,
+        false => Some(
+            lock::acquire(
+                &config.target.value,
+                config.commit_id.as_deref(),
+                config.lock_wait.value,
+                runner.heartbeat,
+            )
+            .map_err(untouched)?,
+        ),
+    };
 
     let mut deployment = Deployment {
         config,
-        runner: Runner {
-            env: &config.env,
-            heartbeat: process::heartbeat_for(config.idle_timeout),
-        },
+        runner,
         python_skip,
         runtime,
+        installer,
+        store: None,
         env: None,
-        parked_env: None,
+        pending: None,
+        switched: None,
+        changed_in_place: false,
         files_changed: false,
         sync_partial: false,
+        _lock: lock,
     };
     for (index, step) in plan.iter().enumerate() {
         info!("==> [{}/{}] {}", index + 1, plan.len(), step.name);
@@ -106,7 +150,10 @@ pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
             }
         }
     }
-    deployment.finish();
+    if let Err(error) = deployment.finish() {
+        info!("Deployment failed after {}", seconds(started.elapsed()));
+        return Err(deployment.fail(error));
+    }
     if config.dry_run {
         info!(
             "Dry run finished in {}: nothing was changed",
@@ -126,7 +173,7 @@ fn print_header(config: &DeployConfig) {
     let commit = config
         .commit_id
         .as_deref()
-        .map(|c| format!(" (commit {})", &c[..c.len().min(12)]))
+        .map(|c| format!(" (commit {})", crate::logging::short_commit(c)))
         .unwrap_or_default();
     info!(
         "kuduhook {} deploying {} -> {}{commit}",
@@ -223,12 +270,21 @@ struct Deployment<'a> {
     runner: Runner<'a>,
     python_skip: Option<String>,
     runtime: Option<Runtime>,
+    installer: Option<Installer>,
+    /// The site's envs, once validate-env has looked at them.
+    store: Option<EnvStore>,
     env: Option<PreparedEnv>,
-    /// The previous env, set aside by a rebuild until the deployment succeeds.
-    parked_env: Option<PathBuf>,
+    /// A new env the site does not run yet.
+    pending: Option<PathBuf>,
+    /// The switch to a new env, undone if the deployment fails.
+    switched: Option<Switched>,
+    /// An incremental install changed the live env in place.
+    changed_in_place: bool,
     files_changed: bool,
     /// The sync failed after it had started changing the target.
     sync_partial: bool,
+    /// Held until the deployment ends.
+    _lock: Option<DeployLock>,
 }
 
 impl Deployment<'_> {
@@ -263,12 +319,45 @@ impl Deployment<'_> {
             }
             BuiltinStep::DetectRuntime => Ok(runtime::run(runtime())),
             BuiltinStep::ValidateEnv => {
-                let validated = env_step::run(c, runtime(), &self.runner)?;
+                let store = env_step::store(c);
+                let installer = self.installer.as_ref().expect("resolved with the runtime");
+                let install = self
+                    .pip_planned()
+                    .then(|| InstallPlan::new(c, installer, app));
+                let inputs = EnvInputs {
+                    runtime: runtime(),
+                    store: &store,
+                    installer,
+                    install: install.as_ref(),
+                };
+                let validated = env_step::run(c, &inputs, &self.runner)?;
                 self.env = validated.env;
-                self.parked_env = validated.parked;
+                self.pending = validated.pending;
+                self.store = Some(store);
+                if !self.pip_planned() {
+                    self.go_live()?;
+                }
                 Ok(validated.outcome)
             }
-            BuiltinStep::PipInstall => pip::run(c, self.env.as_mut(), app, &self.runner),
+            BuiltinStep::PipInstall => {
+                let installer = self.installer.as_ref().expect("resolved with the runtime");
+                let plan = InstallPlan::new(c, installer, app);
+                let live = self.store.as_ref().map(|s| s.live.clone());
+                let live = live.unwrap_or_else(|| c.env_dir());
+                self.changed_in_place = self.env.as_ref().is_some_and(|e| e.dir == live);
+                let outcome = pip::run(
+                    c,
+                    installer,
+                    &plan,
+                    self.env.as_mut(),
+                    &live,
+                    app,
+                    &self.runner,
+                )?;
+                self.changed_in_place = false;
+                self.go_live()?;
+                Ok(outcome)
+            }
             BuiltinStep::WebConfig => {
                 tail::web_config(app, &runtime().interpreter.version, c.dry_run)
             }
@@ -278,28 +367,91 @@ impl Deployment<'_> {
         }
     }
 
-    /// After the last step: the previous env is no longer needed.
-    fn finish(&mut self) {
-        if let Some(parked) = self.parked_env.take() {
-            match env_step::remove_dir(&parked) {
-                Ok(()) => info!("Removed the previous env {}", parked.display()),
-                Err(e) => warn!(
-                    "could not remove the previous env {}: {} (the next deployment tries again)",
-                    parked.display(),
-                    e.explain().what
-                ),
-            }
-        }
+    /// Whether pip-install runs in this deployment.
+    fn pip_planned(&self) -> bool {
+        self.config
+            .steps
+            .builtin(BuiltinStep::PipInstall)
+            .is_some_and(|e| e.enabled)
     }
 
-    /// Puts a set-aside env back, and says what the site serves now.
+    /// Switches the site to the new env, if one is waiting: from here on the steps run it
+    /// from the live path.
+    fn go_live(&mut self) -> Result<(), DeployError> {
+        let (Some(built), Some(store)) = (self.pending.take(), &self.store) else {
+            return Ok(());
+        };
+        let switched = match store.go_live(&built) {
+            Ok(switched) => switched,
+            Err(error) => {
+                let _ = remove_any(&built);
+                return Err(error);
+            }
+        };
+        info!(
+            "The site now runs the new env: {} -> {} ({} switch{})",
+            store.live.display(),
+            built.display(),
+            store.mode.name(),
+            if switched.not_atomic {
+                ""
+            } else {
+                ", one atomic rename"
+            }
+        );
+        if switched.not_atomic {
+            warn!(
+                "this filesystem cannot exchange folders atomically: {} was missing for an \
+                 instant between two renames",
+                store.live.display()
+            );
+        }
+        if let Some(env) = &mut self.env {
+            env.dir = store.live.clone();
+            env.python = env_python(&store.live, self.config.platform);
+        }
+        self.switched = Some(switched);
+        Ok(())
+    }
+
+    /// After the last step: a new env still waiting goes live, and the previous env is no
+    /// longer needed.
+    fn finish(&mut self) -> Result<(), DeployError> {
+        self.go_live()?;
+        let (Some(switched), Some(store)) = (self.switched.take(), &self.store) else {
+            return Ok(());
+        };
+        match store.retire(&switched) {
+            Ok(Some(old)) => info!("Removed the previous env {}", old.display()),
+            Ok(None) => {}
+            Err(e) => warn!(
+                "could not remove the previous env: {} (the next deployment tries again)",
+                e.explain().what
+            ),
+        }
+        Ok(())
+    }
+
+    /// Switches the site back to the previous env (or drops a new one it never ran), and says
+    /// what the site serves now.
     fn fail(&mut self, error: DeployError) -> Failure {
-        let restored = match (self.parked_env.take(), &self.env) {
-            (Some(parked), Some(env)) => Some(env_step::put_back(&parked, &env.dir).is_ok()),
+        if let Some(built) = self.pending.take() {
+            let _ = remove_any(&built);
+        }
+        let rolled_back = match (self.switched.take(), &self.store) {
+            (Some(switched), Some(store)) => {
+                let result = store.roll_back(&switched);
+                match &result {
+                    Ok(()) => info!("Switched the site back to the previous env"),
+                    Err(e) => warn!("could not switch back: {}", e.explain().what),
+                }
+                Some(result.is_ok())
+            }
             _ => None,
         };
-        let state = match (restored, self.files_changed) {
+        let state = match (rolled_back, self.files_changed) {
             _ if self.sync_partial => state::SYNC_PARTIAL,
+            _ if self.changed_in_place => state::ENV_CHANGED_IN_PLACE,
             (Some(false), _) => state::ENV_NOT_RESTORED,
             (Some(true), true) => state::FILES_CHANGED_ENV_RESTORED,
             (Some(true), false) => state::ENV_RESTORED,

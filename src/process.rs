@@ -16,7 +16,7 @@ use crate::logging::CHILD_OUTPUT;
 
 /// Host variables that silently redirect an install or an interpreter: a child must never see
 /// them (Kudu's contract §4).
-pub const LEAKY_VARIABLES: [&str; 11] = [
+pub const LEAKY_VARIABLES: [&str; 13] = [
     "VIRTUAL_ENV",
     "PYTHONHOME",
     "PYTHONPATH",
@@ -27,6 +27,8 @@ pub const LEAKY_VARIABLES: [&str; 11] = [
     "PIP_ROOT",
     "PIP_REQUIRE_VIRTUALENV",
     "CONDA_PREFIX",
+    "UV_SYSTEM_PYTHON",
+    "UV_PYTHON",
     "__PYVENV_LAUNCHER__",
 ];
 

@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::process::Command;
+
 use support::{Site, python, version_of};
 
 #[test]
@@ -57,9 +59,19 @@ fn a_bumped_requirement_is_installed() {
     site.deploy(&[])
         .assert_ok()
         .assert_contains("Copying file: 'requirements.txt'")
-        .assert_contains("Reusing env")
-        .assert_contains("| Successfully installed kudupkg-2.0");
+        .assert_contains("Rebuilding env: requirements.txt changed since the last install")
+        .assert_contains("| Successfully installed kudupkg-2.0")
+        .assert_contains("Packages: changed kudupkg 1.0 -> 2.0");
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
+    // The env's console script runs from the site's path after the switch.
+    let hello = Command::new(site.env_dir().join("bin/kudupkg-hello"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&hello.stdout),
+        "hello from kudupkg 2.0\n"
+    );
+    assert_eq!(site.leftovers(), Vec::<String>::new());
 }
 
 #[test]

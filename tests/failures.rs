@@ -129,10 +129,11 @@ fn a_failing_pip_install_keeps_the_previous_env_working() {
     run.assert_failed()
         .assert_contains("| ERROR: No matching distribution found for no-such-package==9.9")
         .assert_contains("error: installing")
-        .assert_contains("requirements.txt failed (exited with code 1)")
+        .assert_contains("requirements.txt with pip failed (exited with code 1)")
         .assert_contains("why: pip's own output above names the requirement")
-        .assert_contains("The app's files were updated; the env was not replaced.");
+        .assert_contains("The app's files were updated; the previous env still serves the site");
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+    assert_eq!(site.leftovers(), Vec::<String>::new());
 
     // The failed install is retried by the next deployment, not skipped as "unchanged".
     site.write("requirements.txt", "kudupkg==2.0\n");
@@ -148,14 +149,14 @@ fn a_failing_install_after_a_rebuild_puts_the_previous_env_back() {
     let run = site.deploy(&[]);
     run.assert_failed()
         .assert_contains("Rebuilding env: Python changed")
-        .assert_contains("the previous env was put back and serves the site");
+        .assert_contains("the previous env still serves the site, unchanged");
     // The 3.11 env is back, whole, and still imports the app's package.
     assert_eq!(
         site.env_version(),
         support::version_of(&support::python("3.11"))
     );
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
-    assert!(!site.target.join("env.kuduhook-previous").exists());
+    assert_eq!(site.leftovers(), Vec::<String>::new());
 
     // Fixing the requirement completes the switch to 3.12.
     site.write("requirements.txt", "kudupkg==1.0\n");
@@ -169,17 +170,19 @@ fn a_failing_install_after_a_rebuild_puts_the_previous_env_back() {
 }
 
 #[test]
-fn an_env_set_aside_by_an_interrupted_deployment_is_restored() {
+fn an_env_left_aside_by_a_switch_killed_between_two_renames_is_put_back() {
     let site = deployed_site();
-    // A deployment killed mid-rebuild leaves the old env aside and a half-made one in place.
-    std::fs::rename(site.env_dir(), site.target.join("env.kuduhook-previous")).unwrap();
-    std::fs::create_dir_all(site.env_dir().join("bin")).unwrap();
+    // Where folders cannot be exchanged atomically, a switch is two renames; a deployment
+    // killed between them leaves no env at the live path and the previous one aside.
+    std::fs::rename(site.env_dir(), site.target.join("env.kuduhook-old")).unwrap();
+    std::fs::create_dir_all(site.target.join("env.kuduhook-link/bin")).unwrap();
     site.deploy(&[])
         .assert_ok()
-        .assert_contains("Restored the previous env from")
+        .assert_contains("Put back the env")
+        .assert_contains("left aside by an interrupted deployment")
         .assert_contains("Reusing env");
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
-    assert!(!site.target.join("env.kuduhook-previous").exists());
+    assert_eq!(site.leftovers(), Vec::<String>::new());
 }
 
 #[test]
@@ -249,4 +252,39 @@ fn a_bad_sync_pattern_fails_before_touching_the_site() {
             "error: the pattern \"[oops\" from deploy/steps.json (step sync) is not a valid glob",
         )
         .assert_contains("brackets must be closed");
+}
+
+fn a_step_failing_after_the_switch_switches_the_site_back(switch: &str) {
+    let site = deployed_site();
+    let settings = [("KUDUHOOK_ENV_SWITCH", switch)];
+    site.deploy_with(&[], &settings).assert_ok();
+    site.write("requirements.txt", "kudupkg==2.0\n");
+    // The step sees the new env at the site's path, then fails the deployment.
+    site.write(
+        "deploy/steps.json",
+        &support::core_steps_then(
+            r#"{"run": "env/bin/python -c 'import kudupkg; print(kudupkg.__version__)' > seen.txt; exit 4", "name": "smoke test"}"#,
+        ),
+    );
+    site.deploy_with(&[], &settings)
+        .assert_failed()
+        .assert_contains("The site now runs the new env")
+        .assert_contains("Switched the site back to the previous env")
+        .assert_contains("the site was switched back to the previous env, which serves it");
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("seen.txt")).unwrap(),
+        "2.0\n"
+    );
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+    assert_eq!(site.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn a_step_failing_after_a_link_switch_switches_the_site_back() {
+    a_step_failing_after_the_switch_switches_the_site_back("link");
+}
+
+#[test]
+fn a_step_failing_after_a_move_switch_switches_the_site_back() {
+    a_step_failing_after_the_switch_switches_the_site_back("move");
 }

@@ -186,7 +186,7 @@ fn steps_json_options_configure_their_steps() {
         .assert_ok()
         .assert_contains("Steps: deploy/steps.json; disabled: web-config, collectstatic")
         .assert_contains(
-            "Extra pip arguments from deploy/steps.json (step pip-install): --no-compile",
+            "Extra installer arguments from deploy/steps.json (step pip-install): --no-compile",
         )
         .assert_lacks("==> [5/");
     assert!(!site.target_file("notes").exists());

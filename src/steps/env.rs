@@ -1,23 +1,29 @@
 //! The validate-env step: reuse the app's virtual environment only when it is sound for the
-//! chosen Python, else rebuild it, and log every reason either way.
+//! chosen Python (and, in exact mode, holds exactly the current requirements), else build a
+//! new one, and log every reason either way.
 //!
 //! An env is reused when its `pyvenv.cfg` names the selected Python, its base interpreter still
 //! exists and is the selected one, its own python runs, Kudu's `azure.env.python-X.Y.txt`
-//! marker (if any) agrees, and no force-rebuild asks otherwise. A rebuild sets the old env
-//! aside first; the pipeline puts it back if the deployment fails, and deletes it on success.
+//! marker (if any) agrees, no force-rebuild asks otherwise, and (exact mode) the requirements
+//! are those of its last install. A new env is built at the path it keeps
+//! ([`crate::env_store`]): the site goes on running the live env until the pipeline switches
+//! it over, once the new env is complete.
 
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
-use crate::config::{DeployConfig, ForceRebuild, Setting};
+use crate::config::{DeployConfig, EnvMode, ForceRebuild, Setting};
 use crate::env_record::{EnvRecord, now_unix};
+use crate::env_store::{self, EnvStore, SwitchMode};
 use crate::errors::DeployError;
+use crate::installer::Installer;
 use crate::logging::ago;
 use crate::platform::Platform;
-use crate::process::{self, Runner};
+use crate::process::Runner;
 use crate::python::{self, PythonVersion};
 use crate::steps::Outcome;
+use crate::steps::pip::InstallPlan;
 use crate::steps::runtime::Runtime;
 
 /// An env ready for the steps after this one.
@@ -34,19 +40,50 @@ pub struct Validated {
     pub outcome: Outcome,
     /// The env later steps use; `None` in a dry run that would rebuild it.
     pub env: Option<PreparedEnv>,
-    /// Where a rebuild set the previous env aside: the pipeline puts it back if the deployment
-    /// fails, and removes it when it succeeds.
-    pub parked: Option<PathBuf>,
+    /// A new env that the site does not run yet: the pipeline switches to it once complete.
+    pub pending: Option<PathBuf>,
 }
 
-/// The validate-env step: reuse the env when sound, else rebuild it, logging every reason.
+/// Where the site's envs are, switched the way the settings (or the filesystem) allow.
+pub fn store(config: &DeployConfig) -> EnvStore {
+    let target = &config.target.value;
+    let mode = match config.env_switch.value {
+        Some(mode) => mode,
+        None if config.dry_run => SwitchMode::Link,
+        None if std::fs::create_dir_all(target).is_ok() && env_store::links_work(target) => {
+            SwitchMode::Link
+        }
+        None => {
+            info!(
+                "Links are refused in {} (an SMB share without mfsymlinks?): new envs are built \
+                 beside the live one and swapped in with a rename",
+                target.display()
+            );
+            SwitchMode::Move
+        }
+    };
+    EnvStore::new(target, &config.env_name.value, config.platform, mode)
+}
+
+/// What the step works with besides the configuration.
+pub struct EnvInputs<'a> {
+    pub runtime: &'a Runtime,
+    pub store: &'a EnvStore,
+    pub installer: &'a Installer,
+    /// The install pip-install will run, when it runs: exact mode compares it with the env's
+    /// last install.
+    pub install: Option<&'a InstallPlan>,
+}
+
+/// The validate-env step: reuse the env when sound, else build a new one, logging every reason.
 pub fn run(
     config: &DeployConfig,
-    runtime: &Runtime,
+    inputs: &EnvInputs,
     runner: &Runner,
 ) -> Result<Validated, DeployError> {
     let c = config;
-    let env_dir = c.env_dir();
+    let (runtime, store) = (inputs.runtime, inputs.store);
+    let live = &store.live;
     if c.force_rebuild.value == ForceRebuild::Always {
         warn!(
             "{} is still on: every deployment rebuilds the env from scratch. Remove it, or set \
@@ -54,19 +91,20 @@ pub fn run(
             c.force_rebuild.origin
         );
     }
-    if !c.dry_run
-        && let Some(line) = recover_interrupted(&env_dir)?
-    {
-        info!("{line}");
+    if !c.dry_run {
+        for line in store.clean_leftovers()? {
+            info!("{line}");
+        }
     }
-    let record = EnvRecord::read(&env_dir);
-    let reasons = rebuild_reasons(
-        &env_dir,
-        c.platform,
-        runtime,
-        &c.force_rebuild,
-        record.as_ref(),
-    );
+    let record = EnvRecord::read(live);
+    let mut reasons = rebuild_reasons(live, c.platform, runtime, &c.force_rebuild, record.as_ref());
+    if c.env_mode.value == EnvMode::Exact
+        && reasons.is_empty()
+        && let Some(plan) = inputs.install
+        && let Some(reason) = install_reason(record.as_ref(), plan, inputs.installer)
+    {
+        reasons.push(reason);
+    }
     let token = match &c.force_rebuild.value {
         ForceRebuild::Token(token) => Some(token.clone()),
         _ => None,
@@ -74,25 +112,25 @@ pub fn run(
     if reasons.is_empty() {
         let record = match record {
             Some(record) => record,
-            None => adopt(&env_dir, runtime, token, c.dry_run)?,
+            None => adopt(live, runtime, token, c.dry_run)?,
         };
         let outcome = Outcome::Done(format!(
             "Reusing env {}: Python {} as selected, base interpreter present, its python runs \
              (built {}: {})",
-            env_dir.display(),
+            live.display(),
             record.python,
             ago(record.created_unix, now_unix()),
             record.reason
         ));
         let env = PreparedEnv {
-            python: env_python(&env_dir, c.platform),
-            dir: env_dir,
+            python: env_python(live, c.platform),
+            dir: live.clone(),
             record,
         };
         return Ok(Validated {
             outcome,
             env: Some(env),
-            parked: None,
+            pending: None,
         });
     }
     let reason = reasons.join("; ");
@@ -100,27 +138,67 @@ pub fn run(
         return Ok(Validated {
             outcome: Outcome::Done(format!("Would rebuild the env: {reason}")),
             env: None,
-            parked: None,
+            pending: None,
         });
     }
     info!("Rebuilding env: {reason}");
+    let built = store.build_path(&format!("{}-{}", now_unix(), std::process::id()))?;
     let new = NewEnv {
-        dir: &env_dir,
+        dir: &built,
         platform: c.platform,
         runtime,
         reason,
         rebuild_token: token,
     };
-    let (env, parked) = rebuild(new, runner)?;
+    let env = match create(new, inputs.installer, &c.target.value, runner) {
+        Ok(env) => env,
+        Err(error) => {
+            let _ = env_store::remove_any(&built);
+            return Err(error);
+        }
+    };
     Ok(Validated {
         outcome: Outcome::Done(format!(
-            "Built a new env {} with Python {}",
-            env_dir.display(),
-            runtime.interpreter.version
+            "Built a new env with Python {} at {}; the site runs the previous env until this one \
+             is complete",
+            runtime.interpreter.version,
+            built.display()
         )),
         env: Some(env),
-        parked,
+        pending: Some(built),
     })
+}
+
+/// Why exact mode cannot reuse the env for `plan`, if it cannot.
+fn install_reason(
+    record: Option<&EnvRecord>,
+    plan: &InstallPlan,
+    installer: &Installer,
+) -> Option<String> {
+    let last = record.and_then(|r| r.install.as_ref());
+    let kind = |name: &str| name.split_whitespace().next().unwrap_or("").to_string();
+    match last {
+        Some(last) if last.fingerprint == plan.fingerprint => None,
+        Some(last) if kind(&last.installer) != kind(&installer.name()) => Some(format!(
+            "the installer changed {} -> {}: a fresh env holds exactly what {} installs",
+            last.installer,
+            installer.name(),
+            plan.requirements
+        )),
+        Some(last) => Some(format!(
+            "{} changed since the last install into this env (fingerprint {} -> {}): exact \
+             mode installs into a fresh env so that removed packages go \
+             (KUDUHOOK_ENV_MODE=incremental installs over the live env instead)",
+            plan.requirements,
+            &last.fingerprint[..12],
+            &plan.fingerprint[..12]
+        )),
+        None => Some(
+            "no record of what was installed into the env (made before kuduhook, or its last \
+             install failed): exact mode starts from a fresh env"
+                .to_string(),
+        ),
+    }
 }
 
 /// Gives a sound env that has no record (made by deploy.cmd, say) one, so that its installs
@@ -145,15 +223,6 @@ fn adopt(
             .map_err(|e| DeployError::io("write the env record in", env_dir, e))?;
     }
     Ok(record)
-}
-
-/// Where a rebuild sets the previous env aside until the deployment succeeds.
-pub fn parked_dir(env_dir: &Path) -> PathBuf {
-    let name = env_dir
-        .file_name()
-        .map(|n| n.to_string_lossy())
-        .unwrap_or_default();
-    env_dir.with_file_name(format!("{name}.kuduhook-previous"))
 }
 
 /// Kudu's marker file for an env built for `version` (`azure.env.python-3.6.txt`).
@@ -312,35 +381,6 @@ fn kudu_markers(env_dir: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Puts back an env that an interrupted deployment set aside, or removes it when the rebuild
-/// had finished. Returns a line for the log when it did something.
-pub fn recover_interrupted(env_dir: &Path) -> Result<Option<String>, DeployError> {
-    let parked = parked_dir(env_dir);
-    if !parked.exists() {
-        return Ok(None);
-    }
-    if env_dir.is_dir() && EnvRecord::read(env_dir).is_some() {
-        remove_dir(&parked)?;
-        return Ok(Some(format!(
-            "Removed {}, left by an interrupted deployment",
-            parked.display()
-        )));
-    }
-    put_back(&parked, env_dir)?;
-    Ok(Some(format!(
-        "Restored the previous env from {}, set aside by an interrupted deployment",
-        parked.display()
-    )))
-}
-
-/// Replaces whatever is at `env_dir` (a half-built or rejected env) with the env set aside at
-/// `parked`.
-pub fn put_back(parked: &Path, env_dir: &Path) -> Result<(), DeployError> {
-    remove_dir(env_dir)?;
-    std::fs::rename(parked, env_dir)
-        .map_err(|e| DeployError::io("restore the previous env from", parked, e))
-}
-
 /// What a new env is built from, and why.
 pub struct NewEnv<'a> {
     pub dir: &'a Path,
@@ -352,64 +392,40 @@ pub struct NewEnv<'a> {
     pub rebuild_token: Option<String>,
 }
 
-/// Sets the current env aside (if any) and builds a new one. Returns the new env and where the
-/// old one was put.
-pub fn rebuild(
+/// Creates the env `new` describes with `installer`, marks it for Kudu, and records it.
+fn create(
     new: NewEnv,
+    installer: &Installer,
+    target: &Path,
     runner: &Runner,
-) -> Result<(PreparedEnv, Option<PathBuf>), DeployError> {
-    let env_dir = new.dir;
-    let parked = if env_dir.exists() {
-        let parked = parked_dir(env_dir);
-        std::fs::rename(env_dir, &parked)
-            .map_err(|e| DeployError::io("set aside the previous env", env_dir, e))?;
-        info!(
-            "Set the previous env aside at {} until this deployment succeeds",
-            parked.display()
-        );
-        Some(parked)
-    } else {
-        None
-    };
-    let result = create(new, runner);
-    if result.is_err()
-        && let Some(parked) = &parked
-        && put_back(parked, env_dir).is_ok()
-    {
-        info!("Put the previous env back");
-    }
-    result.map(|env| (env, parked))
-}
-
-fn create(new: NewEnv, runner: &Runner) -> Result<PreparedEnv, DeployError> {
+) -> Result<PreparedEnv, DeployError> {
     let (env_dir, runtime) = (new.dir, new.runtime);
     let interpreter = &runtime.interpreter.path;
-    info!(
-        "Creating env {} with Python {}",
-        env_dir.display(),
-        runtime.interpreter.version
-    );
-    let venv = |copies: bool| -> Result<process::Finished, DeployError> {
-        let mut cmd = runner.command(interpreter);
-        cmd.args(["-m", "venv"]);
-        if copies {
-            cmd.arg("--copies");
-        }
-        cmd.arg(env_dir);
-        runner.run(&mut cmd, "python -m venv")
+    let tool = match installer {
+        Installer::Pip => "python -m venv".to_string(),
+        Installer::Uv { .. } => format!("{} venv", installer.name()),
     };
-    let first = venv(false)?;
+    info!(
+        "Creating env {} with Python {} ({tool})",
+        env_dir.display(),
+        runtime.interpreter.version,
+    );
+    let cache = installer.cache_dir(target);
+    let mut cmd = installer.venv_command(runner, interpreter, env_dir, &cache);
+    let first = runner.run(&mut cmd, &tool)?;
     if !first.status.success() {
         // App Service Linux keeps the site on an SMB share that may refuse symlinks (EOPNOTSUPP):
         // Oryx builds its envs with --copies for this reason.
         info!(
-            "python -m venv failed ({}); trying again with --copies, which needs no symlinks",
+            "{tool} failed ({}); trying again with python -m venv --copies, which needs no \
+             symlinks",
             first.detail()
         );
-        let _ = remove_dir(env_dir);
-        let second = venv(true)?;
+        env_store::remove_any(env_dir)?;
+        let mut cmd = runner.command(interpreter);
+        cmd.args(["-m", "venv", "--copies"]).arg(env_dir);
+        let second = runner.run(&mut cmd, "python -m venv --copies")?;
         if !second.status.success() {
-            let _ = remove_dir(env_dir);
             return Err(DeployError::EnvCreateFailed {
                 interpreter: interpreter.clone(),
                 env: env_dir.to_path_buf(),
@@ -437,15 +453,6 @@ fn create(new: NewEnv, runner: &Runner) -> Result<PreparedEnv, DeployError> {
         python: env_python(env_dir, new.platform),
         record,
     })
-}
-
-/// Removes a folder tree; a missing one is fine.
-pub fn remove_dir(dir: &Path) -> Result<(), DeployError> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(DeployError::io("delete", dir, e)),
-    }
 }
 
 #[cfg(test)]
@@ -512,10 +519,6 @@ mod tests {
         assert_eq!(
             env_python(Path::new("env"), Platform::Windows),
             Path::new("env").join("Scripts").join("python.exe")
-        );
-        assert_eq!(
-            parked_dir(Path::new("/site/wwwroot/env")),
-            PathBuf::from("/site/wwwroot/env.kuduhook-previous")
         );
     }
 }

@@ -1,10 +1,11 @@
-//! The pip-install step: install the app's requirements into its env, or skip when nothing
-//! changed.
+//! The pip-install step: install the app's requirements into its env with the chosen
+//! installer (pip or uv), or skip when nothing changed, and log which packages it added,
+//! changed and removed.
 //!
 //! The skip decision rests on a fingerprint of every requirement file (the main one and each
-//! file it pulls in with `-r` or `-c`, recursively), the installer and its arguments, and the
-//! env's identity. It is recorded in the env only after a successful install, so a failed or
-//! interrupted install is retried by the next deployment.
+//! file it pulls in with `-r` or `-c`, recursively) and the installer with its arguments. It
+//! is recorded in the env only after a successful install, so a failed or interrupted install
+//! is retried by the next deployment.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -13,64 +14,122 @@ use sha2::{Digest, Sha256};
 
 use tracing::info;
 
-use crate::config::DeployConfig;
-use crate::env_record::{EnvRecord, InstallRecord, now_unix};
+use crate::config::{DeployConfig, EnvMode};
+use crate::env_record::{InstallRecord, now_unix};
 use crate::errors::DeployError;
+use crate::installer::Installer;
 use crate::logging::plural;
+use crate::packages;
 use crate::paths;
 use crate::process::{Runner, describe_status};
 use crate::steps::Outcome;
 use crate::steps::env::PreparedEnv;
 
-/// The folder a repository commits wheels into, for packages App Service cannot build.
-pub const WHEELHOUSE: &str = "wheelhouse";
+/// An install as it will run: the installer's arguments, the files they read, and the
+/// fingerprint of both.
+#[derive(Debug, Clone)]
+pub struct InstallPlan {
+    /// The requirements file as configured (`requirements.txt`), relative to the app.
+    pub requirements: String,
+    pub args: Vec<String>,
+    pub files: Vec<PathBuf>,
+    pub fingerprint: String,
+}
 
-/// The pip-install step: install the app's requirements into `env`, or skip with the reason.
-/// `app` is where the app's files are (the target, or the source in a dry run).
+impl InstallPlan {
+    /// The install of `config`'s requirements in `app` with `installer`.
+    pub fn new(config: &DeployConfig, installer: &Installer, app: &Path) -> InstallPlan {
+        let requirements = config.requirements.value.clone();
+        let args = installer.install_args(&requirements, app, &config.pip_args.value, &config.env);
+        let files = requirement_files(&app.join(&requirements));
+        let fingerprint = fingerprint(&files, app, &installer.name(), &args);
+        InstallPlan {
+            requirements,
+            args,
+            files,
+            fingerprint,
+        }
+    }
+}
+
+/// The pip-install step: install `plan` into `env`, or skip with the reason. `live` is the env
+/// the site runs now, to say what the install changed; `app` is where the app's files are (the
+/// target, or the source in a dry run).
 pub fn run(
     config: &DeployConfig,
+    installer: &Installer,
+    plan: &InstallPlan,
     env: Option<&mut PreparedEnv>,
+    live: &Path,
     app: &Path,
     runner: &Runner,
 ) -> Result<Outcome, DeployError> {
     let c = config;
-    let shown = &c.requirements.value;
+    let shown = &plan.requirements;
     let Some(env) = env else {
         return Ok(Outcome::Done(format!(
-            "Would install {shown} into the new env"
+            "Would install {shown} into the new env with {}",
+            installer.name()
         )));
     };
+    let recorded = env.record.install.as_ref().map(|i| i.fingerprint.as_str());
+    if recorded == Some(plan.fingerprint.as_str()) {
+        return Ok(Outcome::Skipped(format!(
+            "{shown} unchanged since the last successful install into this env ({}, \
+             fingerprint {}); set KUDUHOOK_FORCE_ENV_REBUILD to rebuild from scratch",
+            plural(plan.files.len(), "requirement file"),
+            &plan.fingerprint[..12]
+        )));
+    }
+    if c.dry_run {
+        return Ok(Outcome::Done(format!(
+            "Would install {shown} with {} (changed since the last install)",
+            installer.name()
+        )));
+    }
     if !c.pip_args.value.is_empty() {
         info!(
-            "Extra pip arguments from {}: {}",
+            "Extra installer arguments from {}: {}",
             c.pip_args.origin,
             c.pip_args.value.join(" ")
         );
     }
-    let requirements = app.join(shown);
-    let installed = install(
-        env,
-        &requirements,
-        app,
-        &c.pip_args.value,
-        runner,
-        c.dry_run,
-    )?;
-    Ok(match installed {
-        Installed::Skipped { fingerprint, files } => Outcome::Skipped(format!(
-            "{shown} unchanged since the last successful install into this env ({}, \
-             fingerprint {}); set KUDUHOOK_FORCE_ENV_REBUILD to rebuild from scratch",
-            plural(files, "requirement file"),
-            &fingerprint[..12]
-        )),
-        Installed::Ran { .. } if c.dry_run => Outcome::Done(format!(
-            "Would install {shown} (changed since the last install)"
-        )),
-        Installed::Ran { fingerprint } => Outcome::Done(format!(
-            "Installed {shown} (fingerprint {})",
-            &fingerprint[..12]
-        )),
-    })
+    if env.dir == live && c.env_mode.value == EnvMode::Incremental {
+        info!(
+            "Installing over the live env ({} is incremental): packages dropped from {shown} \
+             stay installed",
+            c.env_mode.origin
+        );
+    }
+    let before = packages::installed(live, c.platform);
+    let cache = installer.cache_dir(&c.target.value);
+    let mut cmd = installer.install_command(runner, &env.python, &plan.args, app, &cache);
+    let what = format!("{} install", installer.name());
+    let finished = runner.run(&mut cmd, &what)?;
+    if !finished.status.success() {
+        return Err(DeployError::InstallFailed {
+            requirements: app.join(shown),
+            installer: installer.name(),
+            status: describe_status(&finished.status),
+        });
+    }
+    info!(
+        "{}",
+        packages::changes(&before, &packages::installed(&env.dir, c.platform)).summary()
+    );
+    env.record.install = Some(InstallRecord {
+        fingerprint: plan.fingerprint.clone(),
+        installer: installer.name(),
+        installed_unix: now_unix(),
+    });
+    env.record
+        .write(&env.dir)
+        .map_err(|e| DeployError::io("write the env record in", &env.dir, e))?;
+    Ok(Outcome::Done(format!(
+        "Installed {shown} with {} (fingerprint {})",
+        installer.name(),
+        &plan.fingerprint[..12]
+    )))
 }
 
 /// The requirement files an install reads: the main file first, then each `-r`/`-c` include.
@@ -130,20 +189,16 @@ fn includes(text: &str) -> Vec<String> {
     found
 }
 
-/// The fingerprint that decides whether an install can be skipped.
-pub fn fingerprint(
-    files: &[PathBuf],
-    root: &Path,
-    installer_args: &[String],
-    record: &EnvRecord,
-) -> String {
+/// The fingerprint that decides whether an install can be skipped: the installer, its
+/// arguments and every requirement file (named relative to `root`).
+pub fn fingerprint(files: &[PathBuf], root: &Path, installer: &str, args: &[String]) -> String {
     let mut hash = Sha256::new();
-    hash.update(b"kuduhook-install-v1\0");
-    for arg in installer_args {
+    hash.update(b"kuduhook-install-v2\0");
+    let kind = installer.split_whitespace().next().unwrap_or(installer);
+    for arg in std::iter::once(kind).chain(args.iter().map(String::as_str)) {
         hash.update(arg.as_bytes());
         hash.update(b"\0");
     }
-    hash.update(format!("{}\0{}\0", record.python, record.created_unix).as_bytes());
     for file in files {
         let shown = file.strip_prefix(root).unwrap_or(file);
         hash.update(shown.to_string_lossy().as_bytes());
@@ -157,83 +212,6 @@ pub fn fingerprint(
         }
     }
     hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// What the step did.
-pub enum Installed {
-    Skipped { fingerprint: String, files: usize },
-    Ran { fingerprint: String },
-}
-
-/// The arguments after `pip`: non-interactive, no version check, no progress bars, the committed
-/// wheelhouse as a package source, then the user's own.
-pub fn pip_arguments(requirements: &Path, app: &Path, extra: &[String]) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "install",
-        "-r",
-        &requirements.to_string_lossy(),
-        "--disable-pip-version-check",
-        "--no-input",
-        "--progress-bar",
-        "off",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let wheelhouse = app.join(WHEELHOUSE);
-    if wheelhouse.is_dir() {
-        args.push("--find-links".into());
-        args.push(wheelhouse.to_string_lossy().into_owned());
-    }
-    args.extend(extra.iter().cloned());
-    args
-}
-
-/// Installs `requirements` into `env` unless the fingerprint says it already is.
-pub fn install(
-    env: &mut PreparedEnv,
-    requirements: &Path,
-    app: &Path,
-    extra_args: &[String],
-    runner: &Runner,
-    dry_run: bool,
-) -> Result<Installed, DeployError> {
-    let files = requirement_files(requirements);
-    let args = pip_arguments(requirements, app, extra_args);
-    let fingerprint = fingerprint(&files, app, &args, &env.record);
-    let recorded = env.record.install.as_ref().map(|i| i.fingerprint.as_str());
-    if recorded == Some(fingerprint.as_str()) {
-        return Ok(Installed::Skipped {
-            fingerprint,
-            files: files.len(),
-        });
-    }
-    if dry_run {
-        return Ok(Installed::Ran { fingerprint });
-    }
-    let mut cmd = runner.command(&env.python);
-    cmd.args(["-m", "pip"])
-        .args(&args)
-        .current_dir(app)
-        .env("PIP_NO_INPUT", "1")
-        .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
-        .env("PYTHONUNBUFFERED", "1");
-    let finished = runner.run(&mut cmd, "pip install")?;
-    if !finished.status.success() {
-        return Err(DeployError::InstallFailed {
-            requirements: requirements.to_path_buf(),
-            status: describe_status(&finished.status),
-        });
-    }
-    env.record.install = Some(InstallRecord {
-        fingerprint: fingerprint.clone(),
-        installer: "pip".into(),
-        installed_unix: now_unix(),
-    });
-    env.record
-        .write(&env.dir)
-        .map_err(|e| DeployError::io("write the env record in", &env.dir, e))?;
-    Ok(Installed::Ran { fingerprint })
 }
 
 #[cfg(test)]
@@ -286,21 +264,24 @@ mod tests {
         let root = dir.path();
         std::fs::write(root.join("requirements.txt"), "-c pins.txt\nflask\n").unwrap();
         std::fs::write(root.join("pins.txt"), "flask==3.0\n").unwrap();
-        let record = EnvRecord {
-            python: "3.12.1".into(),
-            interpreter: "/usr/bin/python3".into(),
-            created_unix: 1,
-            reason: String::new(),
-            rebuild_token: None,
-            install: None,
-        };
         let print = || {
             let files = requirement_files(&root.join("requirements.txt"));
-            fingerprint(&files, root, &[], &record)
+            fingerprint(&files, root, "pip", &[])
         };
         let before = print();
         assert_eq!(before, print());
         std::fs::write(root.join("pins.txt"), "flask==3.1\n").unwrap();
         assert_ne!(before, print());
+        let files = requirement_files(&root.join("requirements.txt"));
+        assert_ne!(
+            fingerprint(&files, root, "pip", &[]),
+            fingerprint(&files, root, "uv 0.13.9", &[]),
+            "another installer is another install"
+        );
+        assert_eq!(
+            fingerprint(&files, root, "uv 0.13.9", &[]),
+            fingerprint(&files, root, "uv 0.14.0", &[]),
+            "a new uv version installs the same"
+        );
     }
 }

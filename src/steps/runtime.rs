@@ -230,24 +230,14 @@ fn expand(location: &SearchLocation, config: &DeployConfig) -> Vec<PathBuf> {
                 .filter(|p| p.is_file())
                 .collect()
         }
-        SearchLocation::OnPath { name, .. } => path_dirs(config)
+        SearchLocation::OnPath { name, .. } => config
+            .env
+            .search_path(Platform::host())
             .into_iter()
             .map(|dir| dir.join(name))
             .filter(|p| p.is_file())
             .collect(),
     }
-}
-
-fn path_dirs(config: &DeployConfig) -> Vec<PathBuf> {
-    let separator = Platform::host().path_list_separator();
-    config
-        .env
-        .get("PATH")
-        .unwrap_or("")
-        .split(separator)
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .collect()
 }
 
 fn numbers_in(name: &str) -> Vec<u32> {

@@ -80,6 +80,17 @@ pub fn shared_wheels() -> &'static Path {
     })
 }
 
+/// uv, installed by `tests/setup.sh` (the README's test command runs it first).
+pub fn uv() -> PathBuf {
+    let uv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/bin/uv");
+    assert!(
+        uv.is_file(),
+        "tests need uv at {}: run bash tests/setup.sh",
+        uv.display()
+    );
+    uv
+}
+
 /// A `deploy/steps.json` with the four core steps, then `extra` (JSON step objects).
 pub fn core_steps_then(extra: &str) -> String {
     format!(
@@ -187,6 +198,7 @@ impl Site {
             .expect("temp dir");
         let repo = root.path().join("repository");
         std::fs::create_dir_all(&repo).unwrap();
+        std::fs::create_dir_all(root.path().join("wheels")).unwrap();
         Site {
             repo,
             target: root.path().join("wwwroot"),
@@ -208,6 +220,12 @@ impl Site {
         site
     }
 
+    /// A wheels folder for this site alone (on its `PIP_FIND_LINKS` beside the shared one),
+    /// for wheels a test builds.
+    pub fn wheels_dir_of_its_own(&self) -> PathBuf {
+        self.target.parent().unwrap().join("wheels")
+    }
+
     pub fn write(&self, relative: &str, content: &str) {
         let path = self.repo.join(relative);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -224,7 +242,14 @@ impl Site {
             ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
             ("HOME".into(), std::env::var("HOME").unwrap_or_default()),
             ("PIP_NO_INDEX".into(), "1".into()),
-            ("PIP_FIND_LINKS".into(), self.wheels.display().to_string()),
+            (
+                "PIP_FIND_LINKS".into(),
+                format!(
+                    "{} {}",
+                    self.wheels.display(),
+                    self.target.parent().unwrap().join("wheels").display()
+                ),
+            ),
         ]
     }
 
@@ -235,6 +260,11 @@ impl Site {
 
     /// Like [`Site::deploy`], with extra environment variables (app settings).
     pub fn deploy_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        Run::of(self.deploy_command(args, env))
+    }
+
+    /// The command [`Site::deploy_with`] runs, to start it some other way.
+    pub fn deploy_command(&self, args: &[&str], env: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(kuduhook());
         cmd.arg("deploy")
             .arg("--source")
@@ -246,20 +276,51 @@ impl Site {
             .arg("--previous-manifest")
             .arg(&self.manifest)
             .args(args);
-        self.run(cmd, env)
+        self.in_site(&mut cmd, env);
+        cmd
     }
 
     /// Runs `cmd` in the repository with the base environment and `env`.
     pub fn run(&self, mut cmd: Command, env: &[(&str, &str)]) -> Run {
+        self.in_site(&mut cmd, env);
+        Run::of(cmd)
+    }
+
+    /// Sets `cmd` to run in the repository with the base environment and `env` only.
+    fn in_site(&self, cmd: &mut Command, env: &[(&str, &str)]) {
         cmd.env_clear()
             .envs(self.base_env())
             .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .current_dir(&self.repo);
-        Run::of(cmd)
     }
 
     pub fn env_dir(&self) -> PathBuf {
         self.target.join("env")
+    }
+
+    /// Where kuduhook keeps the site's envs, beside the target.
+    pub fn envs_dir(&self) -> PathBuf {
+        self.target.parent().unwrap().join(".kuduhook/wwwroot/envs")
+    }
+
+    /// What a deployment may leave only while it runs: envs the site does not run, folders
+    /// and links beside the live env, temporary files in the target. Empty between deployments.
+    pub fn leftovers(&self) -> Vec<String> {
+        let live = std::fs::canonicalize(self.env_dir()).ok();
+        let mut found: Vec<String> = std::fs::read_dir(self.envs_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| std::fs::canonicalize(e.path()).ok() != live)
+            .map(|e| e.path().display().to_string())
+            .collect();
+        found.extend(
+            walk(&self.target)
+                .into_iter()
+                .filter(|(path, _)| !path.starts_with("env/") && path.contains("kuduhook"))
+                .map(|(path, _)| path),
+        );
+        found
     }
 
     pub fn env_python(&self) -> PathBuf {

@@ -1,0 +1,289 @@
+//! Deployments that are killed or that race: `kill -9` at several points of a rebuild, over
+//! and over; two and four deployments started at once on one site; a lock held past the wait.
+//! After each, the site must run a whole env, and the next deployment must succeed and leave
+//! nothing behind.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::Site;
+
+/// `kuduhook deploy` for `site`, in a process group of its own (Kudu kills the whole tree).
+fn spawn_deploy(site: &Site, settings: &[(&str, &str)]) -> Child {
+    site.deploy_command(&[], settings)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .expect("start kuduhook")
+}
+
+/// `kill -9` of the deployment and every process it started.
+fn kill_tree(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-9", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    child.wait().unwrap();
+}
+
+/// Where a deployment is killed: when a log line contains `marker`, or after `after`.
+#[derive(Debug, Clone, Copy)]
+enum KillAt {
+    Line(&'static str),
+    After(Duration),
+}
+
+/// Starts a deployment and kills it at `at`. Returns the log up to the kill, and whether the
+/// kill landed before the deployment ended by itself.
+fn deploy_and_kill(site: &Site, settings: &[(&str, &str)], at: KillAt) -> (String, bool) {
+    let mut child = spawn_deploy(site, settings);
+    let stdout = child.stdout.take().unwrap();
+    let (sender, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let started = Instant::now();
+    let mut log = String::new();
+    loop {
+        let wait = match at {
+            KillAt::After(after) => after.saturating_sub(started.elapsed()),
+            KillAt::Line(_) => Duration::from_secs(60),
+        };
+        match lines.recv_timeout(wait) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+                if let KillAt::Line(marker) = at
+                    && line.contains(marker)
+                {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
+            // The deployment ended before the kill point.
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                child.wait().unwrap();
+                return (log, false);
+            }
+        }
+    }
+    kill_tree(&mut child);
+    (log, true)
+}
+
+/// Whether the env the site runs is whole: its python runs and imports the app's package at
+/// one of the versions of the two deployments.
+fn live_version(site: &Site) -> String {
+    site.imported_version("kudupkg")
+        .unwrap_or_else(|| panic!("the site has no working env after a kill"))
+}
+
+#[test]
+fn kill_9_at_any_point_of_a_rebuild_keeps_a_working_env_and_the_next_deploy_cleans_up() {
+    let site = Site::app("3.11");
+    site.deploy(&[]).assert_ok();
+    let marks = [
+        (KillAt::Line("Rebuilding env:"), true),
+        (KillAt::Line("Creating env"), true),
+        (KillAt::Line("| Processing"), true),
+        (KillAt::Line("| Installing collected packages"), false),
+        (KillAt::Line("Packages:"), false),
+        (KillAt::After(Duration::from_millis(150)), true),
+        (KillAt::After(Duration::from_millis(1500)), false),
+        (KillAt::After(Duration::from_millis(3000)), false),
+        (KillAt::After(Duration::from_millis(4500)), false),
+    ];
+    let mut version = "1.0";
+    let mut killed_mid_rebuild = 0;
+    for (round, (at, strictly_before_switch)) in marks.into_iter().enumerate() {
+        let next = if version == "1.0" { "2.0" } else { "1.0" };
+        site.write("requirements.txt", &format!("kudupkg=={next}\n"));
+        let (log, killed) = deploy_and_kill(&site, &[], at);
+        let serving = live_version(&site);
+        if killed && strictly_before_switch {
+            assert_eq!(
+                serving, version,
+                "round {round} ({at:?}): the previous env serves\n{log}"
+            );
+        } else {
+            assert!(
+                serving == version || serving == next,
+                "round {round} ({at:?}): kudupkg {serving}\n{log}"
+            );
+        }
+        if killed && log.contains("Rebuilding env:") {
+            killed_mid_rebuild += 1;
+        }
+        let run = site.deploy(&[]);
+        run.assert_ok();
+        if killed && log.contains("kuduhook 0.1.0 deploying") {
+            run.assert_contains("Took over the deploy lock from a deployment that ended");
+        }
+        assert_eq!(live_version(&site), next, "round {round}: {}", run.log);
+        assert_eq!(
+            site.leftovers(),
+            Vec::<String>::new(),
+            "round {round}: {}",
+            run.log
+        );
+        version = next;
+    }
+    assert!(
+        killed_mid_rebuild >= 5,
+        "only {killed_mid_rebuild} kills landed mid-rebuild"
+    );
+}
+
+#[test]
+fn kill_9_of_a_uv_rebuild_keeps_a_working_env() {
+    let site = Site::app("3.11");
+    let uv = support::uv().display().to_string();
+    let settings = [("KUDUHOOK_INSTALLER", "uv"), ("KUDUHOOK_UV", uv.as_str())];
+    site.deploy_with(&[], &settings).assert_ok();
+    let mut version = "1.0";
+    for marker in [
+        "uv 0.13.9 venv",
+        "| Using Python",
+        "| Resolved",
+        "Packages:",
+    ] {
+        let next = if version == "1.0" { "2.0" } else { "1.0" };
+        site.write("requirements.txt", &format!("kudupkg=={next}\n"));
+        let (log, _) = deploy_and_kill(&site, &settings, KillAt::Line(marker));
+        let serving = live_version(&site);
+        assert!(
+            serving == version || serving == next,
+            "{marker}: {serving}\n{log}"
+        );
+        site.deploy_with(&[], &settings).assert_ok();
+        assert_eq!(live_version(&site), next);
+        assert_eq!(site.leftovers(), Vec::<String>::new());
+        version = next;
+    }
+}
+
+fn deploys_at_once(count: usize) {
+    let site = Site::app("3.11");
+    site.write("uploads/.keep", "");
+    site.deploy(&[]).assert_ok();
+    // A file the app wrote, which no deployment may lose.
+    std::fs::write(site.target_file("uploads/photo.jpg"), "jpeg").unwrap();
+    site.write("requirements.txt", "kudupkg==2.0\n");
+    site.write("app.py", "import kudupkg\nVERSION = 2\n");
+
+    let children: Vec<Child> = (0..count).map(|_| spawn_deploy(&site, &[])).collect();
+    let logs: Vec<String> = children
+        .into_iter()
+        .map(|child| {
+            let out = child.wait_with_output().unwrap();
+            let log = String::from_utf8_lossy(&out.stdout).into_owned();
+            assert!(out.status.success(), "a concurrent deploy failed:\n{log}");
+            log
+        })
+        .collect();
+    let rebuilt = logs
+        .iter()
+        .filter(|l| l.contains("Rebuilding env:"))
+        .count();
+    let waited = logs
+        .iter()
+        .filter(|l| l.contains("Waiting for a deployment (pid"))
+        .count();
+    let reused = logs
+        .iter()
+        .filter(|l| l.contains("skipped: requirements.txt unchanged"))
+        .count();
+    assert_eq!(
+        rebuilt,
+        1,
+        "exactly one deployment rebuilt the env:\n{}",
+        logs.join("\n---\n")
+    );
+    assert_eq!(
+        reused,
+        count - 1,
+        "the others found it done:\n{}",
+        logs.join("\n---\n")
+    );
+    assert!(
+        waited >= 1,
+        "deployments waited for each other:\n{}",
+        logs.join("\n---\n")
+    );
+    assert_eq!(live_version(&site), "2.0");
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("app.py")).unwrap(),
+        "import kudupkg\nVERSION = 2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("uploads/photo.jpg")).unwrap(),
+        "jpeg"
+    );
+    assert_eq!(site.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn two_deploys_at_once_take_turns() {
+    deploys_at_once(2);
+}
+
+#[test]
+fn four_deploys_at_once_take_turns() {
+    deploys_at_once(4);
+}
+
+#[test]
+fn a_deploy_that_cannot_get_the_lock_in_time_fails_clearly_and_changes_nothing() {
+    let site = Site::app("3.11");
+    site.write(
+        "deploy/steps.json",
+        &support::core_steps_then(r#"{"run": "sleep 6", "name": "slow"}"#),
+    );
+    site.deploy(&[]).assert_ok();
+    let mut slow = spawn_deploy(&site, &[]);
+    // Wait until the slow deployment holds the lock.
+    let lock = site
+        .target
+        .parent()
+        .unwrap()
+        .join(".kuduhook/wwwroot/deploy.lock");
+    let started = Instant::now();
+    while std::fs::metadata(&lock).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the deploy never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    site.write("app.py", "changed = True\n");
+    let run = site.deploy_with(
+        &[],
+        &[
+            ("KUDUHOOK_LOCK_WAIT", "3"),
+            ("SCM_COMMAND_IDLE_TIMEOUT", "3"),
+        ],
+    );
+    run.assert_failed()
+        .assert_contains(&format!("Waiting for a deployment (pid {}", slow.id()))
+        .assert_contains("still waiting for a deployment (pid")
+        .assert_contains("error: another deployment of this site is still running after 3s")
+        .assert_contains("fix: deploy again once it has finished")
+        .assert_contains("Nothing in the target was changed");
+    assert!(
+        !std::fs::read_to_string(site.target_file("app.py"))
+            .unwrap()
+            .contains("changed")
+    );
+    assert!(slow.wait().unwrap().success());
+}
