@@ -247,3 +247,20 @@ fn a_dry_run_builds_nothing() {
     assert_eq!(envs.len(), 1);
     assert!(Path::new(&site.env_dir()).is_symlink());
 }
+
+#[test]
+fn leaked_variables_do_not_redirect_a_uv_install() {
+    let site = Site::app("3.11");
+    let elsewhere = site.target.parent().unwrap().join("elsewhere");
+    let mut settings = with_uv();
+    settings.extend([
+        ("VIRTUAL_ENV", elsewhere.display().to_string()),
+        ("UV_SYSTEM_PYTHON", "1".to_string()),
+        ("PYTHONPATH", elsewhere.display().to_string()),
+    ]);
+    deploy(&site, &settings).assert_ok().assert_contains(
+        "Ignoring VIRTUAL_ENV, PYTHONPATH, UV_SYSTEM_PYTHON from the host environment",
+    );
+    assert!(!elsewhere.exists());
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+}

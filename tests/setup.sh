@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs what the tests use besides Rust and the machine's Pythons: uv (PyPI) and node KuduSync (npm
-# package `kudusync`), which the tests install with and exchange manifests with. Idempotent; the only step
-# that needs the network. Run by the README's test command and by .ci/run.
+# Installs what the tests use besides Rust and the machine's Pythons: uv (from PyPI), which
+# the tests install with, and node KuduSync (npm package `kudusync`), which they exchange
+# manifests with. Idempotent; the only step that needs the network. Run by the README's test
+# command and by .ci/run.
 #
 # usage: tests/setup.sh   (prints nothing when everything is there)
 set -euo pipefail
