@@ -118,6 +118,7 @@ pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
         installer,
         store: None,
         env: None,
+        install: None,
         pending: None,
         switched: None,
         changed_in_place: false,
@@ -274,6 +275,8 @@ struct Deployment<'a> {
     /// The site's envs, once validate-env has looked at them.
     store: Option<EnvStore>,
     env: Option<PreparedEnv>,
+    /// The install validate-env planned (and compared with the env's last), for pip-install.
+    install: Option<InstallPlan>,
     /// A new env the site does not run yet.
     pending: Option<PathBuf>,
     /// The switch to a new env, undone if the deployment fails.
@@ -334,6 +337,7 @@ impl Deployment<'_> {
                 self.env = validated.env;
                 self.pending = validated.pending;
                 self.store = Some(store);
+                self.install = install;
                 if !self.pip_planned() {
                     self.go_live()?;
                 }
@@ -341,7 +345,10 @@ impl Deployment<'_> {
             }
             BuiltinStep::PipInstall => {
                 let installer = self.installer.as_ref().expect("resolved with the runtime");
-                let plan = InstallPlan::new(c, installer, app);
+                let plan = match self.install.take() {
+                    Some(plan) => plan,
+                    None => InstallPlan::new(c, installer, app),
+                };
                 let live = self.store.as_ref().map(|s| s.live.clone());
                 let live = live.unwrap_or_else(|| c.env_dir());
                 self.changed_in_place = self.env.as_ref().is_some_and(|e| e.dir == live);

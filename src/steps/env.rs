@@ -147,7 +147,12 @@ pub fn run(
         dir: &built,
         platform: c.platform,
         runtime,
-        reason,
+        // The record (shown by later "Reusing env" lines) keeps each reason's headline.
+        reason: reasons
+            .iter()
+            .map(|r| r.split(": ").next().unwrap_or(r))
+            .collect::<Vec<_>>()
+            .join("; "),
         rebuild_token: token,
     };
     let env = match create(new, inputs.installer, &c.target.value, runner) {
