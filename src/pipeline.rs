@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use tracing::{info, info_span, warn};
 
-use crate::config::DeployConfig;
+use crate::config::{DeployConfig, EnvMode};
 use crate::env_store::{EnvStore, Switched, remove_any};
 use crate::errors::{DeployError, site_state as state};
 use crate::installer::{self, Installer};
@@ -351,7 +351,9 @@ impl Deployment<'_> {
                 };
                 let live = self.store.as_ref().map(|s| s.live.clone());
                 let live = live.unwrap_or_else(|| c.env_dir());
-                self.changed_in_place = self.env.as_ref().is_some_and(|e| e.dir == live);
+                // Only incremental mode installs into the env the site runs.
+                self.changed_in_place = c.env_mode.value == EnvMode::Incremental
+                    && self.env.as_ref().is_some_and(|e| e.dir == live);
                 let outcome = pip::run(
                     c,
                     installer,
