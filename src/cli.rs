@@ -52,6 +52,83 @@ pub enum Command {
     /// previous manifest lists and the source lacks, keeps files the app wrote, and writes the
     /// next manifest. Reads and writes manifests KuduSync understands.
     Sync(SyncArgs),
+
+    /// Show what the site runs and why: the env's Python and interpreter, when and why it was
+    /// last built, what was installed with what, and the last deployment's steps and timings.
+    Status(StatusArgs),
+
+    /// Make a repository deploy with kuduhook: .deployment, deploy/steps.json, deploy/README.md
+    /// and the kuduhook binary in deploy/.
+    ///
+    /// An old KuduScript deploy.cmd or deploy.sh is read: init says which step replaces each of
+    /// its sections, turns the lines you added into run steps, and lists those it could not
+    /// translate. Nothing is overwritten without --force.
+    Init(InitArgs),
+
+    /// Set up a local App Service to rehearse `git push` on, and add it as a git remote.
+    ///
+    /// Creates (or refreshes) a folder laid out like App Service's /home: a repository to push
+    /// to whose hook deploys the way Kudu does (`.deployment`, app settings from a file, Kudu's
+    /// variables and manifests, no TTY, the idle kill), and the site it deploys into.
+    Rehearse(RehearseArgs),
+
+    /// What the local App Service's receive hook runs (reads git's ref lines on stdin).
+    #[command(hide = true)]
+    RehearseReceive(RehearseReceiveArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// The app's repository [default: the current folder]
+    #[arg(value_name = "APP_DIR")]
+    pub app: Option<PathBuf>,
+
+    /// The site's platform: the binary copied and the .deployment command are for it
+    #[arg(long, value_enum, default_value_t = SitePlatform::Linux)]
+    pub platform: SitePlatform,
+
+    /// The kuduhook binary to copy into deploy/ [default: this one]
+    #[arg(long, value_name = "FILE")]
+    pub binary: Option<PathBuf>,
+
+    /// Replace files that exist with other content
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The App Service platform a site runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SitePlatform {
+    Linux,
+    Windows,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RehearseArgs {
+    /// Where the local App Service lives [default: ../<repository name>.appservice]
+    #[arg(long, value_name = "DIR")]
+    pub site: Option<PathBuf>,
+
+    /// The git remote to add to the repository in the current folder
+    #[arg(long, value_name = "NAME", default_value = "rehearsal")]
+    pub remote: String,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RehearseReceiveArgs {
+    #[arg(long, value_name = "DIR")]
+    pub site: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct StatusArgs {
+    /// The site's folder [default: DEPLOYMENT_TARGET, else ../artifacts/wwwroot]
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<PathBuf>,
+
+    /// Print the status as JSON, for scripts
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -275,6 +275,16 @@ fn step_option<T>(
     Some(Setting::new(value, origin))
 }
 
+/// The site `kuduhook status` reads: `--target`, else `DEPLOYMENT_TARGET`, else the target a
+/// deployment run by hand from `cwd` would use (`../artifacts/wwwroot`).
+pub fn status_target(flag: Option<&Path>, env: &KuduEnv, cwd: &Path) -> PathBuf {
+    let given = flag
+        .map(Path::to_path_buf)
+        .or_else(|| env.path(var::DEPLOYMENT_TARGET))
+        .unwrap_or_else(|| PathBuf::from("../artifacts/wwwroot"));
+    paths::normalize(&cwd.join(given))
+}
+
 impl DeployConfig {
     /// Resolves the configuration from the flags, the environment and the repository's files.
     ///

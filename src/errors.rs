@@ -120,6 +120,42 @@ pub enum DeployError {
         origin: Origin,
         searched: Vec<String>,
     },
+    /// `kuduhook status` found no record of a deployment into the target.
+    NoDeploymentRecord { target: PathBuf, record: PathBuf },
+    /// The local App Service's app settings file has a line that is not `NAME=value`.
+    AppSettingsInvalid {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    /// The pushed repository names no deployment command (`.deployment` or `COMMAND`).
+    NoDeploymentCommand {
+        repository: PathBuf,
+        settings: PathBuf,
+    },
+    /// The git remote the rehearsal would add already points elsewhere.
+    RemoteTaken {
+        remote: String,
+        existing: String,
+        wanted: String,
+    },
+    /// A git command of the local App Service failed.
+    GitFailed {
+        command: String,
+        dir: PathBuf,
+        detail: String,
+    },
+    /// `kuduhook init` was pointed at a folder that does not exist.
+    InitAppMissing { app: PathBuf },
+    /// The binary `kuduhook init` would copy is built for another platform than the site's.
+    InitBinaryPlatform {
+        binary: PathBuf,
+        actual: crate::platform::Platform,
+        wanted: crate::platform::Platform,
+        given: bool,
+    },
+    /// `kuduhook init` would replace files that differ, and `--force` was not given.
+    InitWouldOverwrite { app: PathBuf, files: Vec<String> },
     /// A file operation failed.
     Io {
         action: &'static str,
@@ -462,6 +498,115 @@ impl DeployError {
                 "deploy again once it has finished (the log of the running deployment shows \
                  its progress), or wait longer with the setting KUDUHOOK_LOCK_WAIT (seconds); a \
                  killed deployment never holds the lock"
+                    .to_string(),
+            ),
+            DeployError::NoDeploymentRecord { target, record } => (
+                format!("no deployment into {} is recorded", target.display()),
+                format!(
+                    "every kuduhook deploy (except --dry-run) writes {}, and there is none",
+                    record.display()
+                ),
+                "pass the site's wwwroot with --target (on App Service: /home/site/wwwroot), or \
+                 deploy once"
+                    .to_string(),
+            ),
+            DeployError::AppSettingsInvalid { path, line, text } => (
+                format!("{} line {line} is not NAME=value: {text:?}", path.display()),
+                "the local App Service reads one app setting per line, NAME=value, like the \
+                 portal's; blank lines and lines starting with # are skipped"
+                    .to_string(),
+                format!(
+                    "fix or remove line {line} of {}, then push again",
+                    path.display()
+                ),
+            ),
+            DeployError::NoDeploymentCommand {
+                repository,
+                settings,
+            } => (
+                "the pushed repository names no deployment command".to_string(),
+                format!(
+                    "Kudu runs the `command` of .deployment's [config] section (or the COMMAND \
+                     app setting), and {} has neither",
+                    repository.join(".deployment").display()
+                ),
+                format!(
+                    "run `kuduhook init` in your repository and commit what it writes, or set \
+                     COMMAND in {}",
+                    settings.display()
+                ),
+            ),
+            DeployError::RemoteTaken {
+                remote,
+                existing,
+                wanted,
+            } => (
+                format!("the git remote {remote} already points at {existing}"),
+                format!(
+                    "the rehearsal wants to add {remote} for {wanted}, and will not change a remote of yours"
+                ),
+                format!(
+                    "choose another name with --remote, or remove it first: git remote remove {remote}"
+                ),
+            ),
+            DeployError::GitFailed {
+                command,
+                dir,
+                detail,
+            } => (
+                format!("`{command}` failed in {}", dir.display()),
+                format!("git said: {detail}"),
+                "check that git works and the folder is writable; removing the local App \
+                 Service folder and running `kuduhook rehearse` again starts afresh"
+                    .to_string(),
+            ),
+            DeployError::InitAppMissing { app } => (
+                format!("{} does not exist", app.display()),
+                "kuduhook init sets up an existing app's repository".to_string(),
+                "run it in your app's folder, or pass that folder: kuduhook init path/to/app"
+                    .to_string(),
+            ),
+            DeployError::InitBinaryPlatform {
+                binary,
+                actual,
+                wanted,
+                given,
+            } => (
+                format!(
+                    "{} is a {} binary, and the site runs {}",
+                    binary.display(),
+                    actual.name(),
+                    wanted.name()
+                ),
+                format!(
+                    "App Service runs the binary committed in deploy/, so it must be built for \
+                     the site's platform{}",
+                    if *given {
+                        ""
+                    } else {
+                        " (this kuduhook is the one running init)"
+                    }
+                ),
+                format!(
+                    "build kuduhook for {} (cargo build --release --target {}) and pass it with \
+                     --binary, or pick the site's platform with --platform",
+                    wanted.name(),
+                    match wanted {
+                        crate::platform::Platform::Linux => "x86_64-unknown-linux-musl",
+                        crate::platform::Platform::Windows => "x86_64-pc-windows-gnu",
+                    }
+                ),
+            ),
+            DeployError::InitWouldOverwrite { app, files } => (
+                format!(
+                    "{} already has {}, with other content",
+                    app.display(),
+                    files.join(", ")
+                ),
+                "kuduhook init never replaces a file of yours unless told to; nothing was written"
+                    .to_string(),
+                "look at the plan above; run again with --force to replace them (other \
+                 .deployment keys are kept), or move them aside"
                     .to_string(),
             ),
             DeployError::UvMissing { origin, searched } => (

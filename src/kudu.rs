@@ -155,6 +155,11 @@ impl DeploymentFile {
         DeploymentFile { path: None, keys }
     }
 
+    /// Every key (upper-cased) with its value, in name order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.keys.iter().map(|(k, (v, _))| (k.as_str(), v.as_str()))
+    }
+
     /// A key's value and line number, compared case-insensitively.
     pub fn get(&self, key: &str) -> Option<(&str, usize)> {
         self.keys

@@ -10,6 +10,8 @@
 //! - [`python`], [`platform`], [`manifest`], [`env_record`], [`process`], [`paths`]: what the
 //!   steps use.
 //! - [`errors`]: every failure and its text; [`logging`]: the deployment log's format.
+//! - Around a deployment: [`deploy_record`] and [`status`] (`kuduhook status`), [`rehearsal`]
+//!   (a local App Service to push to), [`init`] (`kuduhook init`).
 
 use std::process::ExitCode;
 
@@ -17,9 +19,11 @@ use tracing::{error, info};
 
 pub mod cli;
 pub mod config;
+pub mod deploy_record;
 pub mod env_record;
 pub mod env_store;
 pub mod errors;
+pub mod init;
 pub mod installer;
 pub mod kudu;
 pub mod lock;
@@ -31,6 +35,8 @@ pub mod pipeline;
 pub mod platform;
 pub mod process;
 pub mod python;
+pub mod rehearsal;
+pub mod status;
 pub mod steps;
 pub mod steps_file;
 pub mod sync;
@@ -44,6 +50,101 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Deploy(args) => deploy(&args),
         Command::Sync(args) => sync_command(&args),
+        Command::Status(args) => status_command(&args),
+        Command::Init(args) => init_command(&args),
+        Command::Rehearse(args) => rehearse_command(&args),
+        Command::RehearseReceive(args) => rehearse_receive(&args),
+    }
+}
+
+fn init_command(args: &cli::InitArgs) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let options = init::InitOptions {
+        app: paths::normalize(&cwd.join(args.app.clone().unwrap_or_default())),
+        platform: match args.platform {
+            cli::SitePlatform::Linux => platform::Platform::Linux,
+            cli::SitePlatform::Windows => platform::Platform::Windows,
+        },
+        binary: args
+            .binary
+            .clone()
+            .or_else(|| std::env::current_exe().ok())
+            .unwrap_or_else(|| "kuduhook".into()),
+        binary_given: args.binary.is_some(),
+        force: args.force,
+    };
+    let result = init::plan(&options).and_then(|plan| {
+        let written = init::write(&options, &plan);
+        info!("{}", init::describe(&options, &plan, written.is_ok()));
+        written
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e, None);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rehearse_command(args: &cli::RehearseArgs) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let name = cwd
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".into());
+    let root = match &args.site {
+        Some(site) => paths::normalize(&cwd.join(site)),
+        None => paths::normalize(&cwd.join("..").join(format!("{name}.appservice"))),
+    };
+    let binary = std::env::current_exe().unwrap_or_else(|_| "kuduhook".into());
+    match rehearsal::setup(&root, &binary, &cwd, &args.remote) {
+        Ok(done) => {
+            info!("{}", rehearsal::describe(&done, &binary));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(&e, None);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rehearse_receive(args: &cli::RehearseReceiveArgs) -> ExitCode {
+    let mut input = String::new();
+    let _ = std::io::Read::read_to_string(&mut std::io::stdin(), &mut input);
+    let pushed = rehearsal::receive::parse_pushed(&input);
+    match rehearsal::receive::receive(&args.site, &pushed) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            report(&e, Some(rehearsal::receive::KEEPS_SERVING));
+            info!("{}", rehearsal::receive::FAILED_LINE);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status_command(args: &cli::StatusArgs) -> ExitCode {
+    let env = kudu::KuduEnv::from_process();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let target = config::status_target(args.target.as_deref(), &env, &cwd);
+    match status::read(&target, platform::Platform::host()) {
+        Ok(status) => {
+            let text = match args.json {
+                true => {
+                    serde_json::to_string_pretty(&status).expect("the status serializes") + "\n"
+                }
+                false => status::render(&status),
+            };
+            // A closed pipe (`kuduhook status | head`) is not an error.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(&e, None);
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -52,7 +153,7 @@ fn sync_command(args: &cli::SyncArgs) -> ExitCode {
     let options = match config::sync_options(args, &env) {
         Ok(options) => options,
         Err(e) => {
-            report(&e, errors::site_state::UNTOUCHED);
+            report(&e, Some(errors::site_state::UNTOUCHED));
             return ExitCode::FAILURE;
         }
     };
@@ -89,7 +190,7 @@ fn sync_command(args: &cli::SyncArgs) -> ExitCode {
             } else {
                 errors::site_state::UNTOUCHED
             };
-            report(&failure.error, state);
+            report(&failure.error, Some(state));
             ExitCode::FAILURE
         }
     }
@@ -102,7 +203,7 @@ fn deploy(args: &DeployArgs) -> ExitCode {
         Err(e) => {
             report(
                 &DeployError::io("read the current folder", ".", e),
-                errors::site_state::UNTOUCHED,
+                Some(errors::site_state::UNTOUCHED),
             );
             return ExitCode::FAILURE;
         }
@@ -110,20 +211,23 @@ fn deploy(args: &DeployArgs) -> ExitCode {
     let config = match config::DeployConfig::resolve(args, env, &cwd) {
         Ok(config) => config,
         Err(e) => {
-            report(&e, errors::site_state::UNTOUCHED);
+            report(&e, Some(errors::site_state::UNTOUCHED));
             return ExitCode::FAILURE;
         }
     };
     match pipeline::deploy(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            report(&failure.error, failure.state);
+            report(&failure.error, Some(failure.state));
             ExitCode::FAILURE
         }
     }
 }
 
-fn report(error: &DeployError, state: &str) {
+/// Prints an error as what, why and fix; for a command that changes a site, then what the
+/// site serves now.
+fn report(error: &DeployError, state: Option<&str>) {
     let e = error.explain();
-    error!("{}\n  why: {}\n  fix: {}\n  {state}", e.what, e.why, e.fix);
+    let state = state.map(|s| format!("\n  {s}")).unwrap_or_default();
+    error!("{}\n  why: {}\n  fix: {}{state}", e.what, e.why, e.fix);
 }

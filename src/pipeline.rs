@@ -5,10 +5,11 @@
 //! file, the Python version and interpreter, the installer, the paths), so that a bad push
 //! fails before the site is touched. Then the deploy lock is taken: one deployment at a time.
 //!
-//! A new env goes live (one atomic switch) as soon as it is complete, right after pip-install,
-//! so that the steps after it run the new env from its usual path. When a later step fails, the
-//! site is switched back to the previous env, which is removed only when the deployment
-//! succeeds.
+//! The default steps build and fill a new env (from the repository's requirements) before the
+//! sync, so a failed install leaves the site's files and env as they were. A new env goes live
+//! (one atomic switch) once it is complete and the files are synced, so that the steps after
+//! that run the new env from its usual path. When a later step fails, the site is switched
+//! back to the previous env, which is removed only when the deployment succeeds.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,6 +17,7 @@ use std::time::Instant;
 use tracing::{info, info_span, warn};
 
 use crate::config::{DeployConfig, EnvMode};
+use crate::deploy_record::{DeploymentRecord, StepRecord};
 use crate::env_store::{EnvStore, Switched, remove_any};
 use crate::errors::{DeployError, site_state as state};
 use crate::installer::{self, Installer};
@@ -43,9 +45,42 @@ struct Planned {
     continue_on_error: bool,
 }
 
-/// Runs the deployment `config` describes.
+/// Runs the deployment `config` describes, and leaves its record for `kuduhook status`.
 pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
     let started = Instant::now();
+    let started_unix = crate::env_record::now_unix();
+    let mut steps = Vec::new();
+    let result = run_steps(config, started, &mut steps);
+    if !config.dry_run {
+        let explained = result.as_ref().err().map(|f| f.error.explain());
+        let record = DeploymentRecord {
+            kuduhook_version: env!("CARGO_PKG_VERSION").to_string(),
+            commit: config.commit_id.clone(),
+            source: config.source.value.clone(),
+            target: config.target.value.clone(),
+            env: config.env_dir(),
+            started_unix,
+            seconds: started.elapsed().as_secs_f64(),
+            succeeded: result.is_ok(),
+            error: explained.map(|e| e.what),
+            site_state: result.as_ref().err().map(|f| f.state.to_string()),
+            steps,
+        };
+        if let Err(e) = record.write() {
+            warn!(
+                "could not write the deployment record {} ({e}): `kuduhook status` will not show this deployment",
+                crate::deploy_record::path(&config.target.value).display()
+            );
+        }
+    }
+    result
+}
+
+fn run_steps(
+    config: &DeployConfig,
+    started: Instant,
+    records: &mut Vec<StepRecord>,
+) -> Result<(), Failure> {
     let untouched = |error: DeployError| Failure {
         error,
         state: state::UNTOUCHED,
@@ -110,8 +145,15 @@ pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
         ),
     };
 
+    // The files reach the site at the sync step; until then the Python steps read the app from
+    // the repository, so that a failed install changes nothing the site serves.
+    let sync_planned = !config.in_place
+        && plan
+            .iter()
+            .any(|s| s.action == StepAction::Builtin(BuiltinStep::Sync));
     let mut deployment = Deployment {
         config,
+        synced: !sync_planned,
         runner,
         python_skip,
         runtime,
@@ -130,21 +172,31 @@ pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
         info!("==> [{}/{}] {}", index + 1, plan.len(), step.name);
         let span = info_span!("step").entered();
         let step_started = Instant::now();
-        match deployment.run(step) {
-            Ok(Outcome::Done(what)) => {
-                info!("{what}");
-                info!("done in {}", seconds(step_started.elapsed()));
-            }
-            Ok(Outcome::Skipped(why)) => {
-                info!("skipped: {why} ({})", seconds(step_started.elapsed()))
+        let result = deployment.run(step);
+        let took = step_started.elapsed();
+        match result {
+            Ok(outcome) => {
+                match &outcome {
+                    Outcome::Done(what) => {
+                        info!("{what}");
+                        info!("done in {}", seconds(took));
+                    }
+                    Outcome::Skipped(why) => info!("skipped: {why} ({})", seconds(took)),
+                }
+                records.push(StepRecord::new(&step.name, &outcome, took));
             }
             Err(error) if step.continue_on_error => {
-                warn!(
-                    "{} (continuing: the step is marked continue_on_error)",
-                    error.explain().what
-                );
+                let what = error.explain().what;
+                warn!("{what} (continuing: the step is marked continue_on_error)");
+                records.push(StepRecord::failed(&step.name, &what, true, took));
             }
             Err(error) => {
+                records.push(StepRecord::failed(
+                    &step.name,
+                    &error.explain().what,
+                    false,
+                    took,
+                ));
                 drop(span);
                 info!("Deployment failed after {}", seconds(started.elapsed()));
                 return Err(deployment.fail(error));
@@ -277,6 +329,8 @@ struct Deployment<'a> {
     env: Option<PreparedEnv>,
     /// The install validate-env planned (and compared with the env's last), for pip-install.
     install: Option<InstallPlan>,
+    /// Whether the app's files are in the target yet (the sync step has run, or there is none).
+    synced: bool,
     /// A new env the site does not run yet.
     pending: Option<PathBuf>,
     /// The switch to a new env, undone if the deployment fails.
@@ -304,8 +358,9 @@ impl Deployment<'_> {
         {
             return Ok(Outcome::Skipped(why.clone()));
         }
-        // After a dry run's sync (which copied nothing), the app's files are in the source.
-        let app = if c.dry_run {
+        // Before the sync (and in a dry run, whose sync copies nothing) the app's files are
+        // read from the repository.
+        let app = if c.dry_run || !self.synced {
             &c.source.value
         } else {
             &c.target.value
@@ -318,6 +373,8 @@ impl Deployment<'_> {
                     failure.error
                 })?;
                 self.files_changed |= changed;
+                self.synced = true;
+                self.go_live()?;
                 Ok(outcome)
             }
             BuiltinStep::DetectRuntime => Ok(runtime::run(runtime())),
@@ -338,7 +395,7 @@ impl Deployment<'_> {
                 self.pending = validated.pending;
                 self.store = Some(store);
                 self.install = install;
-                if !self.pip_planned() {
+                if !self.pip_planned() && self.synced {
                     self.go_live()?;
                 }
                 Ok(validated.outcome)
@@ -364,7 +421,9 @@ impl Deployment<'_> {
                     &self.runner,
                 )?;
                 self.changed_in_place = false;
-                self.go_live()?;
+                if self.synced {
+                    self.go_live()?;
+                }
                 Ok(outcome)
             }
             BuiltinStep::WebConfig => {
@@ -385,7 +444,8 @@ impl Deployment<'_> {
     }
 
     /// Switches the site to the new env, if one is waiting: from here on the steps run it
-    /// from the live path.
+    /// from the live path. It happens once both the env is complete and the files are synced,
+    /// so the new files and the new env start serving together.
     fn go_live(&mut self) -> Result<(), DeployError> {
         let (Some(built), Some(store)) = (self.pending.take(), &self.store) else {
             return Ok(());

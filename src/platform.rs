@@ -24,6 +24,14 @@ impl Platform {
         }
     }
 
+    /// "Linux", "Windows".
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Linux => "Linux",
+            Platform::Windows => "Windows",
+        }
+    }
+
     /// The path separator of this platform.
     pub fn separator(self) -> char {
         match self {

@@ -172,7 +172,9 @@ pub fn run_streamed(
     Ok(Finished { status, tail })
 }
 
-fn forward_lines(stream: Box<dyn Read + Send>, sender: &mpsc::Sender<String>) {
+/// Sends each line read from `stream` (a carriage-return redraw keeps its last state) until
+/// the stream ends or nobody listens.
+pub(crate) fn forward_lines(stream: Box<dyn Read + Send>, sender: &mpsc::Sender<String>) {
     let mut reader = BufReader::new(stream);
     let mut buffer = Vec::new();
     loop {

@@ -390,10 +390,10 @@ mod tests {
         assert_eq!(
             names,
             [
-                "sync",
                 "detect-runtime",
                 "validate-env",
                 "pip-install",
+                "sync",
                 "web-config",
                 "collectstatic"
             ]

@@ -131,8 +131,15 @@ fn a_failing_pip_install_keeps_the_previous_env_working() {
         .assert_contains("error: installing")
         .assert_contains("requirements.txt with pip failed (exited with code 1)")
         .assert_contains("why: pip's own output above names the requirement")
-        .assert_contains("The app's files were updated; the previous env still serves the site");
+        .assert_contains(
+            "Nothing in the target was changed: the site still serves the previous deployment.",
+        );
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+    // The env is built before the sync: the site's files are the previous deployment's too.
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("requirements.txt")).unwrap(),
+        "kudupkg==1.0\n"
+    );
     assert_eq!(site.leftovers(), Vec::<String>::new());
 
     // The failed install is retried by the next deployment, not skipped as "unchanged".
@@ -149,7 +156,7 @@ fn a_failing_install_after_a_rebuild_puts_the_previous_env_back() {
     let run = site.deploy(&[]);
     run.assert_failed()
         .assert_contains("Rebuilding env: Python changed")
-        .assert_contains("the previous env still serves the site, unchanged");
+        .assert_contains("Nothing in the target was changed");
     // The 3.11 env is back, whole, and still imports the app's package.
     assert_eq!(
         site.env_version(),

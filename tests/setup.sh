@@ -33,3 +33,12 @@ with zipfile.ZipFile(wheel) as z:
 os.chmod(os.path.join(tools, "bin", "uv"), 0o755)
 PY
 fi
+
+# The wheels of the bundled Flask example (examples/flask-app), for the end-to-end test that
+# deploys it offline: Flask and its dependencies for the example's Python (3.11).
+flask_wheels=$tools/wheels/flask-app
+if ! ls "$flask_wheels"/flask-*.whl >/dev/null 2>&1; then
+  echo "downloading the Flask example's wheels into $flask_wheels"
+  python3 -m pip download --quiet --only-binary=:all: --python-version 3.11 \
+    --dest "$flask_wheels" -r examples/flask-app/requirements.txt
+fi

@@ -1,0 +1,189 @@
+//! `kuduhook status`: what a user asks when a deployment surprised them. Which Python the env
+//! runs and from which interpreter, when and why the env was last built, what was installed
+//! into it and with what, and the last deployment's steps with their outcomes and timings.
+//!
+//! It only reads: the deployment record ([`crate::deploy_record`]), the env's own record
+//! ([`crate::env_record`]) and the env's `dist-info` folders.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::deploy_record::DeploymentRecord;
+use crate::env_record::{EnvRecord, now_unix};
+use crate::errors::DeployError;
+use crate::logging::{ago, short_commit, utc};
+use crate::packages::{self, Packages};
+use crate::platform::Platform;
+
+/// Everything `status` shows; `--json` prints it as is.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub target: PathBuf,
+    pub env: EnvStatus,
+    pub last_deployment: DeploymentRecord,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EnvStatus {
+    /// The path the site runs its env from (`wwwroot/env`).
+    pub path: PathBuf,
+    /// Where that path leads when it is a link (the env kuduhook built).
+    pub resolves_to: Option<PathBuf>,
+    pub exists: bool,
+    /// The env's record; `None` for an env kuduhook did not build (or no env).
+    pub record: Option<EnvRecord>,
+    pub packages: Packages,
+}
+
+/// Reads the status of the site served from `target`.
+pub fn read(target: &Path, platform: Platform) -> Result<Status, DeployError> {
+    let record = DeploymentRecord::read(target)
+        .map_err(|e| {
+            DeployError::io(
+                "read the deployment record",
+                crate::deploy_record::path(target),
+                e,
+            )
+        })?
+        .ok_or_else(|| DeployError::NoDeploymentRecord {
+            target: target.to_path_buf(),
+            record: crate::deploy_record::path(target),
+        })?;
+    let path = record.env.clone();
+    let resolves_to = std::fs::read_link(&path)
+        .ok()
+        .map(|link| match link.is_absolute() {
+            true => link,
+            false => crate::paths::normalize(&path.parent().unwrap_or(target).join(link)),
+        });
+    let env = EnvStatus {
+        exists: path.join("pyvenv.cfg").is_file(),
+        record: EnvRecord::read(&path),
+        packages: packages::installed(&path, platform),
+        resolves_to,
+        path,
+    };
+    Ok(Status {
+        target: target.to_path_buf(),
+        env,
+        last_deployment: record,
+    })
+}
+
+/// The status as a user reads it.
+pub fn render(status: &Status) -> String {
+    let now = now_unix();
+    let mut out = String::new();
+    let env = &status.env;
+    let _ = writeln!(out, "Site: {}", status.target.display());
+    let link = env
+        .resolves_to
+        .as_ref()
+        .map(|to| format!(" -> {}", to.display()))
+        .unwrap_or_default();
+    if !env.exists {
+        let _ = writeln!(
+            out,
+            "Env: none at {} (the app has no requirements file, or the env was removed)",
+            env.path.display()
+        );
+    } else {
+        let _ = writeln!(out, "Env: {}{link}", env.path.display());
+        match &env.record {
+            None => {
+                let _ = writeln!(
+                    out,
+                    "  not built by kuduhook (no record in it): the next deployment rebuilds it"
+                );
+            }
+            Some(r) => {
+                let _ = writeln!(
+                    out,
+                    "  Python {} from {}",
+                    r.python,
+                    r.interpreter.display()
+                );
+                let _ = writeln!(
+                    out,
+                    "  built {} ({}): {}",
+                    utc(r.created_unix),
+                    ago(r.created_unix, now),
+                    r.reason
+                );
+                if let Some(token) = &r.rebuild_token {
+                    let _ = writeln!(out, "  built for KUDUHOOK_FORCE_ENV_REBUILD={token}");
+                }
+                match &r.install {
+                    Some(i) => {
+                        let _ = writeln!(
+                            out,
+                            "  requirements installed {} ({}) with {}, fingerprint {}",
+                            utc(i.installed_unix),
+                            ago(i.installed_unix, now),
+                            i.installer,
+                            short_commit(&i.fingerprint)
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(out, "  no requirements installed into it yet");
+                    }
+                }
+            }
+        }
+        let listed: Vec<String> = env
+            .packages
+            .iter()
+            .map(|(name, version)| format!("{name} {version}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  packages ({}): {}",
+            listed.len(),
+            if listed.is_empty() {
+                "none".to_string()
+            } else {
+                listed.join(", ")
+            }
+        );
+    }
+
+    let d = &status.last_deployment;
+    let commit = d
+        .commit
+        .as_deref()
+        .map(|c| format!("commit {}", short_commit(c)))
+        .unwrap_or_else(|| "no commit id (run by hand)".into());
+    let _ = writeln!(
+        out,
+        "Last deployment: {commit}, {} {} ({}), took {:.2}s, kuduhook {}",
+        if d.succeeded { "succeeded" } else { "FAILED" },
+        utc(d.started_unix),
+        ago(d.started_unix, now),
+        d.seconds,
+        d.kuduhook_version
+    );
+    if let Some(error) = &d.error {
+        let _ = writeln!(out, "  error: {error}");
+    }
+    if let Some(state) = &d.site_state {
+        let _ = writeln!(out, "  {state}");
+    }
+    if d.steps.is_empty() {
+        let _ = writeln!(out, "  no step ran: it failed before changing anything");
+    }
+    let width = d.steps.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for (i, step) in d.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {}. {:width$}  {:8} {:>7.2}s  {}",
+            i + 1,
+            step.name,
+            step.outcome.word(),
+            step.seconds,
+            step.detail
+        );
+    }
+    out
+}
