@@ -41,8 +41,18 @@ pub mod name {
     pub const POST_BUILD_COMMAND: &str = "POST_BUILD_COMMAND";
 }
 
-/// KuduSync's default ignore list, always applied.
-pub const DEFAULT_SYNC_IGNORE: [&str; 4] = [".git", ".hg", ".deployment", "deploy.cmd"];
+/// Always left out of the site: KuduSync's default ignore list, and the deployment tools
+/// `kuduhook init` commits (they run from the repository, never from the site).
+pub const DEFAULT_SYNC_IGNORE: [&str; 8] = [
+    ".git",
+    ".hg",
+    ".deployment",
+    "deploy.cmd",
+    "deploy/kuduhook",
+    "deploy/kuduhook.exe",
+    "deploy/uv",
+    "deploy/uv.exe",
+];
 
 /// Where a setting's value came from, as the log and errors name it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -275,13 +285,26 @@ fn step_option<T>(
     Some(Setting::new(value, origin))
 }
 
-/// The site `kuduhook status` reads: `--target`, else `DEPLOYMENT_TARGET`, else the target a
-/// deployment run by hand from `cwd` would use (`../artifacts/wwwroot`).
-pub fn status_target(flag: Option<&Path>, env: &KuduEnv, cwd: &Path) -> PathBuf {
-    let given = flag
+/// The site a command works on, without resolving a whole deployment: `--target`, else
+/// `DEPLOYMENT_TARGET`, else `../artifacts/wwwroot` beside the source (`--source`, else
+/// `DEPLOYMENT_SOURCE`, else `cwd`). `kuduhook status` reads this site, and a deployment whose
+/// configuration fails records its failure there.
+pub fn target_of(
+    target: Option<&Path>,
+    source: Option<&Path>,
+    env: &KuduEnv,
+    cwd: &Path,
+) -> PathBuf {
+    let given = target
         .map(Path::to_path_buf)
         .or_else(|| env.path(var::DEPLOYMENT_TARGET))
-        .unwrap_or_else(|| PathBuf::from("../artifacts/wwwroot"));
+        .unwrap_or_else(|| {
+            let source = source
+                .map(Path::to_path_buf)
+                .or_else(|| env.path(var::DEPLOYMENT_SOURCE))
+                .unwrap_or_else(|| cwd.to_path_buf());
+            cwd.join(source).join("../artifacts/wwwroot")
+        });
     paths::normalize(&cwd.join(given))
 }
 

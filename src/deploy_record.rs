@@ -112,6 +112,30 @@ impl DeploymentRecord {
         }
     }
 
+    /// Records a deployment that failed before its configuration was complete (a bad steps
+    /// file or setting): no step ran. Best effort: the error itself is what the user reads.
+    pub fn record_early_failure(
+        target: &Path,
+        commit: Option<&str>,
+        error: &crate::errors::DeployError,
+        site_state: &str,
+    ) {
+        let record = DeploymentRecord {
+            kuduhook_version: env!("CARGO_PKG_VERSION").to_string(),
+            commit: commit.map(str::to_string),
+            source: PathBuf::new(),
+            target: target.to_path_buf(),
+            env: target.join("env"),
+            started_unix: crate::env_record::now_unix(),
+            seconds: 0.0,
+            succeeded: false,
+            error: Some(error.explain().what),
+            site_state: Some(site_state.to_string()),
+            steps: Vec::new(),
+        };
+        let _ = record.write();
+    }
+
     /// Writes the record atomically (a reader sees the previous one or this one).
     pub fn write(&self) -> std::io::Result<()> {
         let path = path(&self.target);

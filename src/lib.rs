@@ -128,7 +128,7 @@ fn rehearse_receive(args: &cli::RehearseReceiveArgs) -> ExitCode {
 fn status_command(args: &cli::StatusArgs) -> ExitCode {
     let env = kudu::KuduEnv::from_process();
     let cwd = std::env::current_dir().unwrap_or_default();
-    let target = config::status_target(args.target.as_deref(), &env, &cwd);
+    let target = config::target_of(args.target.as_deref(), None, &env, &cwd);
     match status::read(&target, platform::Platform::host()) {
         Ok(status) => {
             let text = match args.json {
@@ -208,9 +208,22 @@ fn deploy(args: &DeployArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let config = match config::DeployConfig::resolve(args, env, &cwd) {
+    let config = match config::DeployConfig::resolve(args, env.clone(), &cwd) {
         Ok(config) => config,
         Err(e) => {
+            // Recorded only for a site that was named (by Kudu or --target): a guessed one
+            // may not be a site at all.
+            let named = args.target.is_some() || env.path(kudu::var::DEPLOYMENT_TARGET).is_some();
+            if named && !args.dry_run {
+                let target =
+                    config::target_of(args.target.as_deref(), args.source.as_deref(), &env, &cwd);
+                deploy_record::DeploymentRecord::record_early_failure(
+                    &target,
+                    env.get(kudu::var::SCM_COMMIT_ID),
+                    &e,
+                    errors::site_state::UNTOUCHED,
+                );
+            }
             report(&e, Some(errors::site_state::UNTOUCHED));
             return ExitCode::FAILURE;
         }

@@ -202,6 +202,11 @@ fn the_flask_example_deploys_and_serves_its_page() {
         !r.wwwroot().join("hostingstart.html").exists(),
         "the first deployment removes the placeholder page"
     );
+    assert!(r.wwwroot().join("deploy/steps.json").is_file());
+    assert!(
+        !r.wwwroot().join("deploy/kuduhook").exists(),
+        "the deployment tool stays out of the site"
+    );
 
     let server = r.serve(&["-m", "flask", "--app", "app", "run", "--port", "PORT"]);
     let (status, body) = server.get("/");
@@ -502,6 +507,48 @@ fn a_kuduhook_failure_reaches_the_pusher_with_its_fix() {
         .assert_contains("Nothing in the target was changed")
         .assert_contains(FAILED);
     assert!(r.wwwroot().join("hostingstart.html").is_file());
+
+    // `kuduhook status --json` tells a script the same: failed before any step, no env.
+    let status = r.kuduhook(&[
+        "status",
+        "--json",
+        "--target",
+        r.wwwroot().to_str().unwrap(),
+    ]);
+    status.assert_ok();
+    let json: serde_json::Value = serde_json::from_str(&status.log).expect("status --json is JSON");
+    let last = &json["last_deployment"];
+    assert_eq!(last["succeeded"], false);
+    assert_eq!(last["commit"], r.head());
+    assert!(
+        last["error"]
+            .as_str()
+            .unwrap()
+            .contains("deploy/steps.json line 1")
+    );
+    assert_eq!(last["steps"].as_array().unwrap().len(), 0);
+    assert_eq!(json["env"]["exists"], false);
+
+    // Fixed, it deploys, and the record lists every step with its outcome.
+    r.write(
+        "deploy/steps.json",
+        "{\"steps\": [ {\"step\": \"sync\"} ]}\n",
+    );
+    r.commit("fixed");
+    r.push().assert_contains(SUCCEEDED);
+    let status = r.kuduhook(&[
+        "status",
+        "--json",
+        "--target",
+        r.wwwroot().to_str().unwrap(),
+    ]);
+    let json: serde_json::Value = serde_json::from_str(&status.log).unwrap();
+    let steps = json["last_deployment"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0]["name"], "sync");
+    assert_eq!(steps[0]["outcome"], "done");
+    assert!(steps[0]["seconds"].as_f64().unwrap() >= 0.0);
+    assert!(steps[0]["detail"].as_str().unwrap().starts_with("Copied"));
 }
 
 /// The shape of a KuduScript deploy.cmd, with lines a user added.
