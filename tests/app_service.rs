@@ -743,3 +743,59 @@ fn init_writes_its_files_once_and_checks_the_binary_platform() {
         "[config]\ncommand = deploy\\kuduhook.exe deploy\n"
     );
 }
+
+/// `kuduhook rehearse` never changes a remote of yours, and running it again keeps the site
+/// and its settings.
+#[test]
+fn rehearse_keeps_your_remotes_and_settings() {
+    let root = tempfile::tempdir().unwrap();
+    let app = root.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(&app)
+            .output()
+            .unwrap()
+    };
+    git(&["init", "--quiet"]);
+    git(&["remote", "add", "rehearsal", "/somewhere/else.git"]);
+    let service = root.path().join("appservice");
+    let rehearse = |extra: &[&str]| {
+        let mut cmd = Command::new(kuduhook());
+        cmd.args(["rehearse", "--site", service.to_str().unwrap()])
+            .args(extra)
+            .current_dir(&app);
+        Run::of(cmd)
+    };
+    rehearse(&[])
+        .assert_failed()
+        .assert_contains("the git remote rehearsal already points at /somewhere/else.git")
+        .assert_contains("--remote");
+    assert!(
+        !service.exists(),
+        "nothing is created when the remote is taken"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&git(&["remote", "get-url", "rehearsal"]).stdout).trim(),
+        "/somewhere/else.git"
+    );
+
+    rehearse(&["--remote", "local"])
+        .assert_ok()
+        .assert_contains("created")
+        .assert_contains("git push local HEAD:master");
+    assert_eq!(
+        String::from_utf8_lossy(&git(&["remote", "get-url", "local"]).stdout).trim(),
+        service.join("repository.git").to_str().unwrap()
+    );
+    std::fs::write(service.join("appsettings"), "PYTHON_VERSION=3.12\n").unwrap();
+    rehearse(&["--remote", "local"])
+        .assert_ok()
+        .assert_contains("refreshed");
+    assert_eq!(
+        std::fs::read_to_string(service.join("appsettings")).unwrap(),
+        "PYTHON_VERSION=3.12\n"
+    );
+    assert!(service.join("site/wwwroot/hostingstart.html").is_file());
+}

@@ -390,7 +390,8 @@ binary here, which runs the steps in `steps.json`.
   deployment go on when it fails.
 - A mistake in `steps.json` fails the deployment before anything changes, naming the line.
 - Force a clean env: set the app setting `KUDUHOOK_FORCE_ENV_REBUILD` to today's date.
-- See what the last deployment did: `kuduhook status` in the site (SSH or Kudu console).
+- See what the site runs and what the last deployment did, from SSH or the Kudu console:
+  `/home/site/repository/deploy/kuduhook status --target /home/site/wwwroot`.
 
 Every step and setting is in kuduhook's README.
 ";

@@ -121,6 +121,8 @@ const APP_SETTINGS_TEMPLATE: &str = "\
 /// repository.
 pub fn setup(root: &Path, binary: &Path, repo: &Path, remote: &str) -> Result<SetUp, DeployError> {
     let site = LocalSite::new(root);
+    // A remote of the user's that points elsewhere stops everything before anything is made.
+    let remote = remote_to_add(repo, remote, &site.git_dir())?;
     let created = !site.git_dir().join("HEAD").is_file();
     let io = |action, path: &Path, e| DeployError::io(action, path, e);
     for dir in [
@@ -144,7 +146,15 @@ pub fn setup(root: &Path, binary: &Path, repo: &Path, remote: &str) -> Result<Se
         std::fs::write(&settings, APP_SETTINGS_TEMPLATE).map_err(|e| io("write", &settings, e))?;
     }
     write_hook(&site, binary)?;
-    let remote = add_remote(repo, remote, &site.git_dir())?;
+    let remote = match remote {
+        RemoteToAdd::NotARepository => None,
+        RemoteToAdd::AlreadyThere(name) => Some(name),
+        RemoteToAdd::Add(name) => {
+            let url = site.git_dir().to_string_lossy().into_owned();
+            git(&["remote", "add", &name, &url], repo)?;
+            Some(name)
+        }
+    };
     Ok(SetUp {
         site,
         created,
@@ -195,26 +205,29 @@ fn write_hook(site: &LocalSite, binary: &Path) -> Result<(), DeployError> {
     make_executable(&hook).map_err(|e| DeployError::io("make executable", &hook, e))
 }
 
-/// Adds `url` as remote `name` of `repo`, when `repo` is a git work tree. An existing remote
-/// of that name must already point there.
-fn add_remote(repo: &Path, name: &str, url: &Path) -> Result<Option<String>, DeployError> {
+enum RemoteToAdd {
+    NotARepository,
+    AlreadyThere(String),
+    Add(String),
+}
+
+/// Whether remote `name` of `repo` is to be added for `url`: only in a git work tree, and an
+/// existing remote of that name must already point there.
+fn remote_to_add(repo: &Path, name: &str, url: &Path) -> Result<RemoteToAdd, DeployError> {
     let inside = git_output(&["rev-parse", "--is-inside-work-tree"], repo);
     if inside.as_deref() != Some("true") {
-        return Ok(None);
+        return Ok(RemoteToAdd::NotARepository);
     }
     let url = url.to_string_lossy().into_owned();
     match git_output(&["remote", "get-url", name], repo) {
-        Some(existing) if existing == url => {}
-        Some(existing) => {
-            return Err(DeployError::RemoteTaken {
-                remote: name.to_string(),
-                existing,
-                wanted: url,
-            });
-        }
-        None => git(&["remote", "add", name, &url], repo)?,
+        Some(existing) if existing == url => Ok(RemoteToAdd::AlreadyThere(name.to_string())),
+        Some(existing) => Err(DeployError::RemoteTaken {
+            remote: name.to_string(),
+            existing,
+            wanted: url,
+        }),
+        None => Ok(RemoteToAdd::Add(name.to_string())),
     }
-    Ok(Some(name.to_string()))
 }
 
 /// Runs git in `dir` with none of the variables a hook inherits (`GIT_DIR`, ...), so that it
@@ -264,11 +277,18 @@ fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', "'\\''"))
 }
 
+/// Marks a file executable (nothing to do on Windows, where the name says it).
 pub(crate) fn make_executable(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut permissions = std::fs::metadata(path)?.permissions();
-    permissions.set_mode(permissions.mode() | 0o111);
-    std::fs::set_permissions(path, permissions)
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mut permissions = std::fs::metadata(path)?.permissions();
+        permissions.set_mode(permissions.mode() | 0o111);
+        std::fs::set_permissions(path, permissions)?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Reads an app settings file: `NAME=value` per line; blank lines and lines starting with `#`

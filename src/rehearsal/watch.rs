@@ -22,13 +22,13 @@ pub fn run(
     idle: Duration,
     mut on_line: impl FnMut(&str),
 ) -> std::io::Result<Watched> {
-    use std::os::unix::process::CommandExt;
-    let mut child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()?;
+        .stderr(Stdio::piped());
+    // Its own process group, so that the idle kill reaches everything it started.
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    let mut child = cmd.spawn()?;
     let group = child.id();
     let (sender, lines) = mpsc::channel::<String>();
     let readers: Vec<_> = [
@@ -85,6 +85,7 @@ pub fn run(
 }
 
 fn kill_group(child: &mut Child) {
+    #[cfg(target_os = "linux")]
     if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
         let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
@@ -92,7 +93,8 @@ fn kill_group(child: &mut Child) {
 }
 
 /// The CPU time (clock ticks) used so far by the processes of `group`, including children they
-/// have already reaped: it changes while any of them works.
+/// have already reaped: it changes while any of them works. Read from Linux's `/proc`; where
+/// there is none, only output counts as activity.
 fn group_cpu_ticks(group: u32) -> u64 {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return 0;
