@@ -126,25 +126,7 @@ pub fn run_streamed(
             program: program.clone(),
             error,
         })?;
-    let (sender, lines) = mpsc::channel::<String>();
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|stream| {
-        let sender = sender.clone();
-        std::thread::spawn(move || forward_lines(stream, &sender))
-    })
-    .collect();
-    drop(sender);
+    let (lines, readers) = read_lines(&mut child);
 
     let started = Instant::now();
     let mut tail: Vec<String> = Vec::new();
@@ -172,9 +154,35 @@ pub fn run_streamed(
     Ok(Finished { status, tail })
 }
 
+/// The output lines of a spawned child with piped stdout and stderr, in arrival order, and the
+/// threads reading them (the channel disconnects when both pipes close).
+pub(crate) fn read_lines(
+    child: &mut std::process::Child,
+) -> (mpsc::Receiver<String>, Vec<std::thread::JoinHandle<()>>) {
+    let (sender, lines) = mpsc::channel::<String>();
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|stream| {
+        let sender = sender.clone();
+        std::thread::spawn(move || forward_lines(stream, &sender))
+    })
+    .collect();
+    (lines, readers)
+}
+
 /// Sends each line read from `stream` (a carriage-return redraw keeps its last state) until
 /// the stream ends or nobody listens.
-pub(crate) fn forward_lines(stream: Box<dyn Read + Send>, sender: &mpsc::Sender<String>) {
+fn forward_lines(stream: Box<dyn Read + Send>, sender: &mpsc::Sender<String>) {
     let mut reader = BufReader::new(stream);
     let mut buffer = Vec::new();
     loop {

@@ -60,11 +60,7 @@ impl Rehearsal {
     }
 
     fn git(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new("git");
-        cmd.args(args).current_dir(&self.app).stdin(Stdio::null());
-        let run = Run::of(cmd);
-        assert_eq!(run.code, 0, "git {args:?} failed:\n{}", run.log);
-        run
+        git_in(&self.app, args)
     }
 
     fn kuduhook(&self, args: &[&str]) -> Run {
@@ -101,6 +97,16 @@ impl Rehearsal {
     fn serve(&self, args: &[&str]) -> Server {
         Server::start(&self.wwwroot(), args)
     }
+}
+
+/// `git ARGS` in `dir`, which must succeed; its output is what a user sees (a push's includes
+/// the remote's `remote:` lines).
+fn git_in(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new("git");
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    let run = Run::of(cmd);
+    assert_eq!(run.code, 0, "git {args:?} failed:\n{}", run.log);
+    run
 }
 
 /// A deployed app running on a loopback port, stopped when dropped.
@@ -645,15 +651,7 @@ fn init_translates_a_deploy_cmd_and_the_translation_runs() {
     assert!(String::from_utf8_lossy(&copied.stdout).starts_with("kuduhook "));
 
     // The translated step runs on a push, with the env activated and the app setting.
-    let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(args)
-            .current_dir(&app)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    };
+    let git = |args: &[&str]| git_in(&app, args).log;
     git(&["init", "--quiet"]);
     git(&[
         "-c",
@@ -751,13 +749,7 @@ fn rehearse_keeps_your_remotes_and_settings() {
     let root = tempfile::tempdir().unwrap();
     let app = root.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .current_dir(&app)
-            .output()
-            .unwrap()
-    };
+    let git = |args: &[&str]| git_in(&app, args).log;
     git(&["init", "--quiet"]);
     git(&["remote", "add", "rehearsal", "/somewhere/else.git"]);
     let service = root.path().join("appservice");
@@ -777,7 +769,7 @@ fn rehearse_keeps_your_remotes_and_settings() {
         "nothing is created when the remote is taken"
     );
     assert_eq!(
-        String::from_utf8_lossy(&git(&["remote", "get-url", "rehearsal"]).stdout).trim(),
+        git(&["remote", "get-url", "rehearsal"]).trim(),
         "/somewhere/else.git"
     );
 
@@ -786,7 +778,7 @@ fn rehearse_keeps_your_remotes_and_settings() {
         .assert_contains("created")
         .assert_contains("git push local HEAD:master");
     assert_eq!(
-        String::from_utf8_lossy(&git(&["remote", "get-url", "local"]).stdout).trim(),
+        git(&["remote", "get-url", "local"]).trim(),
         service.join("repository.git").to_str().unwrap()
     );
     std::fs::write(service.join("appsettings"), "PYTHON_VERSION=3.12\n").unwrap();

@@ -248,8 +248,10 @@ pub fn clear_git_variables(cmd: &mut Command) {
     }
 }
 
+/// Runs git in `dir`; its error output becomes the error.
 fn git(args: &[&str], dir: &Path) -> Result<(), DeployError> {
     let out = git_command(args, dir)
+        .stdin(std::process::Stdio::null())
         .output()
         .map_err(|error| DeployError::SpawnFailed {
             program: "git".into(),

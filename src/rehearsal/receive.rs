@@ -11,7 +11,8 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use super::{
-    LocalSite, clear_git_variables, exported_settings, git_command, make_executable, split_command,
+    LocalSite, clear_git_variables, exported_settings, git, git_command, make_executable,
+    split_command,
 };
 use crate::env_record::now_unix;
 use crate::errors::DeployError;
@@ -304,33 +305,15 @@ fn kudu_variables(i: &KuduInputs) -> BTreeMap<String, String> {
 fn check_out(site: &LocalSite, commit: &str) -> Result<(), DeployError> {
     let repository = site.repository();
     if !repository.join(".git").exists() {
-        run_git(&["init", "--quiet"], &repository)?;
+        git(&["init", "--quiet"], &repository)?;
     }
     let git_dir = site.git_dir().to_string_lossy().into_owned();
-    run_git(&["fetch", "--quiet", &git_dir, commit], &repository)?;
-    run_git(
+    git(&["fetch", "--quiet", &git_dir, commit], &repository)?;
+    git(
         &["checkout", "--quiet", "--force", "--detach", commit],
         &repository,
     )?;
-    run_git(&["clean", "--quiet", "-xdff"], &repository)
-}
-
-fn run_git(args: &[&str], dir: &Path) -> Result<(), DeployError> {
-    let out = git_command(args, dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(|error| DeployError::SpawnFailed {
-            program: "git".into(),
-            error,
-        })?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(DeployError::GitFailed {
-        command: format!("git {}", args.join(" ")),
-        dir: dir.to_path_buf(),
-        detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-    })
+    git(&["clean", "--quiet", "-xdff"], &repository)
 }
 
 fn git_text(args: &[&str], dir: &Path) -> String {

@@ -2,7 +2,6 @@
 //! on as it comes, and killed (with everything it started) once it has printed nothing and
 //! used no CPU for the idle timeout (`SCM_COMMAND_IDLE_TIMEOUT`).
 
-use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -30,25 +29,7 @@ pub fn run(
     std::os::unix::process::CommandExt::process_group(cmd, 0);
     let mut child = cmd.spawn()?;
     let group = child.id();
-    let (sender, lines) = mpsc::channel::<String>();
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|stream| {
-        let sender = sender.clone();
-        std::thread::spawn(move || crate::process::forward_lines(stream, &sender))
-    })
-    .collect();
-    drop(sender);
+    let (lines, readers) = crate::process::read_lines(&mut child);
 
     let tick = Duration::from_millis(250).min(idle);
     let mut active_at = Instant::now();
