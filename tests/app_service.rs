@@ -64,9 +64,7 @@ impl Rehearsal {
     }
 
     fn kuduhook(&self, args: &[&str]) -> Run {
-        let mut cmd = Command::new(kuduhook());
-        cmd.args(args).current_dir(&self.app).stdin(Stdio::null());
-        Run::of(cmd)
+        kuduhook_in(&self.app, args)
     }
 
     fn commit(&self, message: &str) {
@@ -107,6 +105,13 @@ fn git_in(dir: &Path, args: &[&str]) -> Run {
     let run = Run::of(cmd);
     assert_eq!(run.code, 0, "git {args:?} failed:\n{}", run.log);
     run
+}
+
+/// `kuduhook ARGS` run in `dir`, as a user types it.
+fn kuduhook_in(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(kuduhook());
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    Run::of(cmd)
 }
 
 /// A deployed app running on a loopback port, stopped when dropped.
@@ -558,36 +563,7 @@ fn a_kuduhook_failure_reaches_the_pusher_with_its_fix() {
 }
 
 /// The shape of a KuduScript deploy.cmd, with lines a user added.
-const DEPLOY_CMD: &str = r#"@if "%SCM_TRACE_LEVEL%" NEQ "4" @echo off
-:Deployment
-echo Handling python deployment.
-
-:: 1. KuduSync
-IF /I "%IN_PLACE_DEPLOYMENT%" NEQ "1" (
-  call :ExecuteCmd "%KUDU_SYNC_CMD%" -v 50 -f "%DEPLOYMENT_SOURCE%" -t "%DEPLOYMENT_TARGET%"
-  IF !ERRORLEVEL! NEQ 0 goto error
-)
-
-:: 2. Select Python version
-call :SelectPythonVersion
-
-pushd "%DEPLOYMENT_TARGET%"
-
-:: 3. Create virtual environment
-IF NOT EXIST "%DEPLOYMENT_TARGET%\env\azure.env.%PYTHON_RUNTIME%.txt" (
-  call :ExecuteCmd "%PYTHON_EXE%" -m %PYTHON_ENV_MODULE% env
-)
-
-:: 4. Install packages
-env\scripts\pip install -r requirements.txt
-IF !ERRORLEVEL! NEQ 0 goto error
-call :ExecuteCmd env\scripts\python.exe tools\seed.py %SEED_MODE%
-SET DJANGO_SETTINGS_MODULE=mysite.prod
-
-popd
-:: Post deployment stub
-goto end
-"#;
+const DEPLOY_CMD: &str = include_str!("fixtures/kuduscript-deploy.cmd");
 
 /// `kuduhook init` on a repository with a deploy.cmd: the user's line becomes a run step that
 /// really runs on the next push; what it cannot translate is listed.
@@ -605,23 +581,24 @@ fn init_translates_a_deploy_cmd_and_the_translation_runs() {
     std::fs::write(app.join("requirements.txt"), "").unwrap();
     std::fs::write(
         app.join("tools/seed.py"),
-        "import os, sys\nprint('seeded with', sys.argv[1], 'from', os.path.basename(os.environ['VIRTUAL_ENV']))\n",
+        "import os, sys\nprint('seeded with', *sys.argv[1:], 'from', os.path.basename(os.environ['VIRTUAL_ENV']))\n",
     )
     .unwrap();
-    let init = |args: &[&str]| {
-        let mut cmd = Command::new(kuduhook());
-        cmd.arg("init").args(args).arg(&app);
-        Run::of(cmd)
-    };
+    // From outside the app, naming it: `kuduhook init [OPTIONS] APP_DIR`.
+    let app_dir = app.to_str().unwrap();
+    let init = |args: &[&str]| kuduhook_in(root.path(), &[&["init"], args, &[app_dir]].concat());
     init(&[])
         .assert_failed()
         .assert_contains("Install packages")
         .assert_contains("-> the pip-install step")
         .assert_contains(
-            "line 24: call :ExecuteCmd env\\scripts\\python.exe tools\\seed.py %SEED_MODE%",
+            "line 32: call :ExecuteCmd env\\scripts\\python.exe tools\\seed.py %SEED_MODE%",
         )
         .assert_contains("-> after sync: python tools/seed.py $SEED_MODE")
-        .assert_contains("line 25: SET DJANGO_SETTINGS_MODULE=mysite.prod")
+        .assert_contains("line 33: SET DJANGO_SETTINGS_MODULE=mysite.prod")
+        .assert_contains("Warm up")
+        .assert_contains("-> your own section")
+        .assert_contains("-> after collectstatic: python tools/seed.py warm $SEED_MODE")
         .assert_contains("make it an app setting")
         .assert_contains("already has .deployment")
         .assert_contains("--force");
@@ -676,13 +653,14 @@ fn init_translates_a_deploy_cmd_and_the_translation_runs() {
         "kuduhook",
     ]);
     let service = root.path().join("appservice");
-    let mut cmd = Command::new(kuduhook());
-    cmd.args(["rehearse", "--site", service.to_str().unwrap()])
-        .current_dir(&app);
-    Run::of(cmd).assert_ok();
+    kuduhook_in(&app, &["rehearse", "--site", service.to_str().unwrap()]).assert_ok();
     std::fs::write(service.join("appsettings"), "SEED_MODE=demo\n").unwrap();
     let pushed = git(&["push", "--quiet", "rehearsal", "HEAD:master"]);
     assert!(pushed.contains("seeded with demo from env"), "{pushed}");
+    assert!(
+        pushed.contains("seeded with warm demo from env"),
+        "{pushed}"
+    );
     assert!(pushed.contains(SUCCEEDED), "{pushed}");
 }
 
@@ -693,11 +671,7 @@ fn init_writes_its_files_once_and_checks_the_binary_platform() {
     let root = tempfile::tempdir().unwrap();
     let app = root.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
-    let init = |args: &[&str]| {
-        let mut cmd = Command::new(kuduhook());
-        cmd.arg("init").args(args).current_dir(&app);
-        Run::of(cmd)
-    };
+    let init = |args: &[&str]| kuduhook_in(&app, &[&["init"], args].concat());
     init(&[])
         .assert_ok()
         .assert_contains("wrote           deploy/kuduhook")
@@ -753,13 +727,9 @@ fn rehearse_keeps_your_remotes_and_settings() {
     git(&["init", "--quiet"]);
     git(&["remote", "add", "rehearsal", "/somewhere/else.git"]);
     let service = root.path().join("appservice");
-    let rehearse = |extra: &[&str]| {
-        let mut cmd = Command::new(kuduhook());
-        cmd.args(["rehearse", "--site", service.to_str().unwrap()])
-            .args(extra)
-            .current_dir(&app);
-        Run::of(cmd)
-    };
+    let site = service.to_str().unwrap();
+    let rehearse =
+        |extra: &[&str]| kuduhook_in(&app, &[&["rehearse", "--site", site], extra].concat());
     rehearse(&[])
         .assert_failed()
         .assert_contains("the git remote rehearsal already points at /somewhere/else.git")

@@ -322,59 +322,9 @@ fn cmd_variables_to_shell(text: &str) -> String {
 mod tests {
     use super::*;
 
-    /// The shape of a KuduScript Python deploy.cmd, with three lines a user added.
-    const DEPLOY_CMD: &str = r#"@if "%SCM_TRACE_LEVEL%" NEQ "4" @echo off
-:: Setup
-SET DEPLOYMENT_SOURCE=%~dp0%.
-:Deployment
-echo Handling python deployment.
-
-:: 1. KuduSync
-IF /I "%IN_PLACE_DEPLOYMENT%" NEQ "1" (
-  call :ExecuteCmd "%KUDU_SYNC_CMD%" -v 50 -f "%DEPLOYMENT_SOURCE%" -t "%DEPLOYMENT_TARGET%"
-  IF !ERRORLEVEL! NEQ 0 goto error
-)
-
-IF NOT EXIST "%DEPLOYMENT_TARGET%\requirements.txt" goto postPython
-
-:: 2. Select Python version
-call :SelectPythonVersion
-
-pushd "%DEPLOYMENT_TARGET%"
-
-:: 3. Create virtual environment
-IF NOT EXIST "%DEPLOYMENT_TARGET%\env\azure.env.%PYTHON_RUNTIME%.txt" (
-  call :ExecuteCmd "%PYTHON_EXE%" -m %PYTHON_ENV_MODULE% env
-)
-
-:: 4. Install packages
-echo Pip install requirements.
-env\scripts\pip install -r requirements.txt
-IF !ERRORLEVEL! NEQ 0 goto error
-call :ExecuteCmd env\scripts\python.exe manage.py migrate --noinput
-SET DJANGO_SETTINGS_MODULE=mysite.prod
-
-:: 5. Copy web.config
-IF EXIST "%DEPLOYMENT_TARGET%\web.%PYTHON_VER%.config" (
-  copy /y "%DEPLOYMENT_TARGET%\web.%PYTHON_VER%.config" "%DEPLOYMENT_TARGET%\web.config"
-)
-
-:: 6. Django collectstatic
-IF EXIST "%DEPLOYMENT_TARGET%\manage.py" (
-  call :ExecuteCmd "%DEPLOYMENT_TARGET%\env\scripts\python.exe" manage.py collectstatic --noinput --clear
-)
-
-:: 7. Warm up
-curl -s http://localhost/%WEBSITE_SITE_NAME%/health
-
-popd
-:postPython
-:: Post deployment stub
-goto end
-
-:ExecuteCmd
-echo not deployment
-"#;
+    /// The shape of a KuduScript Python deploy.cmd, with three lines a user added (shared with
+    /// the end-to-end test that pushes its translation).
+    const DEPLOY_CMD: &str = include_str!("../../tests/fixtures/kuduscript-deploy.cmd");
 
     #[test]
     fn a_kuduscript_deploy_cmd_maps_to_steps_and_keeps_the_users_lines() {
@@ -402,18 +352,18 @@ echo not deployment
             [
                 (
                     Some(BuiltinStep::PipInstall),
-                    "python manage.py migrate --noinput",
-                    29
+                    "python tools\\seed.py %SEED_MODE%",
+                    32
                 ),
                 (
                     Some(BuiltinStep::Collectstatic),
-                    "curl -s http://localhost/%WEBSITE_SITE_NAME%/health",
-                    43
+                    "python tools\\seed.py warm !SEED_MODE!",
+                    46
                 ),
             ]
         );
         assert_eq!(t.untranslated.len(), 1, "{:?}", t.untranslated);
-        assert_eq!(t.untranslated[0].line, 30);
+        assert_eq!(t.untranslated[0].line, 33);
         assert!(t.untranslated[0].reason.contains("app setting"));
     }
 
@@ -422,7 +372,7 @@ echo not deployment
         let t = translate(DEPLOY_CMD, Dialect::Cmd, Platform::Linux);
         assert_eq!(
             t.run_steps[1].command,
-            "curl -s http://localhost/$WEBSITE_SITE_NAME/health"
+            "python tools/seed.py warm $SEED_MODE"
         );
         assert_eq!(
             for_platform(
