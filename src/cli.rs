@@ -37,28 +37,10 @@ fn invoked_as_kudusync(program: &OsStr) -> bool {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the deployment pipeline (what `.deployment` runs on every push).
+    /// Make a repository deploy with kuduhook (.deployment, deploy/ and the binary).
     ///
-    /// Inputs come from Kudu's environment (DEPLOYMENT_SOURCE, DEPLOYMENT_TARGET,
-    /// NEXT_MANIFEST_PATH, PREVIOUS_MANIFEST_PATH, IN_PLACE_DEPLOYMENT, IGNORE_MANIFEST,
-    /// SCM_COMMIT_ID) and the app settings; flags override them. Run by hand with none of them,
-    /// it deploys the current folder into ../artifacts/wwwroot, like deploy.cmd did.
-    Deploy(DeployArgs),
-
-    /// Sync a folder into another, as KuduSync does: a drop-in for KUDU_SYNC_CMD.
-    ///
-    /// Takes KuduSync's flags. Copies what changed (size or modification time; content for
-    /// web.config and --full-compare names, or everything with --checksum), deletes what the
-    /// previous manifest lists and the source lacks, keeps files the app wrote, and writes the
-    /// next manifest. Reads and writes manifests KuduSync understands.
-    Sync(SyncArgs),
-
-    /// Show what the site runs and why: the env's Python and interpreter, when and why it was
-    /// last built, what was installed with what, and the last deployment's steps and timings.
-    Status(StatusArgs),
-
-    /// Make a repository deploy with kuduhook: .deployment, deploy/steps.json, deploy/README.md
-    /// and the kuduhook binary in deploy/.
+    /// Writes .deployment, deploy/steps.json, deploy/README.md and the kuduhook binary in
+    /// deploy/.
     ///
     /// An old KuduScript deploy.cmd or deploy.sh is read: init says which step replaces each of
     /// its sections, turns the lines you added into run steps, and lists those it could not
@@ -71,6 +53,28 @@ pub enum Command {
     /// to whose hook deploys the way Kudu does (`.deployment`, app settings from a file, Kudu's
     /// variables and manifests, no TTY, the idle kill), and the site it deploys into.
     Rehearse(RehearseArgs),
+
+    /// Run the deployment pipeline (what `.deployment` runs on every push).
+    ///
+    /// Inputs come from Kudu's environment (DEPLOYMENT_SOURCE, DEPLOYMENT_TARGET,
+    /// NEXT_MANIFEST_PATH, PREVIOUS_MANIFEST_PATH, IN_PLACE_DEPLOYMENT, IGNORE_MANIFEST,
+    /// SCM_COMMIT_ID) and the app settings; flags override them. Run by hand with none of them,
+    /// it deploys the current folder into ../artifacts/wwwroot, like deploy.cmd did.
+    Deploy(DeployArgs),
+
+    /// Show what the site runs and why, and what the last deployment did.
+    ///
+    /// The env's Python and interpreter, when and why it was last built, what was installed
+    /// with which installer, and the last deployment's steps with outcomes and timings.
+    Status(StatusArgs),
+
+    /// Sync a folder into another, as KuduSync does: a drop-in for KUDU_SYNC_CMD.
+    ///
+    /// Takes KuduSync's flags. Copies what changed (size or modification time; content for
+    /// web.config and --full-compare names, or everything with --checksum), deletes what the
+    /// previous manifest lists and the source lacks, keeps files the app wrote, and writes the
+    /// next manifest. Reads and writes manifests KuduSync understands.
+    Sync(SyncArgs),
 
     /// What the local App Service's receive hook runs (reads git's ref lines on stdin).
     #[command(hide = true)]

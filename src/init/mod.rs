@@ -302,17 +302,10 @@ pub fn steps_json(translation: Option<&Translation>) -> String {
     format!("{{\n  \"steps\": [\n{}\n  ]\n}}\n", lines.join(",\n"))
 }
 
+/// The built-in step a line of the default steps file holds (`{ "step": "sync", ... }`).
 fn builtin_on_line(line: &str) -> Option<BuiltinStep> {
-    [
-        BuiltinStep::Sync,
-        BuiltinStep::DetectRuntime,
-        BuiltinStep::ValidateEnv,
-        BuiltinStep::PipInstall,
-        BuiltinStep::WebConfig,
-        BuiltinStep::Collectstatic,
-    ]
-    .into_iter()
-    .find(|s| line.contains(&format!("\"step\": \"{}\"", s.name())))
+    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+    serde_json::from_value(entry.get("step")?.clone()).ok()
 }
 
 /// What init says it did.
