@@ -286,25 +286,14 @@ fn step_option<T>(
 }
 
 /// The site a command works on, without resolving a whole deployment: `--target`, else
-/// `DEPLOYMENT_TARGET`, else `../artifacts/wwwroot` beside the source (`--source`, else
-/// `DEPLOYMENT_SOURCE`, else `cwd`). `kuduhook status` reads this site, and a deployment whose
-/// configuration fails records its failure there.
-pub fn target_of(
-    target: Option<&Path>,
-    source: Option<&Path>,
-    env: &KuduEnv,
-    cwd: &Path,
-) -> PathBuf {
+/// `DEPLOYMENT_TARGET`, else `../artifacts/wwwroot` (a deployment run by hand from `cwd`).
+/// `kuduhook status` reads this site, and a deployment whose configuration fails records its
+/// failure there.
+pub fn target_of(target: Option<&Path>, env: &KuduEnv, cwd: &Path) -> PathBuf {
     let given = target
         .map(Path::to_path_buf)
         .or_else(|| env.path(var::DEPLOYMENT_TARGET))
-        .unwrap_or_else(|| {
-            let source = source
-                .map(Path::to_path_buf)
-                .or_else(|| env.path(var::DEPLOYMENT_SOURCE))
-                .unwrap_or_else(|| cwd.to_path_buf());
-            cwd.join(source).join("../artifacts/wwwroot")
-        });
+        .unwrap_or_else(|| PathBuf::from("../artifacts/wwwroot"));
     paths::normalize(&cwd.join(given))
 }
 

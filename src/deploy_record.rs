@@ -115,6 +115,7 @@ impl DeploymentRecord {
     /// Records a deployment that failed before its configuration was complete (a bad steps
     /// file or setting): no step ran. Best effort: the error itself is what the user reads.
     pub fn record_early_failure(
+        source: &Path,
         target: &Path,
         commit: Option<&str>,
         error: &crate::errors::DeployError,
@@ -123,7 +124,7 @@ impl DeploymentRecord {
         let record = DeploymentRecord {
             kuduhook_version: env!("CARGO_PKG_VERSION").to_string(),
             commit: commit.map(str::to_string),
-            source: PathBuf::new(),
+            source: source.to_path_buf(),
             target: target.to_path_buf(),
             env: target.join("env"),
             started_unix: crate::env_record::now_unix(),

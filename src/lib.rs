@@ -128,7 +128,7 @@ fn rehearse_receive(args: &cli::RehearseReceiveArgs) -> ExitCode {
 fn status_command(args: &cli::StatusArgs) -> ExitCode {
     let env = kudu::KuduEnv::from_process();
     let cwd = std::env::current_dir().unwrap_or_default();
-    let target = config::target_of(args.target.as_deref(), None, &env, &cwd);
+    let target = config::target_of(args.target.as_deref(), &env, &cwd);
     match status::read(&target, platform::Platform::host()) {
         Ok(status) => {
             let text = match args.json {
@@ -215,9 +215,14 @@ fn deploy(args: &DeployArgs) -> ExitCode {
             // may not be a site at all.
             let named = args.target.is_some() || env.path(kudu::var::DEPLOYMENT_TARGET).is_some();
             if named && !args.dry_run {
-                let target =
-                    config::target_of(args.target.as_deref(), args.source.as_deref(), &env, &cwd);
+                let target = config::target_of(args.target.as_deref(), &env, &cwd);
+                let source = args
+                    .source
+                    .clone()
+                    .or_else(|| env.path(kudu::var::DEPLOYMENT_SOURCE))
+                    .unwrap_or_else(|| cwd.clone());
                 deploy_record::DeploymentRecord::record_early_failure(
+                    &paths::normalize(&cwd.join(source)),
                     &target,
                     env.get(kudu::var::SCM_COMMIT_ID),
                     &e,

@@ -531,6 +531,10 @@ fn a_kuduhook_failure_reaches_the_pusher_with_its_fix() {
     let last = &json["last_deployment"];
     assert_eq!(last["succeeded"], false);
     assert_eq!(last["commit"], r.head());
+    assert_eq!(
+        last["source"],
+        r.service.join("site/repository").to_str().unwrap()
+    );
     assert!(
         last["error"]
             .as_str()
