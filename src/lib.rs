@@ -75,7 +75,10 @@ fn init_command(args: &cli::InitArgs) -> ExitCode {
     };
     let result = init::plan(&options).and_then(|plan| {
         let written = init::write(&options, &plan);
-        info!("{}", init::describe(&options, &plan, written.is_ok()));
+        info!(
+            "{}",
+            init::describe(&options, &plan, written.is_ok()).trim_end()
+        );
         written
     });
     match result {

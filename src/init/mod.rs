@@ -94,7 +94,7 @@ pub fn plan(options: &InitOptions) -> Result<Plan, DeployError> {
     }
     let existing_deployment = read_optional(&app.join(".deployment"))?;
     let script = find_script(app, existing_deployment.as_deref(), options.platform)?;
-    let steps = steps_json(script.as_ref().map(|(_, t)| t));
+    let steps = steps_json(script.as_ref().map(|(name, t)| (name.as_str(), t)));
     let files = vec![
         (
             ".deployment".to_string(),
@@ -275,8 +275,11 @@ pub fn placement(run: &deploy_script::RunStep) -> Option<BuiltinStep> {
 }
 
 /// The default steps, with the translated run steps placed by [`placement`].
-pub fn steps_json(translation: Option<&Translation>) -> String {
-    let runs = translation.map(|t| t.run_steps.as_slice()).unwrap_or(&[]);
+pub fn steps_json(script: Option<(&str, &Translation)>) -> String {
+    let runs = script.map(|(_, t)| t.run_steps.as_slice()).unwrap_or(&[]);
+    let script_name = script
+        .map(|(name, _)| name)
+        .unwrap_or("the old deploy script");
     let run_line = |r: &deploy_script::RunStep, script_line: String| {
         format!(
             "    {{ \"run\": {}, \"name\": {} }}",
@@ -285,7 +288,7 @@ pub fn steps_json(translation: Option<&Translation>) -> String {
         )
     };
     let mut lines: Vec<String> = Vec::new();
-    let name_of = |r: &deploy_script::RunStep| format!("line {} of the old deploy script", r.line);
+    let name_of = |r: &deploy_script::RunStep| format!("{script_name} line {}", r.line);
     for r in runs.iter().filter(|r| placement(r).is_none()) {
         lines.push(run_line(r, name_of(r)));
     }
@@ -401,7 +404,7 @@ mod tests {
             Dialect::Cmd,
             Platform::Windows,
         );
-        let json = steps_json(Some(&t));
+        let json = steps_json(Some(("deploy.cmd", &t)));
         let parsed = crate::steps_file::StepsFile::parse(&json, None).unwrap();
         let names: Vec<&str> = parsed.steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
@@ -411,12 +414,15 @@ mod tests {
                 "validate-env",
                 "pip-install",
                 "sync",
-                "line 3 of the old deploy script",
+                "deploy.cmd line 3",
                 "web-config",
                 "collectstatic"
             ]
         );
-        assert_eq!(steps_json(None), steps_json(Some(&Translation::default())));
+        assert_eq!(
+            steps_json(None),
+            steps_json(Some(("deploy.sh", &Translation::default())))
+        );
         crate::steps_file::StepsFile::parse(&steps_json(None), None).unwrap();
     }
 
