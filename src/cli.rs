@@ -116,6 +116,20 @@ pub struct RehearseArgs {
     /// The git remote to add to the repository in the current folder
     #[arg(long, value_name = "NAME", default_value = "rehearsal")]
     pub remote: String,
+
+    /// Start the deployed site as App Service Linux does (gunicorn, the env's packages on
+    /// PYTHONPATH) and serve it until stopped, instead of setting up
+    #[arg(long)]
+    pub serve: bool,
+
+    /// The port --serve listens on (127.0.0.1)
+    #[arg(long, value_name = "PORT", default_value_t = 8000, requires = "serve")]
+    pub port: u16,
+
+    /// The Python that plays App Service's image for --serve (it needs gunicorn) [default:
+    /// /opt/python/X.Y, else the interpreter the env was built from]
+    #[arg(long, value_name = "PATH", requires = "serve")]
+    pub python: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

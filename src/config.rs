@@ -16,8 +16,11 @@ use crate::installer::InstallerChoice;
 use crate::kudu::{DeploymentFile, KuduEnv, SettingSource, var};
 use crate::paths;
 use crate::platform::Platform;
+use crate::platform::linux_start::MANIFEST;
 use crate::steps_file::{BuiltinStep, StepEntry, StepsFile};
-use crate::sync::{DEFAULT_FULL_COMPARE, OutsideLinks, Patterns, SyncOptions, split_list};
+use crate::sync::{
+    DEFAULT_FULL_COMPARE, OutsideLinks, Patterns, Protected, SyncOptions, split_list,
+};
 
 /// App settings (and `.deployment` keys) kuduhook reads.
 pub mod name {
@@ -67,6 +70,9 @@ pub enum Origin {
     DeploymentFile { key: String, line: usize },
     /// An option of a step in `deploy/steps.json`.
     StepsFile { path: String, step: &'static str },
+    /// The site's stack on App Service Linux (`PYTHON|3.11`), which Kudu exports as
+    /// `FRAMEWORK_VERSION`.
+    SiteStack,
     /// A line of a repository file, e.g. `runtime.txt`.
     File { name: &'static str, line: usize },
     /// Nothing set it.
@@ -82,6 +88,7 @@ impl fmt::Display for Origin {
             Origin::DeploymentFile { key, line } => write!(f, ".deployment line {line} ({key})"),
             Origin::StepsFile { path, step } => write!(f, "{path} (step {step})"),
             Origin::File { name, line } => write!(f, "{name} line {line}"),
+            Origin::SiteStack => write!(f, "the site's stack (FRAMEWORK_VERSION)"),
             Origin::Default => write!(f, "the default"),
         }
     }
@@ -562,9 +569,26 @@ impl DeployConfig {
         )?;
         options.checksum = self.sync_checksum.value;
         options.ignore_manifest = self.ignore_manifest;
+        let env_warning = format!(
+            "the repository has its own {env_name}/: it is not synced, so it cannot replace the \
+             live env (remove it from the repository, or rename the env with KUDUHOOK_ENV_NAME)"
+        );
         options.protected = std::iter::once(env_name.clone())
             .chain(SIDE_SUFFIXES.map(|suffix| format!("{env_name}.{suffix}")))
+            .map(|name| Protected {
+                name,
+                in_repository: env_warning.clone(),
+            })
             .collect();
+        if self.platform == Platform::Linux {
+            options.protected.push(Protected {
+                name: MANIFEST.to_string(),
+                in_repository: format!(
+                    "the repository has its own {MANIFEST}: it is not synced; kuduhook writes \
+                     the site's, naming the env it builds (remove it from the repository)"
+                ),
+            });
+        }
         options.outside_links = self.sync_outside_links.value;
         options.what_if = self.dry_run;
         options.progress_interval = progress_interval(self.idle_timeout);

@@ -50,6 +50,18 @@ pub enum DeployError {
         version: PythonVersion,
         origin: Origin,
     },
+    /// The app asks for another Python than the one App Service Linux starts it with.
+    SiteRunsOtherPython {
+        site: PythonVersion,
+        requested: PythonVersion,
+        origin: Origin,
+    },
+    /// The web.config a Windows site starts with runs another env than the one kuduhook builds.
+    WebConfigOtherEnv {
+        file: String,
+        named: Vec<String>,
+        env_name: String,
+    },
     /// No interpreter of the requested version was found.
     InterpreterNotFound {
         version: Option<PythonVersion>,
@@ -154,6 +166,14 @@ pub enum DeployError {
         wanted: crate::platform::Platform,
         given: bool,
     },
+    /// The Linux binary `kuduhook init` would copy is dynamically linked.
+    InitBinaryDynamic {
+        binary: PathBuf,
+        interpreter: String,
+        given: bool,
+    },
+    /// `kuduhook rehearse --serve` cannot start the deployed site.
+    CannotServe { wwwroot: PathBuf, why: String },
     /// `kuduhook init` would replace files that differ, and `--force` was not given.
     InitWouldOverwrite { app: PathBuf, files: Vec<String> },
     /// A file operation failed.
@@ -315,6 +335,43 @@ impl DeployError {
                 format!(
                     "ask for Python {}.{} or newer in {origin}",
                     MIN_SUPPORTED.0, MIN_SUPPORTED.1
+                ),
+            ),
+            DeployError::WebConfigOtherEnv {
+                file,
+                named,
+                env_name,
+            } => (
+                format!(
+                    "{file} runs the env {}, but kuduhook builds the env {env_name}",
+                    named.join(" and ")
+                ),
+                "IIS starts the site with the python.exe the web.config names: the site would \
+                 start without the packages kuduhook installs"
+                    .to_string(),
+                format!(
+                    "point {file} at wwwroot\\{env_name}\\Scripts\\python.exe, or build the env \
+                     where it looks: app setting KUDUHOOK_ENV_NAME={}",
+                    named[0]
+                ),
+            ),
+            DeployError::SiteRunsOtherPython {
+                site,
+                requested,
+                origin,
+            } => (
+                format!("{origin} asks for Python {requested}, but this site runs Python {site}"),
+                format!(
+                    "App Service Linux starts the app with its stack's Python ({site}, which \
+                     Kudu passes as FRAMEWORK_VERSION) and the env's packages: an env built for \
+                     {requested} would not import there"
+                ),
+                format!(
+                    "make the two agree: set the site's stack to Python {} (portal: \
+                     Configuration > General settings; or az webapp config set \
+                     --linux-fx-version \"PYTHON|{}\"), or change {origin} to {site}",
+                    requested.minor_version(),
+                    requested.minor_version()
                 ),
             ),
             DeployError::InterpreterNotFound {
@@ -564,6 +621,40 @@ impl DeployError {
                 format!("{} does not exist", app.display()),
                 "kuduhook init sets up an existing app's repository".to_string(),
                 "run it in your app's folder, or pass that folder: kuduhook init path/to/app"
+                    .to_string(),
+            ),
+            DeployError::CannotServe { wwwroot, why } => (
+                format!(
+                    "the site in {} cannot be started as App Service Linux starts it",
+                    wwwroot.display()
+                ),
+                why.clone(),
+                "deploy to the local App Service first (git push rehearsal HEAD:master), and \
+                 read kuduhook status --target for how the platform finds the env and the entry"
+                    .to_string(),
+            ),
+            DeployError::InitBinaryDynamic {
+                binary,
+                interpreter,
+                given,
+            } => (
+                format!(
+                    "{} is dynamically linked (it needs {interpreter} and this machine's C library)",
+                    binary.display()
+                ),
+                format!(
+                    "App Service runs deploy/kuduhook in Kudu's Linux container (Debian buster to \
+                     bookworm, glibc 2.28 to 2.36), where a binary built against a newer glibc \
+                     does not start (\"GLIBC_2.34 not found\"){}; nothing was written",
+                    if *given {
+                        ""
+                    } else {
+                        " (this kuduhook is the one running init)"
+                    }
+                ),
+                "build the static one and pass it: rustup target add x86_64-unknown-linux-musl && \
+                 cargo build --release --target x86_64-unknown-linux-musl, then kuduhook init \
+                 --binary target/x86_64-unknown-linux-musl/release/kuduhook"
                     .to_string(),
             ),
             DeployError::InitBinaryPlatform {

@@ -100,6 +100,18 @@ fn rehearse_command(args: &cli::RehearseArgs) -> ExitCode {
         Some(site) => paths::normalize(&cwd.join(site)),
         None => paths::normalize(&cwd.join("..").join(format!("{name}.appservice"))),
     };
+    if args.serve {
+        let site = rehearsal::LocalSite::new(&root);
+        let served = rehearsal::serve::plan(&site, args.port, args.python.as_deref())
+            .and_then(|start| rehearsal::serve::serve(&start));
+        return match served {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                report(&e, None);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let binary = std::env::current_exe().unwrap_or_else(|_| "kuduhook".into());
     match rehearsal::setup(&root, &binary, &cwd, &args.remote) {
         Ok(done) => {

@@ -23,6 +23,7 @@ use crate::errors::{DeployError, site_state as state};
 use crate::installer::{self, Installer};
 use crate::lock::{self, DeployLock};
 use crate::logging::seconds;
+use crate::platform::{Platform, linux_start};
 use crate::process::{self, Runner};
 use crate::steps::env::{self as env_step, EnvInputs, PreparedEnv, env_python};
 use crate::steps::pip::InstallPlan;
@@ -93,15 +94,27 @@ fn run_steps(
             .map_err(untouched)?;
     }
     let python_skip = python_skip_reason(config);
-    let wants_runtime = config
-        .steps
-        .steps
-        .iter()
-        .any(|s| s.enabled && s.action == StepAction::Builtin(BuiltinStep::DetectRuntime));
+    let wants_runtime = plan_has(config, BuiltinStep::DetectRuntime);
+    let runner = Runner {
+        env: &config.env,
+        heartbeat: process::heartbeat_for(config.idle_timeout),
+    };
     let runtime = match (&python_skip, wants_runtime) {
-        (None, true) => Some(runtime::detect(config).map_err(untouched)?),
+        (None, true) => Some(runtime::detect(config, &runner).map_err(untouched)?),
         _ => None,
     };
+    if let Some(runtime) = &runtime
+        && config.platform == Platform::Windows
+        && plan_has(config, BuiltinStep::WebConfig)
+        && let Some(line) = tail::check_web_config(
+            &config.source.value,
+            &runtime.interpreter.version,
+            &config.env_name.value,
+        )
+        .map_err(untouched)?
+    {
+        info!("{line}");
+    }
     let plan = plan(config);
     let leaky = process::leaky_variables_present(&config.env);
     if !leaky.is_empty() {
@@ -111,10 +124,6 @@ fn run_steps(
             leaky.join(", ")
         );
     }
-    let runner = Runner {
-        env: &config.env,
-        heartbeat: process::heartbeat_for(config.idle_timeout),
-    };
     let installer = match &runtime {
         Some(_) => {
             let installer = installer::resolve(
@@ -166,6 +175,7 @@ fn run_steps(
         changed_in_place: false,
         files_changed: false,
         sync_partial: false,
+        start_file: None,
         _lock: lock,
     };
     for (index, step) in plan.iter().enumerate() {
@@ -257,6 +267,11 @@ fn print_header(config: &DeployConfig) {
     info!("Steps: {steps_from}{disabled}");
 }
 
+/// Whether `step` is in the steps file and enabled.
+fn plan_has(config: &DeployConfig, step: BuiltinStep) -> bool {
+    config.steps.builtin(step).is_some_and(|e| e.enabled)
+}
+
 /// The steps to run: the enabled entries of the steps file, with the `PRE_BUILD_COMMAND` and
 /// `POST_BUILD_COMMAND` settings around pip-install.
 fn plan(config: &DeployConfig) -> Vec<Planned> {
@@ -268,10 +283,7 @@ fn plan(config: &DeployConfig) -> Vec<Planned> {
             continue_on_error: false,
         })
     };
-    let pip_enabled = config
-        .steps
-        .builtin(BuiltinStep::PipInstall)
-        .is_some_and(|e| e.enabled);
+    let pip_enabled = plan_has(config, BuiltinStep::PipInstall);
     for entry in config.steps.steps.iter().filter(|e| e.enabled) {
         let is_pip = entry.action == StepAction::Builtin(BuiltinStep::PipInstall);
         if is_pip {
@@ -340,6 +352,9 @@ struct Deployment<'a> {
     files_changed: bool,
     /// The sync failed after it had started changing the target.
     sync_partial: bool,
+    /// The platform's start file this deployment changed (`oryx-manifest.toml`), undone on
+    /// failure.
+    start_file: Option<linux_start::ManifestChange>,
     /// Held until the deployment ends.
     _lock: Option<DeployLock>,
 }
@@ -437,10 +452,7 @@ impl Deployment<'_> {
 
     /// Whether pip-install runs in this deployment.
     fn pip_planned(&self) -> bool {
-        self.config
-            .steps
-            .builtin(BuiltinStep::PipInstall)
-            .is_some_and(|e| e.enabled)
+        plan_has(self.config, BuiltinStep::PipInstall)
     }
 
     /// Switches the site to the new env, if one is waiting: from here on the steps run it
@@ -480,6 +492,25 @@ impl Deployment<'_> {
             env.python = env_python(&store.live, self.config.platform);
         }
         self.switched = Some(switched);
+        self.publish_start_file()
+    }
+
+    /// On a Linux site, makes `oryx-manifest.toml` name the live env, so that the platform's
+    /// next start uses it. Written right after the env switch (and, when the env was reused,
+    /// at the end): no start between two deployments sees a manifest and an env that disagree.
+    fn publish_start_file(&mut self) -> Result<(), DeployError> {
+        let c = self.config;
+        if c.platform != Platform::Linux || c.dry_run || self.store.is_none() || !self.synced {
+            return Ok(());
+        }
+        let keep = crate::paths::state_dir(&c.target.value);
+        if let Some(change) = linux_start::publish(&c.target.value, &c.env_name.value, &keep)? {
+            match change.replaced_foreign {
+                true => warn!("{}", change.said),
+                false => info!("{}", change.said),
+            }
+            self.start_file.get_or_insert(change);
+        }
         Ok(())
     }
 
@@ -487,6 +518,7 @@ impl Deployment<'_> {
     /// longer needed.
     fn finish(&mut self) -> Result<(), DeployError> {
         self.go_live()?;
+        self.publish_start_file()?;
         let (Some(switched), Some(store)) = (self.switched.take(), &self.store) else {
             return Ok(());
         };
@@ -518,6 +550,16 @@ impl Deployment<'_> {
             }
             _ => None,
         };
+        if let Some(change) = self.start_file.take() {
+            match linux_start::restore(&self.config.target.value, &change) {
+                Ok(()) => info!("Put back the previous {}", linux_start::MANIFEST),
+                Err(e) => warn!(
+                    "could not put back {}: {}",
+                    linux_start::MANIFEST,
+                    e.explain().what
+                ),
+            }
+        }
         let state = match (rolled_back, self.files_changed) {
             _ if self.sync_partial => state::SYNC_PARTIAL,
             _ if self.changed_in_place => state::ENV_CHANGED_IN_PLACE,

@@ -16,12 +16,15 @@ use crate::errors::DeployError;
 use crate::logging::{ago, short_commit, utc};
 use crate::packages::{self, Packages};
 use crate::platform::Platform;
+use crate::platform::linux_start::{self, StartPlan};
 
 /// Everything `status` shows; `--json` prints it as is.
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub target: PathBuf,
     pub env: EnvStatus,
+    /// How App Service Linux will start the site (Linux sites only).
+    pub platform_start: Option<StartPlan>,
     pub last_deployment: DeploymentRecord,
 }
 
@@ -68,8 +71,26 @@ pub fn read(target: &Path, platform: Platform) -> Result<Status, DeployError> {
     Ok(Status {
         target: target.to_path_buf(),
         env,
+        platform_start: (platform == Platform::Linux).then(|| linux_start::start_plan(target)),
         last_deployment: record,
     })
+}
+
+/// How App Service Linux will start the site.
+fn render_start(out: &mut String, start: &StartPlan) {
+    let entry = match &start.entry {
+        Some(entry) => format!("gunicorn {} (found: {})", entry.module, entry.found),
+        None => "no entry found".into(),
+    };
+    let _ = writeln!(
+        out,
+        "Platform start (App Service Linux, no startup command): {entry}\n  env {} (named by {}), \
+         its site-packages on PYTHONPATH",
+        start.env.name, start.env.named_by
+    );
+    for warning in &start.warnings {
+        let _ = writeln!(out, "  warning: {warning}");
+    }
 }
 
 /// The status as a user reads it.
@@ -147,6 +168,10 @@ pub fn render(status: &Status) -> String {
                 listed.join(", ")
             }
         );
+    }
+
+    if let Some(start) = &status.platform_start {
+        render_start(&mut out, start);
     }
 
     let d = &status.last_deployment;

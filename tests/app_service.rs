@@ -6,185 +6,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Command;
 
-use support::{Run, kuduhook, shared_wheels};
-
-const SUCCEEDED: &str = "Deployment successful.";
-const FAILED: &str =
-    "Error - Changes committed to remote repository but deployment to website failed.";
-
-/// An app's git repository and the local App Service it pushes to, in one temporary folder.
-struct Rehearsal {
-    _root: tempfile::TempDir,
-    app: PathBuf,
-    service: PathBuf,
-}
-
-impl Rehearsal {
-    /// A repository holding `files`, set up with `kuduhook init` and `kuduhook rehearse`.
-    fn new(files: &[(&str, &str)]) -> Rehearsal {
-        let root = tempfile::Builder::new()
-            .prefix("kuduhook-e2e-")
-            .tempdir()
-            .unwrap();
-        let app = root.path().join("app");
-        std::fs::create_dir_all(&app).unwrap();
-        let r = Rehearsal {
-            service: root.path().join("appservice"),
-            app,
-            _root: root,
-        };
-        for (path, text) in files {
-            r.write(path, text);
-        }
-        r.git(&["init", "--quiet", "--initial-branch=main"]);
-        r.git(&["config", "user.email", "dev@example.com"]);
-        r.git(&["config", "user.name", "Dev"]);
-        r.kuduhook(&["init"]).assert_ok();
-        r.commit("first");
-        r.kuduhook(&["rehearse", "--site", r.service.to_str().unwrap()])
-            .assert_ok()
-            .assert_contains("git push rehearsal HEAD:master");
-        r
-    }
-
-    fn write(&self, relative: &str, text: &str) {
-        let path = self.app.join(relative);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    }
-
-    fn git(&self, args: &[&str]) -> Run {
-        git_in(&self.app, args)
-    }
-
-    fn kuduhook(&self, args: &[&str]) -> Run {
-        kuduhook_in(&self.app, args)
-    }
-
-    fn commit(&self, message: &str) {
-        self.git(&["add", "--all"]);
-        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
-    }
-
-    /// `git push rehearsal HEAD:master`: the output is what the pusher sees.
-    fn push(&self) -> Run {
-        self.git(&["push", "--quiet", "rehearsal", "HEAD:master"])
-    }
-
-    /// Replaces the local App Service's app settings (the portal's).
-    fn settings(&self, settings: &[(&str, &str)]) {
-        let text: String = settings.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        std::fs::write(self.service.join("appsettings"), text).unwrap();
-    }
-
-    fn wwwroot(&self) -> PathBuf {
-        self.service.join("site/wwwroot")
-    }
-
-    fn head(&self) -> String {
-        self.git(&["rev-parse", "HEAD"]).log.trim().to_string()
-    }
-
-    /// Starts the deployed app with the deployed env's python: `python <args> PORT`.
-    fn serve(&self, args: &[&str]) -> Server {
-        Server::start(&self.wwwroot(), args)
-    }
-}
-
-/// `git ARGS` in `dir`, which must succeed; its output is what a user sees (a push's includes
-/// the remote's `remote:` lines).
-fn git_in(dir: &Path, args: &[&str]) -> Run {
-    let mut cmd = Command::new("git");
-    cmd.args(args).current_dir(dir).stdin(Stdio::null());
-    let run = Run::of(cmd);
-    assert_eq!(run.code, 0, "git {args:?} failed:\n{}", run.log);
-    run
-}
-
-/// `kuduhook ARGS` run in `dir`, as a user types it.
-fn kuduhook_in(dir: &Path, args: &[&str]) -> Run {
-    let mut cmd = Command::new(kuduhook());
-    cmd.args(args).current_dir(dir).stdin(Stdio::null());
-    Run::of(cmd)
-}
-
-/// A deployed app running on a loopback port, stopped when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(wwwroot: &Path, args: &[&str]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let args: Vec<String> = args
-            .iter()
-            .map(|a| a.replace("PORT", &port.to_string()))
-            .collect();
-        let child = Command::new(wwwroot.join("env/bin/python"))
-            .args(&args)
-            .current_dir(wwwroot)
-            .env_remove("PYTHONPATH")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the deployed app");
-        let server = Server { child, port };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the app never listened on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        server
-    }
-
-    /// GET `path`: the status line and the body.
-    fn get(&self, path: &str) -> (String, String) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        (
-            head.lines().next().unwrap_or("").to_string(),
-            body.to_string(),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn example(file: &str) -> String {
-    std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples/flask-app")
-            .join(file),
-    )
-    .unwrap()
-}
+use support::rehearsal::{FAILED, Rehearsal, SUCCEEDED, example, git_in, kuduhook_in};
+use support::{shared_wheels, static_kuduhook};
 
 /// The README's flow on the bundled Flask example: init, rehearse, push, and Flask serves the
 /// page from the deployed env.
@@ -590,7 +416,14 @@ fn init_translates_a_deploy_cmd_and_the_translation_runs() {
     .unwrap();
     // From outside the app, naming it: `kuduhook init [OPTIONS] APP_DIR`.
     let app_dir = app.to_str().unwrap();
-    let init = |args: &[&str]| kuduhook_in(root.path(), &[&["init"], args, &[app_dir]].concat());
+    let binary = static_kuduhook();
+    let binary = ["--binary", binary.to_str().unwrap()];
+    let init = |args: &[&str]| {
+        kuduhook_in(
+            root.path(),
+            &[&["init"][..], &binary, args, &[app_dir]].concat(),
+        )
+    };
     init(&[])
         .assert_failed()
         .assert_contains("Install packages")
@@ -675,7 +508,25 @@ fn init_writes_its_files_once_and_checks_the_binary_platform() {
     let root = tempfile::tempdir().unwrap();
     let app = root.path().join("app");
     std::fs::create_dir_all(&app).unwrap();
-    let init = |args: &[&str]| kuduhook_in(&app, &[&["init"], args].concat());
+    // The kuduhook running init is this machine's dynamically linked build: refused for a Linux
+    // site, before anything is written, with the command that builds the static one.
+    kuduhook_in(&app, &["init"])
+        .assert_failed()
+        .assert_contains("is dynamically linked")
+        .assert_contains("GLIBC_2.34 not found")
+        .assert_contains("cargo build --release --target x86_64-unknown-linux-musl");
+    assert!(
+        std::fs::read_dir(&app).unwrap().next().is_none(),
+        "nothing written"
+    );
+
+    let binary = static_kuduhook();
+    let init = |args: &[&str]| {
+        kuduhook_in(
+            &app,
+            &[&["init", "--binary", binary.to_str().unwrap()], args].concat(),
+        )
+    };
     init(&[])
         .assert_ok()
         .assert_contains("wrote           deploy/kuduhook")
@@ -705,13 +556,17 @@ fn init_writes_its_files_once_and_checks_the_binary_platform() {
         .assert_contains("--binary");
     let exe = root.path().join("kuduhook.exe");
     std::fs::write(&exe, b"MZ\x90\x00 a Windows build").unwrap();
-    init(&[
-        "--platform",
-        "windows",
-        "--force",
-        "--binary",
-        exe.to_str().unwrap(),
-    ])
+    kuduhook_in(
+        &app,
+        &[
+            "init",
+            "--platform",
+            "windows",
+            "--force",
+            "--binary",
+            exe.to_str().unwrap(),
+        ],
+    )
     .assert_ok()
     .assert_contains("wrote           deploy/kuduhook.exe");
     assert_eq!(

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests use besides Rust and the machine's Pythons: uv (from PyPI), which
-# the tests install with, and node KuduSync (npm package `kudusync`), which they exchange
-# manifests with. Idempotent; the only step that needs the network. Run by the README's test
-# command and by .ci/run.
+# the tests install with; node KuduSync (npm package `kudusync`), which they exchange
+# manifests with; Rust's musl target, for the static deploy/kuduhook a Linux site commits; and
+# the wheels of the apps the tests start the way App Service does (Flask, Django, gunicorn).
+# Idempotent; the only step that needs the network. Run by the README's test command and by
+# .ci/run.
 #
 # usage: tests/setup.sh   (prints nothing when everything is there)
 set -euo pipefail
@@ -34,11 +36,24 @@ os.chmod(os.path.join(tools, "bin", "uv"), 0o755)
 PY
 fi
 
-# The wheels of the bundled Flask example (examples/flask-app), for the end-to-end test that
-# deploys it offline: Flask and its dependencies for the example's Python (3.11).
-flask_wheels=$tools/wheels/flask-app
-if ! ls "$flask_wheels"/flask-*.whl >/dev/null 2>&1; then
-  echo "downloading the Flask example's wheels into $flask_wheels"
-  python3 -m pip download --quiet --only-binary=:all: --python-version 3.11 \
-    --dest "$flask_wheels" -r examples/flask-app/requirements.txt
+# A Linux site's deploy/kuduhook is a static (musl) binary: Kudu's container has an older glibc.
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+  echo "installing Rust's x86_64-unknown-linux-musl target"
+  rustup target add x86_64-unknown-linux-musl
+fi
+
+# The wheels of the bundled Flask example (examples/flask-app), for the end-to-end tests that
+# deploy it offline, for Python 3.11 and 3.12 (a stack switch); and those of the platform's
+# start: gunicorn (App Service's image has it) and a small Django app's.
+wheels=$tools/wheels
+if [ ! -f "$wheels/.complete-2" ]; then
+  for minor in 3.11 3.12; do
+    echo "downloading the Flask example's wheels for Python $minor into $wheels/flask-app"
+    python3 -m pip download --quiet --only-binary=:all: --python-version "$minor" \
+      --dest "$wheels/flask-app" -r examples/flask-app/requirements.txt
+    echo "downloading gunicorn and Django 4.2 for Python $minor into $wheels/platform"
+    python3 -m pip download --quiet --only-binary=:all: --python-version "$minor" \
+      --dest "$wheels/platform" gunicorn==23.0.0 "django==4.2.*"
+  done
+  touch "$wheels/.complete-2"
 fi

@@ -92,6 +92,15 @@ pub fn plan(options: &InitOptions) -> Result<Plan, DeployError> {
             given: options.binary_given,
         });
     }
+    if options.platform == Platform::Linux
+        && let Some(interpreter) = elf_interpreter(&binary)
+    {
+        return Err(DeployError::InitBinaryDynamic {
+            binary: options.binary.clone(),
+            interpreter,
+            given: options.binary_given,
+        });
+    }
     let existing_deployment = read_optional(&app.join(".deployment"))?;
     let script = find_script(app, existing_deployment.as_deref(), options.platform)?;
     let steps = steps_json(script.as_ref().map(|(name, t)| (name.as_str(), t)));
@@ -170,6 +179,37 @@ pub fn executable_platform(bytes: &[u8]) -> Option<Platform> {
     } else {
         None
     }
+}
+
+/// The dynamic loader a 64-bit little-endian ELF executable asks for (its `PT_INTERP`), if
+/// any: a binary that has one needs the host's C library, and Kudu's Linux container may have
+/// an older one than the machine that built it. A static binary (musl) has none.
+pub fn elf_interpreter(bytes: &[u8]) -> Option<String> {
+    const PT_INTERP: u32 = 3;
+    let u16_at = |at: usize| Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?));
+    let u32_at = |at: usize| Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?));
+    let u64_at = |at: usize| {
+        let n = u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?);
+        usize::try_from(n).ok()
+    };
+    // ELFCLASS64, little-endian: what x86_64 App Service runs.
+    if !bytes.starts_with(b"\x7fELF\x02\x01") {
+        return None;
+    }
+    let (table, entry_size, count) = (u64_at(0x20)?, u16_at(0x36)?, u16_at(0x38)?);
+    (0..usize::from(count)).find_map(|i| {
+        let header = table.checked_add(i.checked_mul(usize::from(entry_size))?)?;
+        if u32_at(header)? != PT_INTERP {
+            return None;
+        }
+        let (offset, size) = (u64_at(header + 8)?, u64_at(header + 32)?);
+        let path = bytes.get(offset..offset.checked_add(size)?)?;
+        Some(
+            String::from_utf8_lossy(path)
+                .trim_end_matches('\0')
+                .to_string(),
+        )
+    })
 }
 
 fn read_optional(path: &Path) -> Result<Option<String>, DeployError> {
@@ -454,5 +494,19 @@ mod tests {
         assert_eq!(executable_platform(b"\x7fELF\x02"), Some(Platform::Linux));
         assert_eq!(executable_platform(b"MZ\x90\x00"), Some(Platform::Windows));
         assert_eq!(executable_platform(b"#!/bin/sh"), None);
+    }
+
+    #[test]
+    fn a_dynamically_linked_binary_is_known_by_its_loader() {
+        // The test binary itself is linked against this machine's glibc.
+        let this = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        let loader = elf_interpreter(&this).expect("the test binary is dynamic");
+        assert!(loader.contains("ld-linux"), "{loader}");
+        assert_eq!(
+            elf_interpreter(b"\x7fELF\x02\x01"),
+            None,
+            "truncated: no answer"
+        );
+        assert_eq!(elf_interpreter(b"MZ\x90\x00"), None);
     }
 }

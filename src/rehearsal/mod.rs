@@ -14,9 +14,11 @@
 //! <root>/tmp                   DEPLOYMENT_TEMP folders, one per deployment, removed after
 //! ```
 //!
-//! [`setup`] creates (or refreshes) one; [`receive::receive`] is what its hook runs.
+//! [`setup`] creates (or refreshes) one; [`receive::receive`] is what its hook runs;
+//! [`serve`] starts the deployed site as App Service Linux does.
 
 pub mod receive;
+pub mod serve;
 pub mod watch;
 
 use std::collections::BTreeMap;

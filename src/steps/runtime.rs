@@ -1,9 +1,12 @@
 //! The detect-runtime step: which Python the app wants, and which interpreter provides it.
 //!
 //! The version comes from, highest first: `--python`, the `PYTHON_VERSION` app setting (or
-//! `.deployment` key), `runtime.txt`, `.python-version`, else the default interpreter. The
+//! `.deployment` key), `runtime.txt`, `.python-version`, then on App Service Linux the site's
+//! stack (`FRAMEWORK_VERSION`), else the default interpreter. On App Service Linux a request
+//! for another X.Y than the stack's fails: the platform starts the app with the stack's Python. The
 //! interpreter from: `--python <path>` or the `KUDUHOOK_PYTHON` setting, then the platform's
-//! App Service layout, `PATH`, and pyenv. Every candidate is run before it is trusted. All of
+//! App Service layout (and Oryx's on-demand installs, asking `oryx prep` for a missing version),
+//! `PATH`, and pyenv. Every candidate is run before it is trusted. All of
 //! this happens before anything in the target changes, so a bad version fails a deployment
 //! without touching the site.
 
@@ -12,6 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{DeployConfig, Origin, Setting};
 use crate::errors::{DeployError, WrongVersion};
 use crate::platform::{Platform, SearchLocation, version_dir_matches};
+use crate::process::Runner;
 use crate::python::{self, Interpreter, PythonVersion};
 use crate::steps::Outcome;
 
@@ -57,9 +61,24 @@ pub fn run(runtime: &Runtime) -> Outcome {
     Outcome::Done(format!("Using Python {}", runtime.interpreter.version))
 }
 
-/// Decides the Python version and finds its interpreter.
-pub fn detect(config: &DeployConfig) -> Result<Runtime, DeployError> {
+/// Decides the Python version and finds its interpreter. On App Service Linux the site's stack
+/// (`FRAMEWORK_VERSION`) is the Python that will start the app: it is the version when nothing
+/// else asks, and a request for another one fails here, before anything changes.
+pub fn detect(config: &DeployConfig, runner: &Runner) -> Result<Runtime, DeployError> {
     let requested = requested_version(config)?;
+    let requested = match (requested, site_stack(config)?) {
+        (None, stack) => stack,
+        (Some(request), Some(stack))
+            if request.value.minor_version() != stack.value.minor_version() =>
+        {
+            return Err(DeployError::SiteRunsOtherPython {
+                site: stack.value,
+                requested: request.value,
+                origin: request.origin,
+            });
+        }
+        (request, _) => request,
+    };
     if let Some(request) = &requested
         && !request.value.is_supported()
     {
@@ -79,6 +98,7 @@ pub fn detect(config: &DeployConfig) -> Result<Runtime, DeployError> {
             &request.value,
             env.get("HOME").or(env.get("USERPROFILE")),
             env.get("SYSTEMDRIVE"),
+            env.get(ORYX_INSTALL_ROOT_VAR),
         ),
         None => platform
             .default_interpreter_names()
@@ -89,24 +109,25 @@ pub fn detect(config: &DeployConfig) -> Result<Runtime, DeployError> {
             })
             .collect(),
     };
-    for location in &locations {
-        for path in expand(location, config) {
-            let Ok(interpreter) = python::probe(&path) else {
-                continue;
-            };
-            let fits = match &requested {
-                Some(request) => request.value.is_satisfied_by(&interpreter.version),
-                None => interpreter.version.is_supported(),
-            };
-            if fits {
-                return Ok(Runtime {
-                    requested: requested.as_ref().map(|r| r.value),
-                    origin: requested.map_or(Origin::Default, |r| r.origin),
-                    interpreter,
-                    found_via: location.label().to_string(),
-                });
-            }
-        }
+    let wanted = requested.as_ref().map(|r| r.value);
+    let mut found = search(&locations, wanted.as_ref(), config);
+    if found.is_none()
+        && let Some(version) = &wanted
+        && platform == Platform::Linux
+        && let Some(oryx) = on_path("oryx", config)
+    {
+        found = install_with_oryx(&oryx, version, runner)
+            .then(|| search(&locations, wanted.as_ref(), config))
+            .flatten()
+            .map(|(interpreter, via)| (interpreter, format!("{via}, installed now by oryx prep")));
+    }
+    if let Some((interpreter, found_via)) = found {
+        return Ok(Runtime {
+            requested: wanted,
+            origin: requested.map_or(Origin::Default, |r| r.origin),
+            interpreter,
+            found_via,
+        });
     }
     Err(DeployError::InterpreterNotFound {
         version: requested.as_ref().map(|r| r.value),
@@ -117,6 +138,84 @@ pub fn detect(config: &DeployConfig) -> Result<Runtime, DeployError> {
             .map(|i| format!("{} (Python {})", i.path.display(), i.version))
             .collect(),
     })
+}
+
+/// The variable that moves Oryx's on-demand installs (default [`ORYX_INSTALL_ROOT`]).
+const ORYX_INSTALL_ROOT_VAR: &str = "DYNAMIC_INSTALL_ROOT_DIR";
+
+/// The first interpreter in `locations` that runs and fits `wanted`, and where it was found.
+fn search(
+    locations: &[SearchLocation],
+    wanted: Option<&PythonVersion>,
+    config: &DeployConfig,
+) -> Option<(Interpreter, String)> {
+    locations.iter().find_map(|location| {
+        expand(location, config).into_iter().find_map(|path| {
+            let interpreter = python::probe(&path).ok()?;
+            let fits = match wanted {
+                Some(version) => version.is_satisfied_by(&interpreter.version),
+                None => interpreter.version.is_supported(),
+            };
+            fits.then(|| (interpreter, location.label().to_string()))
+        })
+    })
+}
+
+/// Asks Oryx (in Kudu's Linux container) to install `version`, as the platform does for a
+/// version its image does not ship. Whether it says it did.
+fn install_with_oryx(oryx: &Path, version: &PythonVersion, runner: &Runner) -> bool {
+    let spec = format!("python={version}");
+    tracing::info!(
+        "No interpreter for Python {version} is installed here: asking Oryx to install it \
+         (oryx prep --skip-detection --platforms-and-versions {spec})"
+    );
+    let mut cmd = runner.command(oryx);
+    cmd.args([
+        "prep",
+        "--skip-detection",
+        "--platforms-and-versions",
+        &spec,
+    ]);
+    match runner.run(&mut cmd, "oryx prep") {
+        Ok(finished) if finished.status.success() => true,
+        Ok(finished) => {
+            tracing::warn!("oryx prep failed: {}", finished.detail());
+            false
+        }
+        Err(e) => {
+            tracing::warn!("oryx prep did not run: {}", e.explain().what);
+            false
+        }
+    }
+}
+
+/// A program on the deployment's `PATH`.
+fn on_path(name: &str, config: &DeployConfig) -> Option<PathBuf> {
+    let location = SearchLocation::OnPath {
+        name: name.to_string(),
+        label: "PATH",
+    };
+    expand(&location, config).into_iter().next()
+}
+
+/// The Python the site's stack runs, on App Service Linux: Kudu exports `FRAMEWORK=PYTHON` and
+/// `FRAMEWORK_VERSION=3.11` to deployment commands. `None` elsewhere.
+fn site_stack(config: &DeployConfig) -> Result<Option<Setting<PythonVersion>>, DeployError> {
+    let env = &config.env;
+    let is_python = env
+        .get("FRAMEWORK")
+        .is_some_and(|f| f.trim().eq_ignore_ascii_case("python"));
+    let version = env.get("FRAMEWORK_VERSION").map(str::trim).unwrap_or("");
+    if !is_python || version.is_empty() {
+        return Ok(None);
+    }
+    match python::parse_setting(version) {
+        Some(parsed) => Ok(Some(Setting::new(parsed, Origin::SiteStack))),
+        None => Err(DeployError::BadVersionSetting {
+            origin: Origin::SiteStack,
+            value: version.to_string(),
+        }),
+    }
 }
 
 /// The version asked for, and by whom; `None` when nothing asks.

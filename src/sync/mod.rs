@@ -60,6 +60,14 @@ pub enum OutsideLinks {
     Error,
 }
 
+/// A name at the target's root that kuduhook owns: the sync neither copies nor deletes it.
+#[derive(Debug, Clone)]
+pub struct Protected {
+    pub name: String,
+    /// The warning when the repository has an entry of that name.
+    pub in_repository: String,
+}
+
 /// What to sync, and how.
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -77,8 +85,9 @@ pub struct SyncOptions {
     pub checksum: bool,
     /// A clean deployment (`IGNORE_MANIFEST=1`, `-x`): delete whatever the source lacks.
     pub ignore_manifest: bool,
-    /// Names at the target's root that are never synced nor deleted (the env).
-    pub protected: Vec<String>,
+    /// Names at the target's root that are never synced nor deleted (the env, the platform's
+    /// start file), each with what the log says when the repository has one.
+    pub protected: Vec<Protected>,
     pub outside_links: OutsideLinks,
     /// Compute and report, change nothing.
     pub what_if: bool,

@@ -12,7 +12,9 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 use tracing::info;
 
-use super::{OutsideLinks, Progress, SyncOptions, is_leftover_temp, link_inside, same_content};
+use super::{
+    OutsideLinks, Progress, Protected, SyncOptions, is_leftover_temp, link_inside, same_content,
+};
 use crate::errors::DeployError;
 use crate::manifest::Manifest;
 use crate::paths;
@@ -210,11 +212,11 @@ impl<'a> Planner<'a> {
             || self.ledger.contains(relative)
     }
 
-    fn is_protected(&self, relative: &str) -> bool {
+    fn protected(&self, relative: &str) -> Option<&Protected> {
         self.options
             .protected
             .iter()
-            .any(|p| p.eq_ignore_ascii_case(relative))
+            .find(|p| p.name.eq_ignore_ascii_case(relative))
     }
 
     fn src(&self, relative: &str) -> PathBuf {
@@ -234,12 +236,8 @@ impl<'a> Planner<'a> {
             if self.options.ignore.matches(&child, &entry.name) {
                 continue;
             }
-            if self.is_protected(&child) {
-                plan.warnings.push(format!(
-                    "the repository has its own {child}/: it is not synced, so it cannot replace \
-                     the live env (remove it from the repository, or rename the env with \
-                     KUDUHOOK_ENV_NAME)"
-                ));
+            if let Some(protected) = self.protected(&child) {
+                plan.warnings.push(protected.in_repository.clone());
                 continue;
             }
             if entry.kind == Kind::Dir && self.src(&child).join("pyvenv.cfg").is_file() {
@@ -271,7 +269,8 @@ impl<'a> Planner<'a> {
         absent.sort_by(|a, b| a.name.cmp(&b.name));
         for entry in absent {
             let child = join(relative, &entry.name);
-            if self.options.ignore.matches(&child, &entry.name) || self.is_protected(&child) {
+            if self.options.ignore.matches(&child, &entry.name) || self.protected(&child).is_some()
+            {
                 continue;
             }
             if entry.kind != Kind::Dir && is_leftover_temp(&entry.name) {

@@ -6,6 +6,9 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod app_service_start;
+pub mod rehearsal;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -13,6 +16,34 @@ use std::sync::OnceLock;
 /// The kuduhook binary under test.
 pub fn kuduhook() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_kuduhook"))
+}
+
+/// The kuduhook a Linux site commits as `deploy/kuduhook`: the same code built static (musl),
+/// as `kuduhook init` requires. Built once per test binary (cargo skips it when up to date).
+pub fn static_kuduhook() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            const TARGET: &str = "x86_64-unknown-linux-musl";
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "--quiet", "--bin", "kuduhook", "--target", TARGET])
+                .arg("--target-dir")
+                .arg(target_dir)
+                .current_dir(root)
+                .output()
+                .expect("run cargo build");
+            assert!(
+                out.status.success(),
+                "building the static kuduhook failed (bash tests/setup.sh installs the {TARGET} \
+                 target):\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target_dir.join(TARGET).join("debug/kuduhook")
+        })
+        .clone()
 }
 
 /// A real interpreter of version `minor` ("3.11") from pyenv. Tests need 3.11 and 3.12; a

@@ -5,6 +5,12 @@
 //! strings or path segments. Both layouts are unit-tested on any host; only the caller that
 //! touches the disk uses the host's own platform.
 
+pub mod linux_start;
+
+/// Where Oryx installs a Python version on demand in Kudu's Linux container, unless
+/// `DYNAMIC_INSTALL_ROOT_DIR` says otherwise.
+pub const ORYX_INSTALL_ROOT: &str = "/tmp/oryx/platforms";
+
 use crate::python::PythonVersion;
 
 /// The operating system layout a deployment targets.
@@ -96,6 +102,7 @@ impl Platform {
         version: &PythonVersion,
         home: Option<&str>,
         system_drive: Option<&str>,
+        oryx_install_root: Option<&str>,
     ) -> Vec<SearchLocation> {
         let (major, minor) = (version.major, version.minor);
         let dotted = format!("{major}.{minor}");
@@ -108,6 +115,14 @@ impl Platform {
                     version_prefix: dotted.clone(),
                     inside: vec!["bin".into(), format!("python{dotted}")],
                     label: "App Service (/opt/python)",
+                });
+                // Kudu's Linux container installs other versions on demand (oryx prep):
+                // $DYNAMIC_INSTALL_ROOT_DIR/python/3.12.1/bin/python3.12
+                out.push(SearchLocation::VersionDirs {
+                    parent: self.join(&[oryx_install_root.unwrap_or(ORYX_INSTALL_ROOT), "python"]),
+                    version_prefix: dotted.clone(),
+                    inside: vec!["bin".into(), format!("python{dotted}")],
+                    label: "Oryx's on-demand installs",
                 });
                 out.push(SearchLocation::OnPath {
                     name: format!("python{dotted}"),
@@ -250,7 +265,7 @@ mod tests {
     #[test]
     fn windows_search_covers_site_extensions_and_system_drive() {
         let found: Vec<String> = Platform::Windows
-            .interpreter_locations(&v(3, 6), Some("C:\\Users\\me"), Some("D:"))
+            .interpreter_locations(&v(3, 6), Some("C:\\Users\\me"), Some("D:"), None)
             .iter()
             .map(|l| l.describe(Platform::Windows))
             .collect();
@@ -268,7 +283,7 @@ mod tests {
     #[test]
     fn linux_search_covers_app_service_path_and_pyenv() {
         let found: Vec<String> = Platform::Linux
-            .interpreter_locations(&v(3, 12), Some("/root"), None)
+            .interpreter_locations(&v(3, 12), Some("/root"), None, None)
             .iter()
             .map(|l| l.describe(Platform::Linux))
             .collect();
@@ -276,6 +291,7 @@ mod tests {
             found,
             vec![
                 "/opt/python/3.12*/bin/python3.12",
+                "/tmp/oryx/platforms/python/3.12*/bin/python3.12",
                 "python3.12 on PATH",
                 "/root/.pyenv/versions/3.12*/bin/python3.12",
             ]

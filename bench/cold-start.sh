@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Benchmark: the deployed example app's cold start, the way App Service Linux starts it: the
+# image's Python (here a venv of the machine's Python 3.11 with gunicorn, as the image has it
+# installed globally), the env that wwwroot's oryx-manifest.toml names on PYTHONPATH,
+# `gunicorn --timeout 600 --chdir wwwroot app:app`. Timed from the start of the process to the
+# first 200 answer on a loopback port. Beside it, for reference, the same gunicorn run from
+# the env itself (`env/bin/python -m gunicorn`), as a user might start it by hand.
+#
+# The site is on local disk (the target of later comparisons on other filesystems and env
+# forms). Prints medians.
+#
+# usage: bench/cold-start.sh [ROUNDS]   (default 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-10}
+
+python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
+python=${python:-$(command -v python3.11)}
+
+echo "== setup (not timed)"
+cargo build --release --quiet
+bash tests/setup.sh
+work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-cold-start.XXXXXX)
+server=""
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+source bench/lib.sh
+
+wwwroot=$work/site/wwwroot
+PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app \
+  target/release/kuduhook deploy --source examples/flask-app --target "$wwwroot" >"$work/deploy.log"
+env_name=$(sed -n 's/^virtualEnvName = "\(.*\)"/\1/p' "$wwwroot/oryx-manifest.toml")
+site_packages=$wwwroot/$env_name/lib/python3.11/site-packages
+
+image=$work/image
+"$python" -m venv --without-pip "$image"
+"$python" -m pip install --quiet --no-index --find-links target/tools/wheels/platform \
+  --target "$image/lib/python3.11/site-packages" gunicorn
+
+# first_200 PORT COMMAND...: starts the server, prints the ms until it answers 200, stops it.
+first_200() {
+  local port=$1 start end
+  shift
+  start=$(now)
+  "$@" >"$work/server.log" 2>&1 &
+  server=$!
+  until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" = 200 ]; do
+    kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
+    sleep 0.01
+  done
+  end=$(now)
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  server=""
+  echo $(((end - start) / 1000000))
+}
+
+platform=()
+by_hand=()
+port=18731
+for round in $(seq "$rounds"); do
+  platform+=("$(first_200 "$port" env -i PATH="$PATH" PYTHONPATH="$site_packages" \
+    "$image/bin/python3.11" -m gunicorn --timeout 600 --chdir "$wwwroot" \
+    --bind "127.0.0.1:$port" app:app)")
+  by_hand+=("$(first_200 "$port" env -i PATH="$PATH" "$wwwroot/env/bin/python" -m gunicorn \
+    --timeout 600 --chdir "$wwwroot" --bind "127.0.0.1:$port" app:app)")
+  echo "round $round: platform start ${platform[-1]} ms, env's own python ${by_hand[-1]} ms"
+done
+
+echo
+echo "== cold start of the Flask example to its first 200, medians of $rounds ($(nproc) cores, local disk)"
+printf '%-44s %8s\n' "App Service Linux's start (env on PYTHONPATH)" "$(echo "${platform[*]}" | median) ms"
+printf '%-44s %8s\n' "the env's own python (by hand)" "$(echo "${by_hand[*]}" | median) ms"

@@ -1,0 +1,394 @@
+//! How App Service Linux starts a Python site, and the file that tells it which env to use.
+//!
+//! On every start of every instance, the platform's Python image looks in wwwroot for
+//! `oryx-manifest.toml`; its `virtualEnvName` names the env (else the env is `antenv`). That
+//! env's `lib/pythonX.Y/site-packages` is appended to `PYTHONPATH` of the image's own Python,
+//! whose global gunicorn serves the entry it detects: a Django project (a top-level folder with
+//! `wsgi.py`), else `application.py`, `app.py`, `index.py` or `server.py` exposing `app`, unless
+//! the portal's startup command says otherwise.
+//!
+//! kuduhook keeps the env at its own name (`env`, as deploy.cmd did) and writes a manifest that
+//! holds only that name: it does none of what the manifest's other fields declare (no compressed
+//! env, no compressed app). The manifest goes live with the env (see the pipeline's go-live).
+//! A manifest kuduhook did not write is replaced only with a warning that says what it named,
+//! and a copy of it is kept beside kuduhook's records.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::errors::DeployError;
+
+/// The manifest's file name, in wwwroot.
+pub const MANIFEST: &str = "oryx-manifest.toml";
+
+/// The env the platform uses when no manifest names one.
+pub const DEFAULT_ENV: &str = "antenv";
+
+/// The first line of every manifest kuduhook writes: how it knows its own.
+const HEADER: &str = "# Written by kuduhook";
+
+/// The manifest kuduhook writes for an env named `env_name`.
+pub fn manifest_text(env_name: &str) -> String {
+    format!(
+        "{HEADER} on each deployment: App Service Linux starts the site with the env named\n\
+         # here (its site-packages on PYTHONPATH). Do not edit: the next deployment rewrites it.\n\
+         virtualEnvName = \"{env_name}\"\n"
+    )
+}
+
+/// What wwwroot's manifest is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manifest {
+    Missing,
+    /// Written by kuduhook.
+    Ours(String),
+    /// Written by someone else (Oryx's build, by hand).
+    Foreign(String),
+}
+
+impl Manifest {
+    pub fn read(wwwroot: &Path) -> Result<Manifest, DeployError> {
+        let path = wwwroot.join(MANIFEST);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes).into_owned();
+                Ok(match text.starts_with(HEADER) {
+                    true => Manifest::Ours(text),
+                    false => Manifest::Foreign(text),
+                })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::Missing),
+            Err(error) => Err(DeployError::Unreadable { path, error }),
+        }
+    }
+
+    fn text(&self) -> Option<&str> {
+        match self {
+            Manifest::Missing => None,
+            Manifest::Ours(text) | Manifest::Foreign(text) => Some(text),
+        }
+    }
+}
+
+/// The values of a manifest the platform acts on, as far as it holds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ManifestFields {
+    pub virtual_env_name: Option<String>,
+    pub compressed_virtual_env_file: Option<String>,
+    pub compress_destination_dir: Option<String>,
+}
+
+impl ManifestFields {
+    /// Reads a manifest's text; what does not parse as TOML holds nothing.
+    pub fn parse(text: &str) -> ManifestFields {
+        let table: toml::Table = text.parse().unwrap_or_default();
+        let field = |key: &str| table.get(key).and_then(|v| v.as_str()).map(String::from);
+        ManifestFields {
+            virtual_env_name: field("virtualEnvName"),
+            compressed_virtual_env_file: field("compressedVirtualEnvFile"),
+            compress_destination_dir: field("compressDestinationDir"),
+        }
+    }
+
+    /// The fields, as a log line shows them.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(name) = &self.virtual_env_name {
+            parts.push(format!("virtualEnvName {name}"));
+        }
+        if let Some(file) = &self.compressed_virtual_env_file {
+            parts.push(format!("compressedVirtualEnvFile {file}"));
+        }
+        if let Some(dir) = &self.compress_destination_dir {
+            parts.push(format!("compressDestinationDir {dir}"));
+        }
+        match parts.is_empty() {
+            true => "nothing kuduhook recognizes".into(),
+            false => parts.join(", "),
+        }
+    }
+}
+
+/// A change to wwwroot's manifest, undone if the deployment fails.
+#[derive(Debug, Clone)]
+pub struct ManifestChange {
+    /// What the manifest held before (`None`: there was none).
+    pub previous: Option<String>,
+    /// The log line that says what happened.
+    pub said: String,
+    /// It replaced a manifest kuduhook did not write (a warning, not news).
+    pub replaced_foreign: bool,
+}
+
+/// Makes wwwroot's manifest name `env_name`, in one rename. `None` when it already does.
+/// A foreign manifest is kept in `keep_dir` first.
+pub fn publish(
+    wwwroot: &Path,
+    env_name: &str,
+    keep_dir: &Path,
+) -> Result<Option<ManifestChange>, DeployError> {
+    let wanted = manifest_text(env_name);
+    let now = Manifest::read(wwwroot)?;
+    let said = match &now {
+        Manifest::Ours(text) if *text == wanted => return Ok(None),
+        Manifest::Missing => {
+            format!("Wrote {MANIFEST}: App Service Linux starts the site with the env {env_name}")
+        }
+        Manifest::Ours(_) => {
+            format!("Updated {MANIFEST}: the site now starts with the env {env_name}")
+        }
+        Manifest::Foreign(text) => {
+            std::fs::create_dir_all(keep_dir)
+                .map_err(|e| DeployError::io("create", keep_dir, e))?;
+            let kept = keep_dir.join(format!("{MANIFEST}.replaced"));
+            std::fs::write(&kept, text).map_err(|e| DeployError::io("keep a copy at", &kept, e))?;
+            format!(
+                "Replaced {MANIFEST}, which kuduhook did not write (it named {}): the platform \
+                 would have started the site without kuduhook's env. It now names the env \
+                 {env_name}; the old one is kept at {}",
+                ManifestFields::parse(text).describe(),
+                kept.display()
+            )
+        }
+    };
+    write_atomically(&wwwroot.join(MANIFEST), &wanted)?;
+    Ok(Some(ManifestChange {
+        previous: now.text().map(String::from),
+        said,
+        replaced_foreign: matches!(now, Manifest::Foreign(_)),
+    }))
+}
+
+/// Puts back what the manifest held before `change`.
+pub fn restore(wwwroot: &Path, change: &ManifestChange) -> Result<(), DeployError> {
+    let path = wwwroot.join(MANIFEST);
+    match &change.previous {
+        Some(text) => write_atomically(&path, text),
+        None => crate::env_store::remove_any(&path),
+    }
+}
+
+fn write_atomically(path: &Path, text: &str) -> Result<(), DeployError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp =
+        crate::paths::shared_temp_file(dir).map_err(|e| DeployError::io("write", path, e))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes())
+        .map_err(|e| DeployError::io("write", path, e))?;
+    temp.persist(path)
+        .map_err(|e| DeployError::io("write", path, e.error))?;
+    Ok(())
+}
+
+/// The app module gunicorn serves, and how it was found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// `module:callable` or `package.wsgi`, as gunicorn takes it.
+    pub module: String,
+    /// Why this one, for people: "Django project mysite (mysite/wsgi.py)".
+    pub found: String,
+}
+
+/// The files a Flask-style app is detected by, in the platform's order.
+pub const FLASK_FILES: [&str; 4] = ["application.py", "app.py", "index.py", "server.py"];
+
+/// The entry the platform detects in wwwroot when no startup command is set.
+pub fn detect_entry(wwwroot: &Path) -> Option<Entry> {
+    let mut folders: Vec<String> = std::fs::read_dir(wwwroot)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("wsgi.py").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with('.'))
+        .collect();
+    folders.sort();
+    if let Some(project) = folders.first() {
+        return Some(Entry {
+            module: format!("{project}.wsgi"),
+            found: format!("Django project {project} ({project}/wsgi.py)"),
+        });
+    }
+    FLASK_FILES
+        .iter()
+        .find(|file| wwwroot.join(file).is_file())
+        .map(|file| Entry {
+            module: format!("{}:app", file.trim_end_matches(".py")),
+            found: format!("{file}, exposing app"),
+        })
+}
+
+/// The env the platform will use: its name, whether a manifest named it, and its folder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlatformEnv {
+    pub name: String,
+    /// How the name was decided, for people.
+    pub named_by: String,
+    pub dir: PathBuf,
+    pub exists: bool,
+    /// A compressed env the manifest names instead of a folder.
+    pub compressed: Option<String>,
+}
+
+/// What the platform's start will use, read from wwwroot.
+pub fn platform_env(wwwroot: &Path) -> PlatformEnv {
+    let manifest = Manifest::read(wwwroot).unwrap_or(Manifest::Missing);
+    let fields = manifest
+        .text()
+        .map(ManifestFields::parse)
+        .unwrap_or_default();
+    let (name, named_by) = match (&manifest, fields.virtual_env_name) {
+        (Manifest::Ours(_), Some(name)) => (name, format!("{MANIFEST}, written by kuduhook")),
+        (Manifest::Foreign(_), Some(name)) => {
+            (name, format!("{MANIFEST}, not written by kuduhook"))
+        }
+        _ => (
+            DEFAULT_ENV.to_string(),
+            format!("the platform's default (no {MANIFEST} names one)"),
+        ),
+    };
+    let dir = wwwroot.join(&name);
+    PlatformEnv {
+        exists: dir.join("pyvenv.cfg").is_file(),
+        dir,
+        name,
+        named_by,
+        compressed: fields.compressed_virtual_env_file,
+    }
+}
+
+/// How the platform will start the site (with no startup command set), and what is wrong.
+#[derive(Debug, Clone, Serialize)]
+pub struct StartPlan {
+    pub env: PlatformEnv,
+    pub entry: Option<Entry>,
+    /// What would keep the site from starting as deployed.
+    pub warnings: Vec<String>,
+}
+
+/// Reads wwwroot as the platform's start does.
+pub fn start_plan(wwwroot: &Path) -> StartPlan {
+    let env = platform_env(wwwroot);
+    let entry = detect_entry(wwwroot);
+    let mut warnings = Vec::new();
+    if let Some(file) = &env.compressed {
+        warnings.push(format!(
+            "{MANIFEST} names a compressed env ({file}): the platform extracts and uses that, \
+             not a folder kuduhook built"
+        ));
+    } else if !env.exists {
+        warnings.push(format!(
+            "there is no env at {}: the platform would start the app without its packages \
+             (ModuleNotFoundError at the first import)",
+            env.dir.display()
+        ));
+    }
+    if entry.is_none() {
+        warnings.push(format!(
+            "no entry found (no Django project folder with wsgi.py, no {}): the platform \
+             would serve its default page; set a startup command, e.g. gunicorn --bind=0.0.0.0 \
+             --timeout 600 mymodule:app",
+            FLASK_FILES.join(", ")
+        ));
+    }
+    StartPlan {
+        env,
+        entry,
+        warnings,
+    }
+}
+
+/// The env's site-packages as the platform puts it on `PYTHONPATH` (`minor` is "3.11").
+pub fn site_packages(env: &Path, minor: &str) -> PathBuf {
+    env.join("lib")
+        .join(format!("python{minor}"))
+        .join("site-packages")
+}
+
+/// gunicorn's arguments for `entry`, as the platform runs it (bound to `bind`).
+pub fn gunicorn_args(wwwroot: &Path, entry: &str, bind: &str) -> Vec<String> {
+    vec![
+        "--timeout".into(),
+        "600".into(),
+        "--access-logfile".into(),
+        "-".into(),
+        "--error-logfile".into(),
+        "-".into(),
+        "--chdir".into(),
+        wwwroot.to_string_lossy().into_owned(),
+        "--bind".into(),
+        bind.into(),
+        entry.into(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_names_only_the_env_and_is_known_as_ours() {
+        let site = tempfile::tempdir().unwrap();
+        let keep = site.path().join("state");
+        let change = publish(site.path(), "env", &keep).unwrap().unwrap();
+        assert_eq!(change.previous, None);
+        let text = std::fs::read_to_string(site.path().join(MANIFEST)).unwrap();
+        assert_eq!(
+            ManifestFields::parse(&text),
+            ManifestFields {
+                virtual_env_name: Some("env".into()),
+                ..Default::default()
+            }
+        );
+        assert!(matches!(
+            Manifest::read(site.path()).unwrap(),
+            Manifest::Ours(_)
+        ));
+        assert!(
+            publish(site.path(), "env", &keep).unwrap().is_none(),
+            "unchanged"
+        );
+        restore(site.path(), &change).unwrap();
+        assert!(!site.path().join(MANIFEST).exists());
+    }
+
+    #[test]
+    fn a_foreign_manifest_is_replaced_loudly_kept_and_restored() {
+        let site = tempfile::tempdir().unwrap();
+        let oryx = "PythonVersion=\"3.11.4\"\nvirtualEnvName=\"antenv\"\ncompressedVirtualEnvFile=\"antenv.tar.gz\"\n";
+        std::fs::write(site.path().join(MANIFEST), oryx).unwrap();
+        let keep = site.path().join("state");
+        let change = publish(site.path(), "env", &keep).unwrap().unwrap();
+        assert!(
+            change
+                .said
+                .contains("virtualEnvName antenv, compressedVirtualEnvFile antenv.tar.gz"),
+            "{}",
+            change.said
+        );
+        assert_eq!(
+            std::fs::read_to_string(keep.join("oryx-manifest.toml.replaced")).unwrap(),
+            oryx
+        );
+        assert_eq!(platform_env(site.path()).name, "env");
+        restore(site.path(), &change).unwrap();
+        let back = platform_env(site.path());
+        assert_eq!(back.name, "antenv");
+        assert_eq!(back.compressed.as_deref(), Some("antenv.tar.gz"));
+    }
+
+    #[test]
+    fn entries_are_found_as_the_platform_finds_them() {
+        let site = tempfile::tempdir().unwrap();
+        assert_eq!(detect_entry(site.path()), None);
+        std::fs::write(site.path().join("server.py"), "").unwrap();
+        std::fs::write(site.path().join("app.py"), "").unwrap();
+        assert_eq!(detect_entry(site.path()).unwrap().module, "app:app");
+        std::fs::create_dir(site.path().join("mysite")).unwrap();
+        std::fs::write(site.path().join("mysite/wsgi.py"), "").unwrap();
+        assert_eq!(detect_entry(site.path()).unwrap().module, "mysite.wsgi");
+        let env = platform_env(site.path());
+        assert_eq!(env.name, "antenv");
+        assert!(!env.exists);
+    }
+}

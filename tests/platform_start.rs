@@ -1,0 +1,376 @@
+//! A deployment is a success only if the site then starts the way App Service Linux starts it:
+//! the image's Python with gunicorn, the env the wwwroot names (`oryx-manifest.toml`, else
+//! `antenv`) on `PYTHONPATH`, the entry it detects (see `support::app_service_start`). The
+//! Flask example and a small Django app are pushed to a local App Service through every kind of
+//! change, and after each one the site is started and must answer 200.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::app_service_start::{first_page, image_python, platform_env};
+use support::rehearsal::{FAILED, Rehearsal, SUCCEEDED, Server, example, free_port};
+use support::{Site, kuduhook, python, shared_wheels, version_of};
+
+fn wheels(kind: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/tools/wheels")
+        .join(kind);
+    assert!(
+        dir.is_dir(),
+        "run bash tests/setup.sh first ({})",
+        dir.display()
+    );
+    dir
+}
+
+/// The app settings of a Linux site on the Python `minor` stack, installing offline.
+fn settings(minor: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let find_links = format!(
+        "{} {} {}",
+        wheels("flask-app").display(),
+        wheels("platform").display(),
+        shared_wheels().display()
+    );
+    let mut all = vec![
+        ("FRAMEWORK".to_string(), "PYTHON".to_string()),
+        ("FRAMEWORK_VERSION".to_string(), minor.to_string()),
+        ("PIP_NO_INDEX".to_string(), "1".to_string()),
+        ("PIP_FIND_LINKS".to_string(), find_links),
+    ];
+    all.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    all
+}
+
+fn apply(r: &Rehearsal, settings: &[(String, String)]) {
+    let pairs: Vec<(&str, &str)> = settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    r.settings(&pairs);
+}
+
+/// Starts the deployed site as the platform does and returns its first page.
+fn page(r: &Rehearsal, minor: &str) -> String {
+    first_page(&r.wwwroot(), minor, &[]).1
+}
+
+/// Pushes `r` through a first deploy, an unchanged redeploy, a requirement change, a stack
+/// switch from 3.11 to 3.12 (with runtime.txt, when the app has one), a force rebuild and a
+/// failed install; after each, the site starts
+/// as App Service starts it, answers 200, and `expect(minor, body)` holds.
+fn every_kind_of_push(r: &Rehearsal, expect: impl Fn(&str, &str)) {
+    let has_runtime_txt = r.app.join("runtime.txt").is_file();
+    apply(r, &settings("3.11", &[]));
+    r.push()
+        .assert_contains(match has_runtime_txt {
+            true => "Python 3.11 requested by runtime.txt line 1",
+            false => "Python 3.11 requested by the site's stack (FRAMEWORK_VERSION)",
+        })
+        .assert_contains(
+            "Wrote oryx-manifest.toml: App Service Linux starts the site with the env env",
+        )
+        .assert_contains(SUCCEEDED);
+    assert_eq!(platform_env(&r.wwwroot()), r.wwwroot().join("env"));
+    expect("3.11", &page(r, "3.11"));
+
+    r.commit("redeploy, nothing changed");
+    r.push()
+        .assert_contains("Reusing env")
+        .assert_lacks("oryx-manifest.toml")
+        .assert_contains(SUCCEEDED);
+    expect("3.11", &page(r, "3.11"));
+
+    let requirements = std::fs::read_to_string(r.app.join("requirements.txt")).unwrap();
+    r.write("requirements.txt", &format!("{requirements}kudupkg==1.0\n"));
+    r.commit("a new requirement");
+    r.push()
+        .assert_contains("added kudupkg 1.0")
+        .assert_contains(SUCCEEDED);
+    expect("3.11", &page(r, "3.11"));
+
+    // The stack is switched to 3.12. An app whose runtime.txt still says 3.11 is refused,
+    // the site untouched, until the two agree.
+    apply(r, &settings("3.12", &[]));
+    if has_runtime_txt {
+        r.commit("stack switched, runtime.txt not yet");
+        r.push()
+            .assert_contains(
+                "runtime.txt line 1 asks for Python 3.11, but this site runs Python 3.12",
+            )
+            .assert_contains("--linux-fx-version")
+            .assert_contains("Nothing in the target was changed")
+            .assert_contains(FAILED);
+        expect("3.11", &page(r, "3.11"));
+        r.write("runtime.txt", "python-3.12\n");
+    }
+    r.commit("python 3.12");
+    r.push()
+        .assert_contains("Python changed 3.11")
+        .assert_contains(SUCCEEDED);
+    expect("3.12", &page(r, "3.12"));
+
+    apply(
+        r,
+        &settings("3.12", &[("KUDUHOOK_FORCE_ENV_REBUILD", "2026-11-25")]),
+    );
+    r.commit("force a rebuild");
+    r.push()
+        .assert_contains("KUDUHOOK_FORCE_ENV_REBUILD")
+        .assert_contains(SUCCEEDED);
+    let good = page(r, "3.12");
+    expect("3.12", &good);
+
+    r.write("requirements.txt", &format!("{requirements}kudupkg==9.9\n"));
+    r.commit("a requirement that does not exist");
+    r.push()
+        .assert_contains("kudupkg==9.9")
+        .assert_contains("Nothing in the target was changed")
+        .assert_contains(FAILED);
+    assert_eq!(page(r, "3.12"), good, "the previous release still answers");
+}
+
+#[test]
+fn the_flask_example_starts_as_app_service_starts_it_after_every_kind_of_push() {
+    let r = Rehearsal::new(&[
+        ("app.py", &example("app.py")),
+        ("requirements.txt", &example("requirements.txt")),
+        ("runtime.txt", &example("runtime.txt")),
+    ]);
+    every_kind_of_push(&r, |minor, body| {
+        assert!(
+            body.starts_with(&format!("Hello from kuduhook! Python {minor}.")),
+            "{body}"
+        );
+    });
+}
+
+const DJANGO_SETTINGS: &str = r#"from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SECRET_KEY = "not-a-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+INSTALLED_APPS = ["django.contrib.staticfiles"]
+ROOT_URLCONF = "mysite.urls"
+DATABASES = {}
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "assets"]
+"#;
+
+const DJANGO_URLS: &str = r#"import sys
+
+import django
+from django.http import HttpResponse
+from django.urls import path
+
+
+def hello(request):
+    return HttpResponse(
+        "Django %s on Python %d.%d\n" % (django.get_version(), *sys.version_info[:2]),
+        content_type="text/plain",
+    )
+
+
+urlpatterns = [path("", hello)]
+"#;
+
+const DJANGO_WSGI: &str = r#"import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+application = get_wsgi_application()
+"#;
+
+const MANAGE_PY: &str = r#"import os
+import sys
+
+if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+"#;
+
+#[test]
+fn a_django_app_starts_as_app_service_starts_it_after_every_kind_of_push() {
+    let r = Rehearsal::new(&[
+        ("manage.py", MANAGE_PY),
+        ("mysite/__init__.py", ""),
+        ("mysite/settings.py", DJANGO_SETTINGS),
+        ("mysite/urls.py", DJANGO_URLS),
+        ("mysite/wsgi.py", DJANGO_WSGI),
+        ("assets/site.css", "body { color: teal }\n"),
+        ("requirements.txt", "Django==4.2.*\n"),
+    ]);
+    every_kind_of_push(&r, |minor, body| {
+        assert!(body.starts_with("Django 4.2."), "{body}");
+        assert!(body.ends_with(&format!("on Python {minor}\n")), "{body}");
+    });
+    assert!(
+        r.wwwroot().join("staticfiles/site.css").is_file(),
+        "collectstatic ran in the deployed site"
+    );
+}
+
+/// `kuduhook status` says how the platform will start the site, and `kuduhook rehearse
+/// --serve` starts it that way and prints where it serves.
+#[test]
+fn status_and_rehearse_serve_show_the_platforms_start() {
+    let r = Rehearsal::new(&[
+        ("app.py", &example("app.py")),
+        ("requirements.txt", &example("requirements.txt")),
+        ("runtime.txt", &example("runtime.txt")),
+    ]);
+    r.kuduhook(&["rehearse", "--serve", "--site", r.service.to_str().unwrap()])
+        .assert_failed()
+        .assert_contains("cannot be started as App Service Linux starts it")
+        .assert_contains("git push rehearsal HEAD:master");
+    apply(&r, &settings("3.11", &[]));
+    r.push().assert_contains(SUCCEEDED);
+    r.kuduhook(&["status", "--target", r.wwwroot().to_str().unwrap()])
+        .assert_ok()
+        .assert_contains("Platform start (App Service Linux, no startup command): gunicorn app:app")
+        .assert_contains("env env (named by oryx-manifest.toml, written by kuduhook)")
+        .assert_lacks("warning:");
+
+    let port = free_port();
+    let mut serve = Command::new(kuduhook());
+    serve
+        .args(["rehearse", "--serve", "--site"])
+        .arg(&r.service)
+        .args(["--port", &port.to_string(), "--python"])
+        .arg(image_python("3.11"))
+        .current_dir(&r.app);
+    let server = Server::spawn(serve, port);
+    let (status, body) = server.get("/");
+    assert!(status.contains(" 200 "), "{status}\n{}", server.output());
+    assert!(
+        body.starts_with("Hello from kuduhook! Python 3.11."),
+        "{body}"
+    );
+    assert!(
+        server
+            .output()
+            .contains(&format!("Serving on http://127.0.0.1:{port}/")),
+        "{}",
+        server.output()
+    );
+
+    // Without the manifest, the platform looks for antenv and finds none: status warns.
+    std::fs::remove_file(r.wwwroot().join("oryx-manifest.toml")).unwrap();
+    r.kuduhook(&["status", "--target", r.wwwroot().to_str().unwrap()])
+        .assert_contains("env antenv (named by the platform's default")
+        .assert_contains("warning: there is no env at")
+        .assert_contains("ModuleNotFoundError");
+}
+
+const WSGI_APP: &str = r#"import kudupkg
+
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [("kudupkg " + kudupkg.__version__).encode()]
+"#;
+
+/// A manifest kuduhook did not write (Oryx's, from builds before kuduhook) is replaced with a
+/// warning and kept; a deployment that fails after the switch puts it back; the repository's
+/// own manifest is not synced.
+#[test]
+fn a_manifest_kuduhook_did_not_write_is_replaced_loudly_and_restored_on_failure() {
+    let site = Site::app("3.11");
+    site.write("app.py", WSGI_APP);
+    let oryx = "PythonVersion=\"3.11.4\"\nvirtualEnvName=\"antenv\"\ncompressedVirtualEnvFile=\"antenv.tar.gz\"\n";
+    std::fs::create_dir_all(&site.target).unwrap();
+    std::fs::write(site.target.join("oryx-manifest.toml"), oryx).unwrap();
+    site.write("oryx-manifest.toml", "virtualEnvName=\"mine\"\n");
+    site.write(
+        "deploy/steps.json",
+        &support::core_steps_then(r#"{"run": "exit 3", "name": "after the sync"}"#),
+    );
+    site.deploy(&[])
+        .assert_failed()
+        .assert_contains("the repository has its own oryx-manifest.toml: it is not synced")
+        .assert_contains(
+            "Replaced oryx-manifest.toml, which kuduhook did not write (it named virtualEnvName \
+             antenv, compressedVirtualEnvFile antenv.tar.gz)",
+        )
+        .assert_contains("Put back the previous oryx-manifest.toml");
+    assert_eq!(
+        std::fs::read_to_string(site.target.join("oryx-manifest.toml")).unwrap(),
+        oryx,
+        "a failed deployment leaves the platform's start as it was"
+    );
+
+    site.remove("deploy/steps.json");
+    site.deploy(&[]).assert_ok();
+    assert_eq!(platform_env(&site.target), site.target.join("env"));
+    let kept = site
+        .target
+        .parent()
+        .unwrap()
+        .join(".kuduhook/wwwroot/oryx-manifest.toml.replaced");
+    assert_eq!(std::fs::read_to_string(kept).unwrap(), oryx);
+    let (_, body) = first_page(&site.target, "3.11", &[]);
+    assert_eq!(body, "kudupkg 1.0");
+}
+
+/// Kudu's Linux container ships some Python versions; Oryx installs the others on demand. A
+/// stack version found nowhere is installed with `oryx prep` (a stand-in here, which plays the
+/// platform's installer by linking the machine's real interpreter into Oryx's install root).
+#[test]
+fn oryx_installs_the_stacks_python_when_the_container_lacks_it() {
+    let site = Site::app("3.12");
+    let root = site.target.parent().unwrap().to_path_buf();
+    let (bin, home, platforms) = (root.join("bin"), root.join("home"), root.join("platforms"));
+    for dir in [&bin, &home] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    let real = python("3.12");
+    let version = version_of(&real);
+    let stand_in = format!(
+        "#!/bin/bash\n# A stand-in for Oryx's installer (oryx prep), playing the platform.\n\
+         [ \"$1 $2 $3\" = \"prep --skip-detection --platforms-and-versions\" ] || exit 2\n\
+         [ \"$4\" = \"python=3.12\" ] || exit 3\n\
+         mkdir -p \"$DYNAMIC_INSTALL_ROOT_DIR/python/{version}/bin\"\n\
+         ln -s {} \"$DYNAMIC_INSTALL_ROOT_DIR/python/{version}/bin/python3.12\"\n\
+         echo \"Oryx stand-in: installed python {version}\"\n",
+        real.display()
+    );
+    std::fs::write(bin.join("oryx"), stand_in).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("oryx"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
+    let container = [
+        ("PATH", "/usr/bin:/bin"),
+        ("HOME", home.to_str().unwrap()),
+        ("DYNAMIC_INSTALL_ROOT_DIR", platforms.to_str().unwrap()),
+        ("FRAMEWORK", "PYTHON"),
+        ("FRAMEWORK_VERSION", "3.12"),
+    ];
+    site.deploy_with(&[], &container)
+        .assert_failed()
+        .assert_contains("no interpreter for Python 3.12")
+        .assert_contains(&format!(
+            "{}/python/3.12*/bin/python3.12",
+            platforms.display()
+        ));
+
+    let mut with_oryx = container.to_vec();
+    with_oryx[0] = ("PATH", &path);
+    site.deploy_with(&[], &with_oryx)
+        .assert_ok()
+        .assert_contains("asking Oryx to install it (oryx prep --skip-detection --platforms-and-versions python=3.12)")
+        .assert_contains(&format!("Oryx stand-in: installed python {version}"))
+        .assert_contains("found via Oryx's on-demand installs, installed now by oryx prep");
+    assert_eq!(site.env_version(), version);
+
+    // The next deployment finds it installed.
+    site.deploy_with(&[], &with_oryx)
+        .assert_ok()
+        .assert_lacks("oryx prep")
+        .assert_contains("Reusing env");
+}

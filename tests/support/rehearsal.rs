@@ -1,0 +1,207 @@
+//! A user's repository and the local App Service it pushes to (`kuduhook init`, `kuduhook
+//! rehearse`, `git push`), and a deployed app started on a loopback port and asked for a page.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Run, kuduhook, static_kuduhook};
+
+pub const SUCCEEDED: &str = "Deployment successful.";
+pub const FAILED: &str =
+    "Error - Changes committed to remote repository but deployment to website failed.";
+
+/// An app's git repository and the local App Service it pushes to, in one temporary folder.
+pub struct Rehearsal {
+    _root: tempfile::TempDir,
+    pub app: PathBuf,
+    pub service: PathBuf,
+}
+
+impl Rehearsal {
+    /// A repository holding `files`, set up with `kuduhook init` and `kuduhook rehearse`.
+    pub fn new(files: &[(&str, &str)]) -> Rehearsal {
+        let root = tempfile::Builder::new()
+            .prefix("kuduhook-e2e-")
+            .tempdir()
+            .unwrap();
+        let app = root.path().join("app");
+        std::fs::create_dir_all(&app).unwrap();
+        let r = Rehearsal {
+            service: root.path().join("appservice"),
+            app,
+            _root: root,
+        };
+        for (path, text) in files {
+            r.write(path, text);
+        }
+        r.git(&["init", "--quiet", "--initial-branch=main"]);
+        r.git(&["config", "user.email", "dev@example.com"]);
+        r.git(&["config", "user.name", "Dev"]);
+        let binary = static_kuduhook();
+        r.kuduhook(&["init", "--binary", binary.to_str().unwrap()])
+            .assert_ok();
+        r.commit("first");
+        r.kuduhook(&["rehearse", "--site", r.service.to_str().unwrap()])
+            .assert_ok()
+            .assert_contains("git push rehearsal HEAD:master");
+        r
+    }
+
+    pub fn write(&self, relative: &str, text: &str) {
+        let path = self.app.join(relative);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    pub fn git(&self, args: &[&str]) -> Run {
+        git_in(&self.app, args)
+    }
+
+    pub fn kuduhook(&self, args: &[&str]) -> Run {
+        kuduhook_in(&self.app, args)
+    }
+
+    pub fn commit(&self, message: &str) {
+        self.git(&["add", "--all"]);
+        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
+    }
+
+    /// `git push rehearsal HEAD:master`: the output is what the pusher sees.
+    pub fn push(&self) -> Run {
+        self.git(&["push", "--quiet", "rehearsal", "HEAD:master"])
+    }
+
+    /// Replaces the local App Service's app settings (the portal's).
+    pub fn settings(&self, settings: &[(&str, &str)]) {
+        let text: String = settings.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        std::fs::write(self.service.join("appsettings"), text).unwrap();
+    }
+
+    pub fn wwwroot(&self) -> PathBuf {
+        self.service.join("site/wwwroot")
+    }
+
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"]).log.trim().to_string()
+    }
+
+    /// Starts the deployed app with the deployed env's python: `python <args> PORT`.
+    pub fn serve(&self, args: &[&str]) -> Server {
+        Server::start(&self.wwwroot(), args)
+    }
+}
+
+/// `git ARGS` in `dir`, which must succeed; its output is what a user sees (a push's includes
+/// the remote's `remote:` lines).
+pub fn git_in(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new("git");
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    let run = Run::of(cmd);
+    assert_eq!(run.code, 0, "git {args:?} failed:\n{}", run.log);
+    run
+}
+
+/// `kuduhook ARGS` run in `dir`, as a user types it.
+pub fn kuduhook_in(dir: &Path, args: &[&str]) -> Run {
+    let mut cmd = Command::new(kuduhook());
+    cmd.args(args).current_dir(dir).stdin(Stdio::null());
+    Run::of(cmd)
+}
+
+/// A deployed app running on a loopback port, stopped when dropped.
+pub struct Server {
+    child: Child,
+    port: u16,
+    output: tempfile::NamedTempFile,
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts the deployed app with the deployed env's python: `python <args>`, with `PORT` in
+    /// them replaced by a free port.
+    pub fn start(wwwroot: &Path, args: &[&str]) -> Server {
+        let port = free_port();
+        let mut cmd = Command::new(wwwroot.join("env/bin/python"));
+        cmd.args(args.iter().map(|a| a.replace("PORT", &port.to_string())))
+            .current_dir(wwwroot)
+            .env_remove("PYTHONPATH");
+        Server::spawn(cmd, port)
+    }
+
+    /// Runs `cmd`, a server that will listen on `port`, and waits until it does. What it prints
+    /// is kept for the panic message if it never listens or fails a request.
+    pub fn spawn(mut cmd: Command, port: u16) -> Server {
+        let output = tempfile::NamedTempFile::new().unwrap();
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(output.reopen().unwrap())
+            .stderr(output.reopen().unwrap())
+            .spawn()
+            .expect("start the deployed app");
+        let mut server = Server {
+            child,
+            port,
+            output,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            let exited = server.child.try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "the app never listened on {port} ({exited:?}):\n{}",
+                server.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    /// What the server printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(self.output.path()).unwrap_or_default()
+    }
+
+    /// GET `path`: the status line and the body.
+    pub fn get(&self, path: &str) -> (String, String) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (
+            head.lines().next().unwrap_or("").to_string(),
+            body.to_string(),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn example(file: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/flask-app")
+            .join(file),
+    )
+    .unwrap()
+}
