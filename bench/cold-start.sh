@@ -33,7 +33,7 @@ site_packages=$wwwroot/$env_name/lib/python3.11/site-packages
 
 image=$work/image
 "$python" -m venv --without-pip "$image"
-"$python" -m pip install --quiet --no-index --find-links target/tools/wheels/platform \
+PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-index --find-links target/tools/wheels/platform \
   --target "$image/lib/python3.11/site-packages" gunicorn
 
 # first_200 PORT COMMAND...: starts the server, prints the ms until it answers 200, stops it.
