@@ -182,6 +182,7 @@ pub fn describe(done: &SetUp, binary: &Path) -> String {
          \x20 the site:      {}\n\
          \x20 logs:          {}/<commit>/log.log\n\
          \x20 what it runs:  kuduhook status --target {}\n\
+         \x20 start it:      kuduhook rehearse --serve --site {} (as App Service Linux does)\n\
          \x20 its hook runs: {}",
         if done.created { "created" } else { "refreshed" },
         site.root.display(),
@@ -189,6 +190,7 @@ pub fn describe(done: &SetUp, binary: &Path) -> String {
         wwwroot.display(),
         site.deployments().display(),
         wwwroot.display(),
+        site.root.display(),
         binary.display()
     )
 }

@@ -46,7 +46,11 @@ impl Rehearsal {
         r.commit("first");
         r.kuduhook(&["rehearse", "--site", r.service.to_str().unwrap()])
             .assert_ok()
-            .assert_contains("git push rehearsal HEAD:master");
+            .assert_contains("git push rehearsal HEAD:master")
+            .assert_contains(&format!(
+                "kuduhook rehearse --serve --site {}",
+                r.service.display()
+            ));
         r
     }
 
