@@ -60,10 +60,11 @@ fn page(r: &Rehearsal, minor: &str) -> String {
 /// switch from 3.11 to 3.12 (with runtime.txt, when the app has one), a force rebuild and a
 /// failed install; after each, the site starts
 /// as App Service starts it, answers 200, and `expect(minor, body)` holds.
-fn every_kind_of_push(r: &Rehearsal, expect: impl Fn(&str, &str)) {
+fn every_kind_of_push(r: &Rehearsal, expect: impl Fn(&str, &str)) -> String {
     let has_runtime_txt = r.app.join("runtime.txt").is_file();
     apply(r, &settings("3.11", &[]));
-    r.push()
+    let first = r.push();
+    first
         .assert_contains(match has_runtime_txt {
             true => "Python 3.11 requested by runtime.txt line 1",
             false => "Python 3.11 requested by the site's stack (FRAMEWORK_VERSION)",
@@ -129,6 +130,7 @@ fn every_kind_of_push(r: &Rehearsal, expect: impl Fn(&str, &str)) {
         .assert_contains("Nothing in the target was changed")
         .assert_contains(FAILED);
     assert_eq!(page(r, "3.12"), good, "the previous release still answers");
+    first.log
 }
 
 #[test]
@@ -138,12 +140,44 @@ fn the_flask_example_starts_as_app_service_starts_it_after_every_kind_of_push() 
         ("requirements.txt", &example("requirements.txt")),
         ("runtime.txt", &example("runtime.txt")),
     ]);
-    every_kind_of_push(&r, |minor, body| {
+    let first = every_kind_of_push(&r, |minor, body| {
         assert!(
             body.starts_with(&format!("Hello from kuduhook! Python {minor}.")),
             "{body}"
         );
     });
+    assert!(
+        first.contains("(link switch, one atomic rename)"),
+        "{first}"
+    );
+}
+
+/// The same pushes with the site on an SMB-like share (App Service Linux's `/home`): no
+/// symlinks, no atomic exchange, case-insensitive names, a round trip per metadata call.
+#[test]
+fn the_flask_example_on_the_share_starts_as_app_service_starts_it_after_every_kind_of_push() {
+    let r = Rehearsal::on_share(
+        &[
+            ("app.py", &example("app.py")),
+            ("requirements.txt", &example("requirements.txt")),
+            ("runtime.txt", &example("runtime.txt")),
+        ],
+        0.5,
+    );
+    let first = every_kind_of_push(&r, |minor, body| {
+        assert!(
+            body.starts_with(&format!("Hello from kuduhook! Python {minor}.")),
+            "{body}"
+        );
+    });
+    for said in [
+        "Links are refused in",
+        "refuses symbolic links (an SMB share, as App Service Linux's /home is): creating the \
+         env with python -m venv --copies, its lib64 made as a folder",
+        "(move switch",
+    ] {
+        assert!(first.contains(said), "{said:?} in:\n{first}");
+    }
 }
 
 const DJANGO_SETTINGS: &str = r#"from pathlib import Path
@@ -206,7 +240,7 @@ fn a_django_app_starts_as_app_service_starts_it_after_every_kind_of_push() {
         ("assets/site.css", "body { color: teal }\n"),
         ("requirements.txt", "Django==4.2.*\n"),
     ]);
-    every_kind_of_push(&r, |minor, body| {
+    let _ = every_kind_of_push(&r, |minor, body| {
         assert!(body.starts_with("Django 4.2."), "{body}");
         assert!(body.ends_with(&format!("on Python {minor}\n")), "{body}");
     });

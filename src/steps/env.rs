@@ -416,28 +416,11 @@ fn create(
         runtime.interpreter.version,
     );
     let cache = installer.cache_dir(target);
-    let mut cmd = installer.venv_command(runner, interpreter, env_dir, &cache);
-    let first = runner.run(&mut cmd, &tool)?;
-    if !first.status.success() {
-        // App Service Linux keeps the site on an SMB share that may refuse symlinks (EOPNOTSUPP):
-        // Oryx builds its envs with --copies for this reason.
-        info!(
-            "{tool} failed ({}); trying again with python -m venv --copies, which needs no \
-             symlinks",
-            first.detail()
-        );
-        env_store::remove_any(env_dir)?;
-        let mut cmd = runner.command(interpreter);
-        cmd.args(["-m", "venv", "--copies"]).arg(env_dir);
-        let second = runner.run(&mut cmd, "python -m venv --copies")?;
-        if !second.status.success() {
-            return Err(DeployError::EnvCreateFailed {
-                interpreter: interpreter.clone(),
-                env: env_dir.to_path_buf(),
-                detail: second.detail(),
-            });
-        }
-        info!("Created the env with --copies");
+    let parent = env_dir.parent().unwrap_or(target);
+    if new.platform == Platform::Linux && !env_store::links_work(parent) {
+        create_without_links(env_dir, interpreter, installer, parent, runner)?;
+    } else {
+        create_with(installer, &tool, env_dir, interpreter, &cache, runner)?;
     }
     let marker = env_dir.join(kudu_marker(&runtime.interpreter.version));
     std::fs::write(&marker, b"Created by kuduhook\n")
@@ -460,6 +443,77 @@ fn create(
     })
 }
 
+/// Creates the env with the installer's own venv, then with `python -m venv --copies` if that
+/// fails.
+fn create_with(
+    installer: &Installer,
+    tool: &str,
+    env_dir: &Path,
+    interpreter: &Path,
+    cache: &Path,
+    runner: &Runner,
+) -> Result<(), DeployError> {
+    let mut cmd = installer.venv_command(runner, interpreter, env_dir, cache);
+    let first = runner.run(&mut cmd, tool)?;
+    if !first.status.success() {
+        // App Service Linux keeps the site on an SMB share that may refuse symlinks (EOPNOTSUPP):
+        // Oryx builds its envs with --copies for this reason.
+        info!(
+            "{tool} failed ({}); trying again with python -m venv --copies, which needs no \
+             symlinks",
+            first.detail()
+        );
+        env_store::remove_any(env_dir)?;
+        let mut cmd = runner.command(interpreter);
+        cmd.args(["-m", "venv", "--copies"]).arg(env_dir);
+        let second = runner.run(&mut cmd, "python -m venv --copies")?;
+        if !second.status.success() {
+            return Err(DeployError::EnvCreateFailed {
+                interpreter: interpreter.to_path_buf(),
+                env: env_dir.to_path_buf(),
+                detail: second.detail(),
+            });
+        }
+        info!("Created the env with --copies");
+    }
+    Ok(())
+}
+
+/// Creates an env where symbolic links are refused (App Service Linux's SMB share without
+/// `mfsymlinks`): `python -m venv --copies` copies the interpreter instead of linking it, and a
+/// `lib64` folder made first stops CPython from linking `lib64 -> lib`, which it does on 64-bit
+/// Linux even with `--copies`. uv's venv links its interpreter, so with uv the env is made the
+/// same way, without pip (uv installs into it).
+fn create_without_links(
+    env_dir: &Path,
+    interpreter: &Path,
+    installer: &Installer,
+    parent: &Path,
+    runner: &Runner,
+) -> Result<(), DeployError> {
+    info!(
+        "{} refuses symbolic links (an SMB share, as App Service Linux's /home is): creating \
+         the env with python -m venv --copies, its lib64 made as a folder",
+        parent.display()
+    );
+    let lib64 = env_dir.join("lib64");
+    std::fs::create_dir_all(&lib64).map_err(|e| DeployError::io("create", &lib64, e))?;
+    let mut cmd = runner.command(interpreter);
+    cmd.args(["-m", "venv", "--copies"]);
+    if matches!(installer, Installer::Uv { .. }) {
+        cmd.arg("--without-pip");
+    }
+    cmd.arg(env_dir);
+    let made = runner.run(&mut cmd, "python -m venv --copies")?;
+    match made.status.success() {
+        true => Ok(()),
+        false => Err(DeployError::EnvCreateFailed {
+            interpreter: interpreter.to_path_buf(),
+            env: env_dir.to_path_buf(),
+            detail: made.detail(),
+        }),
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

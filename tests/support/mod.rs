@@ -8,6 +8,7 @@
 
 pub mod app_service_start;
 pub mod rehearsal;
+pub mod smb_mount;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

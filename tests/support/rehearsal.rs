@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::smb_mount::SmbMount;
 use super::{Run, kuduhook, static_kuduhook};
 
 pub const SUCCEEDED: &str = "Deployment successful.";
@@ -15,6 +16,8 @@ pub const FAILED: &str =
 
 /// An app's git repository and the local App Service it pushes to, in one temporary folder.
 pub struct Rehearsal {
+    /// The share `site/` is on, when it is (unmounted before the folders go).
+    _share: Option<SmbMount>,
     _root: tempfile::TempDir,
     pub app: PathBuf,
     pub service: PathBuf,
@@ -23,15 +26,29 @@ pub struct Rehearsal {
 impl Rehearsal {
     /// A repository holding `files`, set up with `kuduhook init` and `kuduhook rehearse`.
     pub fn new(files: &[(&str, &str)]) -> Rehearsal {
+        Rehearsal::set_up(files, None)
+    }
+
+    /// Like [`Rehearsal::new`], with the local App Service's `site/` (the repository checkout,
+    /// wwwroot, the deployments) on an SMB-like share, as App Service Linux's `/home/site` is,
+    /// with `latency_ms` per metadata call.
+    pub fn on_share(files: &[(&str, &str)], latency_ms: f64) -> Rehearsal {
+        Rehearsal::set_up(files, Some(latency_ms))
+    }
+
+    fn set_up(files: &[(&str, &str)], share: Option<f64>) -> Rehearsal {
         let root = tempfile::Builder::new()
             .prefix("kuduhook-e2e-")
             .tempdir()
             .unwrap();
         let app = root.path().join("app");
         std::fs::create_dir_all(&app).unwrap();
+        let service = root.path().join("appservice");
+        let share = share.map(|latency| SmbMount::at(&service.join("site"), latency));
         let r = Rehearsal {
-            service: root.path().join("appservice"),
+            service,
             app,
+            _share: share,
             _root: root,
         };
         for (path, text) in files {

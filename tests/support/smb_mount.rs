@@ -1,0 +1,90 @@
+//! App Service Linux's `/home`, an Azure Files share over SMB, played by `tools/smbfs` (a FUSE
+//! filesystem: symlinks refused, no `renameat2` flags, mode bits ignored, case-insensitive and
+//! case-preserving names, a round trip of latency per metadata call; see its doc comment).
+//! These machines and CI run as root with `/dev/fuse`, so every test that needs it mounts one.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The smbfs binary, built once per test binary (cargo skips it when up to date).
+fn smbfs() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+            let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let out = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "smbfs", "--target-dir"])
+                .arg(target_dir)
+                .current_dir(root)
+                .output()
+                .expect("run cargo build");
+            assert!(
+                out.status.success(),
+                "building smbfs failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            target_dir.join("debug/smbfs")
+        })
+        .clone()
+}
+
+/// A mounted share, unmounted when dropped. Its files live in a backing folder on local disk.
+pub struct SmbMount {
+    pub path: PathBuf,
+    child: Child,
+    _backing: tempfile::TempDir,
+}
+
+impl SmbMount {
+    /// Mounts a new, empty share at `path` (created if missing), with `latency_ms` per metadata
+    /// call.
+    pub fn at(path: &Path, latency_ms: f64) -> SmbMount {
+        std::fs::create_dir_all(path).unwrap();
+        let backing = tempfile::Builder::new()
+            .prefix("smb-backing-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let child = Command::new(smbfs())
+            .arg(backing.path())
+            .arg(path)
+            .args(["--latency-ms", &latency_ms.to_string()])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start smbfs");
+        let mount = SmbMount {
+            path: path.to_path_buf(),
+            child,
+            _backing: backing,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !mount.is_mounted() {
+            assert!(
+                Instant::now() < deadline,
+                "smbfs did not mount {}",
+                path.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        mount
+    }
+
+    fn is_mounted(&self) -> bool {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let wanted = self.path.to_string_lossy();
+        mounts
+            .lines()
+            .any(|l| l.starts_with("smbfs ") && l.split(' ').nth(1) == Some(&wanted))
+    }
+}
+
+impl Drop for SmbMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
