@@ -56,6 +56,8 @@ pub enum DeployError {
         requested: PythonVersion,
         origin: Origin,
     },
+    /// Two repository entries whose names differ only in case, for a target that folds case.
+    CaseCollision { first: String, second: String },
     /// The web.config a Windows site starts with runs another env than the one kuduhook builds.
     WebConfigOtherEnv {
         file: String,
@@ -335,6 +337,16 @@ impl DeployError {
                 format!(
                     "ask for Python {}.{} or newer in {origin}",
                     MIN_SUPPORTED.0, MIN_SUPPORTED.1
+                ),
+            ),
+            DeployError::CaseCollision { first, second } => (
+                format!("the repository holds both {first} and {second}"),
+                "the site's filesystem ignores case in names (App Service's /home is an SMB \
+                 share): there they are one file, and one would silently replace the other"
+                    .to_string(),
+                format!(
+                    "keep one of them (git rm --cached {second}), or rename one so that the \
+                     names differ in more than case"
                 ),
             ),
             DeployError::WebConfigOtherEnv {

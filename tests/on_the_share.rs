@@ -8,6 +8,7 @@ mod support;
 use std::path::Path;
 use std::process::Command;
 
+use support::Site;
 use support::smb_mount::SmbMount;
 
 #[test]
@@ -56,4 +57,109 @@ fn rustix_free_exchange(a: &Path, b: &Path) -> Option<i32> {
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// A site (repository on local disk) whose target is on a share with `latency_ms` per call.
+/// The share is the second value, so that it is unmounted before the site's folders go.
+fn site_on_share(latency_ms: f64) -> (Site, SmbMount) {
+    let mut site = Site::empty();
+    let home = site.target.parent().unwrap().join("home");
+    let share = SmbMount::at(&home, latency_ms);
+    site.target = home.join("site/wwwroot");
+    std::fs::create_dir_all(&site.target).unwrap();
+    std::fs::write(site.target.join("hostingstart.html"), "placeholder").unwrap();
+    (site, share)
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// On a share that ignores case: a case-only rename takes the new case and loses nothing (a
+/// case-sensitive sync would copy `app.py`, then delete `App.py`: the same file); two names
+/// that differ only in case are refused before anything changes.
+#[test]
+fn case_only_renames_apply_and_case_collisions_are_refused_on_the_share() {
+    let (site, _share) = site_on_share(0.2);
+    site.write("App.py", "v1");
+    site.write("Static/site.css", "body {}");
+    site.deploy(&[]).assert_ok();
+    assert_eq!(names_in(&site.target), ["App.py", "Static"]);
+
+    std::fs::rename(site.repo.join("App.py"), site.repo.join("app.py")).unwrap();
+    std::fs::rename(site.repo.join("Static"), site.repo.join("static")).unwrap();
+    site.deploy(&[])
+        .assert_ok()
+        .assert_lacks("Deleting file: 'App.py'");
+    assert_eq!(
+        names_in(&site.target),
+        ["Static", "app.py"],
+        "the file takes the new case"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.target.join("app.py")).unwrap(),
+        "v1"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.target.join("static/site.css")).unwrap(),
+        "body {}",
+        "a folder keeps its first case; what is in it is right"
+    );
+
+    site.write("APP.py", "v2");
+    site.deploy(&[])
+        .assert_failed()
+        .assert_contains("the repository holds both APP.py and app.py")
+        .assert_contains("one would silently replace the other")
+        .assert_contains("Nothing in the target was changed");
+    assert_eq!(
+        std::fs::read_to_string(site.target.join("app.py")).unwrap(),
+        "v1"
+    );
+}
+
+/// The share refuses links, so a repository's links cannot be copied as links (KuduSync's
+/// users meet this with a committed venv's bin/python). Each kind has one outcome, and the
+/// sync never stops half-way.
+#[test]
+fn links_in_the_repository_are_synced_as_copies_on_the_share() {
+    let (site, _share) = site_on_share(0.2);
+    site.write("data.txt", "the data");
+    site.write("assets/logo.txt", "a logo");
+    let link = |to: &str, at: &str| std::os::unix::fs::symlink(to, site.repo.join(at)).unwrap();
+    link("data.txt", "to-file");
+    link("assets", "to-folder");
+    link("missing.txt", "dangling");
+    link("/etc/hostname", "outside");
+    link("..", "assets/loop");
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("to-file is a link to data.txt, and the site's filesystem refuses links: synced as a copy")
+        .assert_contains("dangling is a link to missing.txt, and the site's filesystem refuses links: it leads nowhere")
+        .assert_contains("outside is a link to /etc/hostname, and the site's filesystem refuses links: it leads outside")
+        .assert_contains("assets/loop is a link to .., and the site's filesystem refuses links: it leads to a folder holding it");
+    let target = &site.target;
+    assert_eq!(
+        std::fs::read_to_string(target.join("to-file")).unwrap(),
+        "the data"
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("to-folder/logo.txt")).unwrap(),
+        "a logo"
+    );
+    assert_eq!(
+        names_in(target),
+        ["assets", "data.txt", "to-file", "to-folder"]
+    );
+    assert_eq!(names_in(&target.join("assets")), ["logo.txt"]);
+
+    // Unchanged, nothing is copied again.
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("Nothing changed");
 }

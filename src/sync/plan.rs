@@ -161,6 +161,58 @@ fn list(dir: &Path) -> Result<Vec<Entry>, DeployError> {
     Ok(entries)
 }
 
+/// Whether names in `dir` fold case (`App.py` and `app.py` are one file): asked of an entry
+/// already there when it has one, else of a probe file (removed at once). For a folder that
+/// does not exist yet, its parent is asked, without writing.
+pub(super) fn folds_case(dir: &Path) -> bool {
+    if !dir.is_dir() {
+        return dir.parent().and_then(existing_name_folds).unwrap_or(false);
+    }
+    if let Some(folds) = existing_name_folds(dir) {
+        return folds;
+    }
+    let probe = dir.join(".kuduhook-case-probe");
+    if fs::write(&probe, b"").is_err() {
+        return false;
+    }
+    let folds = same_entry(&probe, &dir.join(".KUDUHOOK-CASE-PROBE"));
+    let _ = fs::remove_file(&probe);
+    folds
+}
+
+/// Asks an entry of `dir` that has letters whether its case-swapped name is the same entry.
+fn existing_name_folds(dir: &Path) -> Option<bool> {
+    let swapped = |name: &str| -> String {
+        name.chars()
+            .map(|c| match c.is_lowercase() {
+                true => c.to_ascii_uppercase(),
+                false => c.to_ascii_lowercase(),
+            })
+            .collect()
+    };
+    let existing = fs::read_dir(dir).ok().and_then(|read| {
+        read.flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|name| swapped(name) != *name)
+    });
+    existing.map(|name| same_entry(&dir.join(&name), &dir.join(swapped(&name))))
+}
+
+#[cfg(unix)]
+fn same_entry(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::symlink_metadata(a), fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+/// Where two names reach one entry, they are that entry (Windows has no cheap inode check).
+#[cfg(not(unix))]
+fn same_entry(a: &Path, b: &Path) -> bool {
+    fs::symlink_metadata(a).is_ok() && fs::symlink_metadata(b).is_ok()
+}
+
 fn join(relative: &str, name: &str) -> String {
     if relative.is_empty() {
         name.to_string()
@@ -178,6 +230,11 @@ pub(super) struct Planner<'a> {
     previous: &'a Manifest,
     ledger: &'a Manifest,
     progress: &'a Progress,
+    /// The target folds names' case (an SMB share): `App.py` and `app.py` are one file there.
+    folds_case: bool,
+    /// The target refuses links (an SMB share without `mfsymlinks`): a link inside the
+    /// repository is synced as a copy of what it leads to.
+    links_refused: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -198,6 +255,17 @@ impl<'a> Planner<'a> {
             previous,
             ledger,
             progress,
+            folds_case: folds_case(&options.to),
+            links_refused: options.to.is_dir() && !crate::env_store::links_work(&options.to),
+        }
+    }
+
+    /// The key a name is matched by in the target: itself, or its lowercase where the target
+    /// folds case.
+    fn key(&self, name: &str) -> String {
+        match self.folds_case {
+            true => name.to_lowercase(),
+            false => name.to_string(),
         }
     }
 
@@ -250,21 +318,33 @@ impl<'a> Planner<'a> {
             }
             sources.push(entry);
         }
+        if self.folds_case {
+            let mut seen: HashMap<String, &str> = HashMap::new();
+            for entry in &sources {
+                if let Some(first) = seen.insert(entry.name.to_lowercase(), &entry.name) {
+                    return Err(DeployError::CaseCollision {
+                        first: join(relative, first),
+                        second: join(relative, &entry.name),
+                    });
+                }
+            }
+        }
         let mut targets: HashMap<String, Entry> = HashMap::new();
         if dst_exists {
             for entry in list(&self.dst(relative))? {
                 if entry.kind == Kind::Symlink {
                     plan.target_links.push(join(relative, &entry.name));
                 }
-                targets.insert(entry.name.clone(), entry);
+                targets.insert(self.key(&entry.name), entry);
             }
         }
 
-        // Target entries the source lacks (a case-only rename is one: the old name goes).
-        let source_names: HashSet<&str> = sources.iter().map(|e| e.name.as_str()).collect();
+        // Target entries the source lacks (where the target keeps case, a case-only rename is
+        // one: the old name goes; where it folds case, the entry is the renamed one).
+        let source_names: HashSet<String> = sources.iter().map(|e| self.key(&e.name)).collect();
         let mut absent: Vec<&Entry> = targets
             .values()
-            .filter(|t| !source_names.contains(t.name.as_str()))
+            .filter(|t| !source_names.contains(&self.key(&t.name)))
             .collect();
         absent.sort_by(|a, b| a.name.cmp(&b.name));
         for entry in absent {
@@ -289,11 +369,40 @@ impl<'a> Planner<'a> {
         for entry in &sources {
             self.progress.examined();
             let child = join(relative, &entry.name);
-            let existing = targets.get(&entry.name);
+            let existing = targets.get(&self.key(&entry.name));
             match entry.kind {
                 Kind::File => {
                     plan.manifest.push(child.clone());
-                    self.plan_file(&mut plan, child, entry, existing)?;
+                    // A case-only rename on a target that folds case: copied again, so that
+                    // the file takes the new name's case.
+                    let renamed = existing.filter(|t| t.name != entry.name);
+                    match renamed {
+                        Some(_) => self.plan_file(&mut plan, child, entry, None)?,
+                        None => self.plan_file(&mut plan, child, entry, existing)?,
+                    }
+                }
+                Kind::Symlink if self.links_refused => {
+                    match self.link_as_copy(&child, entry, &mut plan.warnings) {
+                        Some(followed) if followed.kind == Kind::File => {
+                            plan.manifest.push(child.clone());
+                            self.plan_file(&mut plan, child, &followed, existing)?;
+                        }
+                        Some(_) => {
+                            plan.manifest.push(child.clone());
+                            let exists = existing.is_some_and(|e| e.kind == Kind::Dir);
+                            if !exists {
+                                if let Some(other) = existing {
+                                    plan.removals.push(Removal {
+                                        relative: child.clone(),
+                                        kind: other.kind,
+                                    });
+                                }
+                                plan.folders.push(child.clone());
+                            }
+                            subdirs.push((child, exists));
+                        }
+                        None => {}
+                    }
                 }
                 Kind::Symlink => self.plan_link(&mut plan, child, existing)?,
                 Kind::Dir => {
@@ -374,6 +483,45 @@ impl<'a> Planner<'a> {
             (source.meta.modified(), target.meta.modified()),
             (Ok(a), Ok(b)) if a == b
         ))
+    }
+
+    /// For a target that refuses links: what the link at `relative` leads to, followed, when it
+    /// is a file or folder inside the repository (a folder that holds the link itself would
+    /// never end); else `None`, with a warning saying why it is not synced.
+    fn link_as_copy(
+        &self,
+        relative: &str,
+        entry: &Entry,
+        warnings: &mut Vec<String>,
+    ) -> Option<Entry> {
+        let src = self.src(relative);
+        let link = fs::read_link(&src).unwrap_or_default();
+        let skip = |why: &str| {
+            format!(
+                "{relative} is a link to {}, and the site's filesystem refuses links: {why}",
+                link.display()
+            )
+        };
+        let Ok(real) = src.canonicalize() else {
+            warnings.push(skip("it leads nowhere, so it is not synced"));
+            return None;
+        };
+        if !real.starts_with(&self.from_real) {
+            warnings.push(skip("it leads outside the repository, so it is not synced"));
+            return None;
+        }
+        let meta = fs::metadata(&src).ok()?;
+        let real_parent = src.parent().and_then(|p| p.canonicalize().ok());
+        if meta.is_dir() && real_parent.is_some_and(|p| p.starts_with(&real)) {
+            warnings.push(skip("it leads to a folder holding it, so it is not synced"));
+            return None;
+        }
+        warnings.push(skip("synced as a copy of what it leads to"));
+        Some(Entry {
+            name: entry.name.clone(),
+            kind: Kind::of(meta.file_type()),
+            meta,
+        })
     }
 
     fn plan_link(
