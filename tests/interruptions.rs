@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::Site;
+use support::smb_mount::site_on_share;
 
 /// `kuduhook deploy` for `site`, in a process group of its own (Kudu kills the whole tree).
 fn spawn_deploy(site: &Site, settings: &[(&str, &str)]) -> Child {
@@ -91,7 +92,18 @@ fn live_version(site: &Site) -> String {
 
 #[test]
 fn kill_9_at_any_point_of_a_rebuild_keeps_a_working_env_and_the_next_deploy_cleans_up() {
-    let site = Site::app("3.11");
+    kill_9_at_any_point(&Site::app("3.11"));
+}
+
+/// The same on App Service Linux's share (no links: the env is built beside the live one and
+/// swapped in with two renames, a kill between them repaired by the next deployment).
+#[test]
+fn kill_9_at_any_point_of_a_rebuild_on_the_share_keeps_a_working_env() {
+    let (site, _share) = site_on_share(Site::app("3.11"), 0.2);
+    kill_9_at_any_point(&site);
+}
+
+fn kill_9_at_any_point(site: &Site) {
     site.deploy(&[]).assert_ok();
     let marks = [
         (KillAt::Line("Rebuilding env:"), true),
@@ -109,8 +121,8 @@ fn kill_9_at_any_point_of_a_rebuild_keeps_a_working_env_and_the_next_deploy_clea
     for (round, (at, strictly_before_switch)) in marks.into_iter().enumerate() {
         let next = if version == "1.0" { "2.0" } else { "1.0" };
         site.write("requirements.txt", &format!("kudupkg=={next}\n"));
-        let (log, killed) = deploy_and_kill(&site, &[], at);
-        let serving = live_version(&site);
+        let (log, killed) = deploy_and_kill(site, &[], at);
+        let serving = live_version(site);
         if killed && strictly_before_switch {
             assert_eq!(
                 serving, version,
@@ -130,7 +142,7 @@ fn kill_9_at_any_point_of_a_rebuild_keeps_a_working_env_and_the_next_deploy_clea
         if killed && log.contains("kuduhook 0.1.0 deploying") {
             run.assert_contains("Took over the deploy lock from a deployment that ended");
         }
-        assert_eq!(live_version(&site), next, "round {round}: {}", run.log);
+        assert_eq!(live_version(site), next, "round {round}: {}", run.log);
         assert_eq!(
             site.leftovers(),
             Vec::<String>::new(),
@@ -173,8 +185,7 @@ fn kill_9_of_a_uv_rebuild_keeps_a_working_env() {
     }
 }
 
-fn deploys_at_once(count: usize) {
-    let site = Site::app("3.11");
+fn deploys_at_once(count: usize, site: &Site) {
     site.write("uploads/.keep", "");
     site.deploy(&[]).assert_ok();
     // A file the app wrote, which no deployment may lose.
@@ -182,7 +193,7 @@ fn deploys_at_once(count: usize) {
     site.write("requirements.txt", "kudupkg==2.0\n");
     site.write("app.py", "import kudupkg\nVERSION = 2\n");
 
-    let children: Vec<Child> = (0..count).map(|_| spawn_deploy(&site, &[])).collect();
+    let children: Vec<Child> = (0..count).map(|_| spawn_deploy(site, &[])).collect();
     let logs: Vec<String> = children
         .into_iter()
         .map(|child| {
@@ -221,7 +232,7 @@ fn deploys_at_once(count: usize) {
         "deployments waited for each other:\n{}",
         logs.join("\n---\n")
     );
-    assert_eq!(live_version(&site), "2.0");
+    assert_eq!(live_version(site), "2.0");
     assert_eq!(
         std::fs::read_to_string(site.target_file("app.py")).unwrap(),
         "import kudupkg\nVERSION = 2\n"
@@ -235,12 +246,18 @@ fn deploys_at_once(count: usize) {
 
 #[test]
 fn two_deploys_at_once_take_turns() {
-    deploys_at_once(2);
+    deploys_at_once(2, &Site::app("3.11"));
 }
 
 #[test]
 fn four_deploys_at_once_take_turns() {
-    deploys_at_once(4);
+    deploys_at_once(4, &Site::app("3.11"));
+}
+
+#[test]
+fn three_deploys_at_once_on_the_share_take_turns() {
+    let (site, _share) = site_on_share(Site::app("3.11"), 0.2);
+    deploys_at_once(3, &site);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::Command;
 
 use support::Site;
-use support::smb_mount::SmbMount;
+use support::smb_mount::{SmbMount, site_on_share};
 
 #[test]
 fn the_share_behaves_like_app_services_home() {
@@ -59,18 +59,6 @@ fn rustix_free_exchange(a: &Path, b: &Path) -> Option<i32> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-/// A site (repository on local disk) whose target is on a share with `latency_ms` per call.
-/// The share is the second value, so that it is unmounted before the site's folders go.
-fn site_on_share(latency_ms: f64) -> (Site, SmbMount) {
-    let mut site = Site::empty();
-    let home = site.target.parent().unwrap().join("home");
-    let share = SmbMount::at(&home, latency_ms);
-    site.target = home.join("site/wwwroot");
-    std::fs::create_dir_all(&site.target).unwrap();
-    std::fs::write(site.target.join("hostingstart.html"), "placeholder").unwrap();
-    (site, share)
-}
-
 fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -85,7 +73,7 @@ fn names_in(dir: &Path) -> Vec<String> {
 /// that differ only in case are refused before anything changes.
 #[test]
 fn case_only_renames_apply_and_case_collisions_are_refused_on_the_share() {
-    let (site, _share) = site_on_share(0.2);
+    let (site, _share) = site_on_share(Site::empty(), 0.2);
     site.write("App.py", "v1");
     site.write("Static/site.css", "body {}");
     site.deploy(&[]).assert_ok();
@@ -128,7 +116,7 @@ fn case_only_renames_apply_and_case_collisions_are_refused_on_the_share() {
 /// sync never stops half-way.
 #[test]
 fn links_in_the_repository_are_synced_as_copies_on_the_share() {
-    let (site, _share) = site_on_share(0.2);
+    let (site, _share) = site_on_share(Site::empty(), 0.2);
     site.write("data.txt", "the data");
     site.write("assets/logo.txt", "a logo");
     let link = |to: &str, at: &str| std::os::unix::fs::symlink(to, site.repo.join(at)).unwrap();

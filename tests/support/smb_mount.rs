@@ -88,3 +88,15 @@ impl Drop for SmbMount {
         let _ = self.child.wait();
     }
 }
+
+/// `site` with its target moved onto a new share with `latency_ms` per call, holding App
+/// Service's placeholder page. The share is the second value, so that it is unmounted before
+/// the site's folders go.
+pub fn site_on_share(mut site: super::Site, latency_ms: f64) -> (super::Site, SmbMount) {
+    let home = site.target.parent().unwrap().join("home");
+    let share = SmbMount::at(&home, latency_ms);
+    site.target = home.join("site/wwwroot");
+    std::fs::create_dir_all(&site.target).unwrap();
+    std::fs::write(site.target.join("hostingstart.html"), "placeholder").unwrap();
+    (site, share)
+}
