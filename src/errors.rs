@@ -205,6 +205,23 @@ pub mod site_state {
         env: it runs the new one; the next deployment checks it before anything else.";
 }
 
+/// What a failed `python -m venv` ran into, read from its last output line.
+enum VenvFailure {
+    LinksRefused,
+    NoSpace,
+    Other,
+}
+
+fn venv_failure_cause(detail: &str) -> VenvFailure {
+    if detail.contains("Operation not supported") || detail.contains("Errno 95") {
+        VenvFailure::LinksRefused
+    } else if detail.contains("No space left") || detail.contains("Errno 28") {
+        VenvFailure::NoSpace
+    } else {
+        VenvFailure::Other
+    }
+}
+
 /// The facts of [`DeployError::InterpreterWrongVersion`].
 #[derive(Debug)]
 pub struct WrongVersion {
@@ -455,9 +472,19 @@ impl DeployError {
             } => (
                 format!("could not create the env {}", env.display()),
                 format!("{} -m venv failed: {detail}", interpreter.display()),
-                "check the interpreter has the venv and ensurepip modules (on Debian: apt-get \
-                 install python3-venv), and that the target is writable"
-                    .to_string(),
+                match venv_failure_cause(detail) {
+                    VenvFailure::LinksRefused => "the site's filesystem refused a symbolic link \
+                         (an SMB share without mfsymlinks): report this with the log, since \
+                         kuduhook makes envs without links where links are refused"
+                        .to_string(),
+                    VenvFailure::NoSpace => {
+                        "free space on the site's disk, then deploy again".to_string()
+                    }
+                    VenvFailure::Other => "check the interpreter has the venv and ensurepip \
+                         modules (on Debian: apt-get install python3-venv), and that the target \
+                         is writable"
+                        .to_string(),
+                },
             ),
             DeployError::InstallFailed {
                 requirements,

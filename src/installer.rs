@@ -56,8 +56,27 @@ impl Installer {
         }
     }
 
-    /// The persistent cache of this installer for `target`.
+    /// The persistent cache of this installer for `target`: beside the site, on its filesystem
+    /// (so that uv can link from it into envs). uv's cache itself is made of links: where the
+    /// site's filesystem refuses them (App Service Linux's SMB share), it lives on local disk
+    /// instead ([`local_uv_cache`]), kept as long as the machine's temp folder is.
     pub fn cache_dir(&self, target: &Path) -> PathBuf {
+        let beside = self.cache_beside(target);
+        match self {
+            Installer::Pip => beside,
+            Installer::Uv { .. } => {
+                let parent = beside.parent().unwrap_or(&beside);
+                let _ = std::fs::create_dir_all(parent);
+                match crate::env_store::links_work(parent) {
+                    true => beside,
+                    false => local_uv_cache(target),
+                }
+            }
+        }
+    }
+
+    /// The cache's place beside the site: `<site>/.kuduhook/cache/<installer>`.
+    fn cache_beside(&self, target: &Path) -> PathBuf {
         let state = paths::state_dir(target);
         let cache = state.parent().unwrap_or(&state).join("cache");
         match self {
@@ -156,6 +175,13 @@ impl Installer {
                 if runner.env.get("UV_CACHE_DIR").is_none() {
                     cmd.env("UV_CACHE_DIR", cache);
                 }
+                // A cache on another filesystem than the env cannot be linked from: copy, and
+                // say nothing about it.
+                if cache.starts_with(std::env::temp_dir())
+                    && runner.env.get("UV_LINK_MODE").is_none()
+                {
+                    cmd.env("UV_LINK_MODE", "copy");
+                }
                 cmd.env("UV_PYTHON_DOWNLOADS", "never");
                 cmd
             }
@@ -163,6 +189,19 @@ impl Installer {
         cmd.current_dir(app).env("PYTHONUNBUFFERED", "1");
         cmd
     }
+}
+
+/// uv's cache on local disk, for a site whose filesystem refuses links: one per site, under
+/// the machine's temp folder.
+pub fn local_uv_cache(target: &Path) -> PathBuf {
+    let name: String = target
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    std::env::temp_dir()
+        .join("kuduhook-uv-cache")
+        .join(name.trim_matches('-'))
 }
 
 /// pip's index settings as uv flags: uv does not read `PIP_*` variables.
@@ -308,7 +347,7 @@ mod tests {
     fn caches_live_beside_the_site_outside_wwwroot() {
         let target = Path::new("/home/site/wwwroot");
         assert_eq!(
-            Installer::Pip.cache_dir(target),
+            Installer::Pip.cache_beside(target),
             PathBuf::from("/home/site/.kuduhook/cache/pip")
         );
         let uv = Installer::Uv {
@@ -316,8 +355,12 @@ mod tests {
             version: "0.13.9".into(),
         };
         assert_eq!(
-            uv.cache_dir(target),
+            uv.cache_beside(target),
             PathBuf::from("/home/site/.kuduhook/cache/uv")
+        );
+        assert_eq!(
+            local_uv_cache(target),
+            std::env::temp_dir().join("kuduhook-uv-cache/home-site-wwwroot")
         );
     }
 }

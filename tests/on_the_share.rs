@@ -151,3 +151,40 @@ fn links_in_the_repository_are_synced_as_copies_on_the_share() {
         .assert_ok()
         .assert_contains("Nothing changed");
 }
+
+/// uv's own venv links its interpreter, which the share refuses: the env is made with
+/// `venv --copies` instead and uv installs into it; a truthy force-rebuild setting rebuilds on
+/// every deployment there too, and the env's console scripts run after each swap.
+#[test]
+fn uv_envs_and_forced_rebuilds_work_on_the_share() {
+    let (site, _share) = site_on_share(Site::app("3.11"), 0.2);
+    let uv = support::uv().display().to_string();
+    let uv_settings = [("KUDUHOOK_INSTALLER", "uv"), ("KUDUHOOK_UV", uv.as_str())];
+    site.deploy_with(&[], &uv_settings)
+        .assert_ok()
+        .assert_contains("refuses symbolic links")
+        .assert_contains("uv's cache is made of links, which the site's filesystem refuses")
+        .assert_contains("(move switch");
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+    site.write("requirements.txt", "kudupkg==2.0\n");
+    site.deploy_with(&[], &uv_settings)
+        .assert_ok()
+        .assert_contains("changed kudupkg 1.0 -> 2.0");
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
+
+    let forced = [("KUDUHOOK_FORCE_ENV_REBUILD", "true")];
+    for _ in 0..2 {
+        site.deploy_with(&[], &forced)
+            .assert_ok()
+            .assert_contains("forced by")
+            .assert_contains("(move switch");
+        let hello = Command::new(site.env_dir().join("bin/kudupkg-hello"))
+            .output()
+            .unwrap();
+        assert!(hello.status.success(), "{hello:?}");
+    }
+    assert_eq!(site.leftovers(), Vec::<String>::new());
+    let local_cache = std::env::temp_dir().join("kuduhook-uv-cache");
+    let name: String = site.target.to_string_lossy().replace('/', "-");
+    let _ = std::fs::remove_dir_all(local_cache.join(name.trim_matches('-')));
+}

@@ -103,6 +103,13 @@ pub fn run(
     }
     let before = packages::installed(live, c.platform);
     let cache = installer.cache_dir(&c.target.value);
+    if cache == crate::installer::local_uv_cache(&c.target.value) {
+        info!(
+            "uv's cache is made of links, which the site's filesystem refuses: it lives on local \
+             disk at {}, and packages are copied from it",
+            cache.display()
+        );
+    }
     let mut cmd = installer.install_command(runner, &env.python, &plan.args, app, &cache);
     let what = format!("{} install", installer.name());
     let finished = runner.run(&mut cmd, &what)?;

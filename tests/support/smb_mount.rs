@@ -97,6 +97,7 @@ pub fn site_on_share(mut site: super::Site, latency_ms: f64) -> (super::Site, Sm
     let share = SmbMount::at(&home, latency_ms);
     site.target = home.join("site/wwwroot");
     std::fs::create_dir_all(&site.target).unwrap();
+    std::fs::create_dir_all(site.wheels_dir_of_its_own()).unwrap();
     std::fs::write(site.target.join("hostingstart.html"), "placeholder").unwrap();
     (site, share)
 }
