@@ -28,34 +28,10 @@ work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-deploy.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 source bench/lib.sh
 
-requirements() {
-  cat <<REQ
-Flask==3.1.3
-requests==2.32.3
-Django==5.1.4
-gunicorn==23.0.0
-python-dateutil==2.9.0.post0
-PyYAML==6.0.2
-attrs==$1
-SQLAlchemy==2.0.36
-whitenoise==6.8.2
-Markdown==3.7
-redis==5.2.1
-pytz==2024.2
-REQ
-}
-wheels=$cache/wheels-dozen
-if [ ! -f "$wheels/.complete" ]; then
-  for attrs in 24.2.0 24.3.0; do
-    requirements "$attrs" >"$work/req.txt"
-    "$python" -m pip download --quiet --only-binary :all: -d "$wheels" -r "$work/req.txt"
-  done
-  touch "$wheels/.complete"
-fi
-
+wheels=$(dozen_wheels "$python" "$cache")
 app=$work/app
 cp -r examples/flask-app "$app"
-requirements 24.2.0 >"$app/requirements.txt"
+dozen_requirements 24.2.0 >"$app/requirements.txt"
 make_tree "$app" 100 100 2048
 echo "app: $(find "$app" -type f | wc -l) files; $(ls "$wheels"/*.whl | wc -l) wheels for $("$python" --version)"
 
@@ -77,13 +53,13 @@ deploy() {
 tools=(port pip uv)
 declare -A first unchanged changed
 for round in $(seq "$rounds"); do
-  requirements 24.2.0 >"$app/requirements.txt"
+  dozen_requirements 24.2.0 >"$app/requirements.txt"
   for tool in "${tools[@]}"; do
     mkdir -p "$work/$tool-$round"
     first[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
     unchanged[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
   done
-  requirements 24.3.0 >"$app/requirements.txt"
+  dozen_requirements 24.3.0 >"$app/requirements.txt"
   for tool in "${tools[@]}"; do
     changed[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
     "$work/$tool-$round/wwwroot/env/bin/python" -c 'import attrs, sys; sys.exit(attrs.__version__ != "24.3.0")' \

@@ -30,3 +30,36 @@ for d in range(folders):
             out.write(os.urandom(big if (d * files + f) % 100 == 0 else size))
 PY
 }
+
+# dozen_requirements ATTRS: the benchmark app's requirements, a dozen real packages (29 wheels
+# with their dependencies), attrs at version ATTRS (24.2.0, or 24.3.0 for "one changed").
+dozen_requirements() {
+  cat <<REQ
+Flask==3.1.3
+requests==2.32.3
+Django==5.1.4
+gunicorn==23.0.0
+python-dateutil==2.9.0.post0
+PyYAML==6.0.2
+attrs==$1
+SQLAlchemy==2.0.36
+whitenoise==6.8.2
+Markdown==3.7
+redis==5.2.1
+pytz==2024.2
+REQ
+}
+
+# dozen_wheels PYTHON CACHE: downloads their wheels once into CACHE/wheels-dozen (the only
+# step that needs the network) and prints that folder.
+dozen_wheels() {
+  local python=$1 wheels=$2/wheels-dozen attrs
+  if [ ! -f "$wheels/.complete" ]; then
+    for attrs in 24.2.0 24.3.0; do
+      dozen_requirements "$attrs" >"$work/req.txt"
+      "$python" -m pip download --quiet --only-binary :all: -d "$wheels" -r "$work/req.txt" >&2
+    done
+    touch "$wheels/.complete"
+  fi
+  echo "$wheels"
+}

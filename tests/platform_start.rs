@@ -51,6 +51,14 @@ fn apply(r: &Rehearsal, settings: &[(String, String)]) {
     r.settings(&pairs);
 }
 
+/// The bundled Flask example's files.
+fn flask_example() -> Vec<(&'static str, String)> {
+    ["app.py", "requirements.txt", "runtime.txt"]
+        .into_iter()
+        .map(|file| (file, example(file)))
+        .collect()
+}
+
 /// Starts the deployed site as the platform does and returns its first page.
 fn page(r: &Rehearsal, minor: &str) -> String {
     first_page(&r.wwwroot(), minor, &[]).1
@@ -135,11 +143,7 @@ fn every_kind_of_push(r: &Rehearsal, expect: impl Fn(&str, &str)) -> String {
 
 #[test]
 fn the_flask_example_starts_as_app_service_starts_it_after_every_kind_of_push() {
-    let r = Rehearsal::new(&[
-        ("app.py", &example("app.py")),
-        ("requirements.txt", &example("requirements.txt")),
-        ("runtime.txt", &example("runtime.txt")),
-    ]);
+    let r = Rehearsal::new(&flask_example());
     let first = every_kind_of_push(&r, |minor, body| {
         assert!(
             body.starts_with(&format!("Hello from kuduhook! Python {minor}.")),
@@ -156,14 +160,7 @@ fn the_flask_example_starts_as_app_service_starts_it_after_every_kind_of_push() 
 /// symlinks, no atomic exchange, case-insensitive names, a round trip per metadata call.
 #[test]
 fn the_flask_example_on_the_share_starts_as_app_service_starts_it_after_every_kind_of_push() {
-    let r = Rehearsal::on_share(
-        &[
-            ("app.py", &example("app.py")),
-            ("requirements.txt", &example("requirements.txt")),
-            ("runtime.txt", &example("runtime.txt")),
-        ],
-        0.5,
-    );
+    let r = Rehearsal::on_share(&flask_example(), 0.5);
     let first = every_kind_of_push(&r, |minor, body| {
         assert!(
             body.starts_with(&format!("Hello from kuduhook! Python {minor}.")),
@@ -254,11 +251,7 @@ fn a_django_app_starts_as_app_service_starts_it_after_every_kind_of_push() {
 /// --serve` starts it that way and prints where it serves.
 #[test]
 fn status_and_rehearse_serve_show_the_platforms_start() {
-    let r = Rehearsal::new(&[
-        ("app.py", &example("app.py")),
-        ("requirements.txt", &example("requirements.txt")),
-        ("runtime.txt", &example("runtime.txt")),
-    ]);
+    let r = Rehearsal::new(&flask_example());
     r.kuduhook(&["rehearse", "--serve", "--site", r.service.to_str().unwrap()])
         .assert_failed()
         .assert_contains("cannot be started as App Service Linux starts it")

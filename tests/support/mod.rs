@@ -23,28 +23,36 @@ pub fn kuduhook() -> PathBuf {
 /// as `kuduhook init` requires. Built once per test binary (cargo skips it when up to date).
 pub fn static_kuduhook() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    const TARGET: &str = "x86_64-unknown-linux-musl";
     BUILT
         .get_or_init(|| {
-            const TARGET: &str = "x86_64-unknown-linux-musl";
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args(["build", "--quiet", "--bin", "kuduhook", "--target", TARGET])
-                .arg("--target-dir")
-                .arg(target_dir)
-                .current_dir(root)
-                .output()
-                .expect("run cargo build");
-            assert!(
-                out.status.success(),
-                "building the static kuduhook failed (bash tests/setup.sh installs the {TARGET} \
-                 target):\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            target_dir.join(TARGET).join("debug/kuduhook")
+            cargo_build(&["--bin", "kuduhook", "--target", TARGET])
+                .join(TARGET)
+                .join("debug/kuduhook")
         })
         .clone()
+}
+
+/// `cargo build --quiet ARGS` in this workspace, into the tests' target folder, which it
+/// returns. (bash tests/setup.sh installs the musl target.)
+pub fn cargo_build(args: &[&str]) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet"])
+        .args(args)
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(root)
+        .output()
+        .expect("run cargo build");
+    assert!(
+        out.status.success(),
+        "cargo build {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    target_dir.to_path_buf()
 }
 
 /// A real interpreter of version `minor` ("3.11") from pyenv. Tests need 3.11 and 3.12; a

@@ -25,18 +25,18 @@ pub struct Rehearsal {
 
 impl Rehearsal {
     /// A repository holding `files`, set up with `kuduhook init` and `kuduhook rehearse`.
-    pub fn new(files: &[(&str, &str)]) -> Rehearsal {
+    pub fn new(files: &[(&str, impl AsRef<str>)]) -> Rehearsal {
         Rehearsal::set_up(files, None)
     }
 
     /// Like [`Rehearsal::new`], with the local App Service's `site/` (the repository checkout,
     /// wwwroot, the deployments) on an SMB-like share, as App Service Linux's `/home/site` is,
     /// with `latency_ms` per metadata call.
-    pub fn on_share(files: &[(&str, &str)], latency_ms: f64) -> Rehearsal {
+    pub fn on_share(files: &[(&str, impl AsRef<str>)], latency_ms: f64) -> Rehearsal {
         Rehearsal::set_up(files, Some(latency_ms))
     }
 
-    fn set_up(files: &[(&str, &str)], share: Option<f64>) -> Rehearsal {
+    fn set_up(files: &[(&str, impl AsRef<str>)], share: Option<f64>) -> Rehearsal {
         let root = tempfile::Builder::new()
             .prefix("kuduhook-e2e-")
             .tempdir()
@@ -52,7 +52,7 @@ impl Rehearsal {
             _root: root,
         };
         for (path, text) in files {
-            r.write(path, text);
+            r.write(path, text.as_ref());
         }
         r.git(&["init", "--quiet", "--initial-branch=main"]);
         r.git(&["config", "user.email", "dev@example.com"]);

@@ -12,23 +12,7 @@ use std::time::{Duration, Instant};
 fn smbfs() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-            let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "smbfs", "--target-dir"])
-                .arg(target_dir)
-                .current_dir(root)
-                .output()
-                .expect("run cargo build");
-            assert!(
-                out.status.success(),
-                "building smbfs failed:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            target_dir.join("debug/smbfs")
-        })
+        .get_or_init(|| super::cargo_build(&["-p", "smbfs"]).join("debug/smbfs"))
         .clone()
 }
 

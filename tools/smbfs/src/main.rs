@@ -146,6 +146,26 @@ impl SmbFs {
         }
     }
 
+    /// unlink and rmdir: `remove` the entry (found ignoring case), and forget it.
+    fn remove(
+        &self,
+        parent: INodeNo,
+        name: &OsStr,
+        remove: fn(&Path) -> io::Result<()>,
+        reply: ReplyEmpty,
+    ) {
+        self.round_trip();
+        let result = self.entry(parent, name).and_then(|relative| {
+            remove(&self.real(&relative)).map_err(errno)?;
+            self.state.lock().unwrap().forget_path(&relative);
+            Ok(())
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn open_handle(&self, file: File) -> FileHandle {
         let mut state = self.state.lock().unwrap();
         state.next_handle += 1;
@@ -283,29 +303,11 @@ impl Filesystem for SmbFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.round_trip();
-        let result = self.entry(parent, name).and_then(|relative| {
-            fs::remove_file(self.real(&relative)).map_err(errno)?;
-            self.state.lock().unwrap().forget_path(&relative);
-            Ok(())
-        });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, |p| fs::remove_file(p), reply);
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        self.round_trip();
-        let result = self.entry(parent, name).and_then(|relative| {
-            fs::remove_dir(self.real(&relative)).map_err(errno)?;
-            self.state.lock().unwrap().forget_path(&relative);
-            Ok(())
-        });
-        match result {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
-        }
+        self.remove(parent, name, |p| fs::remove_dir(p), reply);
     }
 
     fn symlink(
