@@ -6,25 +6,34 @@
 # first 200 answer on a loopback port. Beside it, for reference, the same gunicorn run from
 # the env itself (`env/bin/python -m gunicorn`), as a user might start it by hand.
 #
-# The site is on local disk (the target of later comparisons on other filesystems and env
-# forms). Prints medians.
+# The site is on local disk, or with LATENCY (ms) on the SMB-like share App Service Linux's
+# /home is (tools/smbfs, mounted; needs root and /dev/fuse), where every file Python looks up
+# on import costs round trips. Prints medians.
 #
-# usage: bench/cold-start.sh [ROUNDS]   (default 10)
+# usage: bench/cold-start.sh [ROUNDS] [LATENCY]   (default 10 rounds, local disk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-10}
+latency=${2:-}
 
 python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
 python=${python:-$(command -v python3.11)}
 
 echo "== setup (not timed)"
-cargo build --release --quiet
+cargo build --release --quiet -p kuduhook -p smbfs
 bash tests/setup.sh
 work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-cold-start.XXXXXX)
 server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$latency" ] && umount -l "$work/site"; rm -rf "$work"' EXIT
 source bench/lib.sh
 
+where="local disk"
+if [ -n "$latency" ]; then
+  mkdir -p "$work/site" "$work/backing"
+  target/release/smbfs "$work/backing" "$work/site" --latency-ms "$latency" &
+  until grep -q " $work/site fuse" /proc/self/mounts; do sleep 0.05; done
+  where="the share at $latency ms per call"
+fi
 wwwroot=$work/site/wwwroot
 PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app \
   target/release/kuduhook deploy --source examples/flask-app --target "$wwwroot" >"$work/deploy.log"
@@ -57,16 +66,21 @@ first_200() {
 platform=()
 by_hand=()
 port=18731
+# On the share, each start waits out the kernel's 1 s name and attribute cache, as a new
+# instance starts with none.
+settle() { if [ -n "$latency" ]; then sleep 1.1; fi; }
 for round in $(seq "$rounds"); do
+  settle
   platform+=("$(first_200 "$port" env -i PATH="$PATH" PYTHONPATH="$site_packages" \
     "$image/bin/python3.11" -m gunicorn --timeout 600 --chdir "$wwwroot" \
     --bind "127.0.0.1:$port" app:app)")
+  settle
   by_hand+=("$(first_200 "$port" env -i PATH="$PATH" "$wwwroot/env/bin/python" -m gunicorn \
     --timeout 600 --chdir "$wwwroot" --bind "127.0.0.1:$port" app:app)")
   echo "round $round: platform start ${platform[-1]} ms, env's own python ${by_hand[-1]} ms"
 done
 
 echo
-echo "== cold start of the Flask example to its first 200, medians of $rounds ($(nproc) cores, local disk)"
+echo "== cold start of the Flask example to its first 200, medians of $rounds ($(nproc) cores, $where)"
 printf '%-44s %8s\n' "App Service Linux's start (env on PYTHONPATH)" "$(echo "${platform[*]}" | median) ms"
 printf '%-44s %8s\n' "the env's own python (by hand)" "$(echo "${by_hand[*]}" | median) ms"

@@ -39,17 +39,6 @@ export PIP_NO_INDEX=1 PIP_FIND_LINKS=$wheels PIP_DISABLE_PIP_VERSION_CHECK=1
 export KUDU_SYNC_CMD=$PWD/target/tools/node/node_modules/.bin/kudusync
 kuduhook=$PWD/target/release/kuduhook
 
-# deploy TOOL SITE: one deployment of $app into SITE with TOOL.
-deploy() {
-  local tool=$1 site=$2
-  case $tool in
-    port) bash bench/deploy-cmd-port.sh "$app" "$site/wwwroot" "$site/manifest" "$python" ;;
-    pip) "$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python" ;;
-    uv) KUDUHOOK_INSTALLER=uv KUDUHOOK_UV=$PWD/target/tools/bin/uv \
-      "$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python" ;;
-  esac
-}
-
 tools=(port pip uv)
 declare -A first unchanged changed
 for round in $(seq "$rounds"); do

@@ -63,3 +63,15 @@ dozen_wheels() {
   fi
   echo "$wheels"
 }
+
+# deploy TOOL SITE: one deployment of $app into SITE with TOOL: `port` (bench/deploy-cmd-port.sh),
+# `pip` or `uv` (kuduhook with that installer), with $python and the kuduhook at $kuduhook.
+deploy() {
+  local tool=$1 site=$2
+  case $tool in
+    port) bash bench/deploy-cmd-port.sh "$app" "$site/wwwroot" "$site/manifest" "$python" ;;
+    pip) "$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python" ;;
+    uv) KUDUHOOK_INSTALLER=uv KUDUHOOK_UV=$PWD/target/tools/bin/uv \
+      "$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python" ;;
+  esac
+}

@@ -21,7 +21,7 @@ python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -
 python=${python:-$(command -v python3.11)}
 
 echo "== setup (not timed)"
-cargo build --release --quiet --bin kuduhook -p kuduhook -p smbfs
+cargo build --release --quiet -p kuduhook -p smbfs
 bash tests/setup.sh
 work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-share.XXXXXX)
 mounted=""
@@ -46,17 +46,6 @@ mount_share() {
 unmount_share() {
   umount -l "$mounted"
   mounted=""
-}
-
-# deploy TOOL SITE: one deployment of $app into SITE with TOOL.
-deploy() {
-  local tool=$1 site=$2
-  case $tool in
-    port) bash bench/deploy-cmd-port.sh "$app" "$site/wwwroot" "$site/manifest" "$python" ;;
-    pip) "$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python" ;;
-    uv) KUDUHOOK_INSTALLER=uv KUDUHOOK_UV=$PWD/target/tools/bin/uv \
-      "$kuduhook" deploy --source "$app" --target "$site/wwwroot" --python "$python" ;;
-  esac
 }
 
 # attempt TOOL SITE: like `ms deploy`, but prints "fails" when the tool cannot deploy there.

@@ -11,7 +11,11 @@
 //!   `renameat2(RENAME_EXCHANGE)`.
 //! - **move**, for filesystems that refuse links (App Service Linux's SMB share without
 //!   `mfsymlinks`): the env is built beside the live one as `env.kuduhook-new`, its scripts
-//!   are rewritten for the live path, and the two folders are exchanged.
+//!   are rewritten for the live path, and the two folders are exchanged. Where the store found
+//!   the links refused itself, the env is built and filled on local disk first ([`EnvStore::
+//!   staging`]: every file pip writes would cost round trips on the share) and copied beside
+//!   the live one by many workers at once, so that latency, not one call at a time, is the
+//!   limit; the old env is removed the same way.
 //!
 //! Until it goes live a new env is invisible to the site; after, the previous one is kept
 //! until the deployment succeeds, so a failure switches back. Whatever a killed deployment
@@ -89,6 +93,9 @@ pub struct EnvStore {
     pub envs_dir: PathBuf,
     pub platform: Platform,
     pub mode: SwitchMode,
+    /// Where envs are built on local disk before they are copied onto the site's filesystem
+    /// (set where that filesystem refuses links: a network share).
+    pub staging: Option<PathBuf>,
 }
 
 impl EnvStore {
@@ -98,7 +105,18 @@ impl EnvStore {
             envs_dir: paths::state_dir(target).join("envs"),
             platform,
             mode,
+            staging: None,
         }
+    }
+
+    /// The same store, building envs in `staging` on local disk.
+    pub fn staged_in(mut self, staging: PathBuf) -> EnvStore {
+        self.staging = Some(staging);
+        self
+    }
+
+    fn is_staged(&self, built: &Path) -> bool {
+        self.staging.as_ref().is_some_and(|s| built.starts_with(s))
     }
 
     /// `env.<suffix>`, beside the live env.
@@ -123,12 +141,11 @@ impl EnvStore {
     /// The path a new env is built at, and keeps: a fresh folder in link mode, the side folder
     /// in move mode. Whatever was there is removed first.
     pub fn build_path(&self, stamp: &str) -> Result<PathBuf, DeployError> {
-        let path = match self.mode {
-            SwitchMode::Link => {
-                let name = self.live.file_name().unwrap_or_default().to_string_lossy();
-                self.envs_dir.join(format!("{name}-{stamp}"))
-            }
-            SwitchMode::Move => self.beside("kuduhook-new"),
+        let name = self.live.file_name().unwrap_or_default().to_string_lossy();
+        let path = match (self.mode, &self.staging) {
+            (SwitchMode::Link, _) => self.envs_dir.join(format!("{name}-{stamp}")),
+            (SwitchMode::Move, Some(staging)) => staging.join(format!("{name}-{stamp}")),
+            (SwitchMode::Move, None) => self.beside("kuduhook-new"),
         };
         remove_any(&path)?;
         if let Some(parent) = path.parent() {
@@ -149,6 +166,20 @@ impl EnvStore {
                     .map_err(|e| DeployError::io("make the link to the new env", &link, e))?;
                 link
             }
+            SwitchMode::Move if self.is_staged(built) => {
+                let side = self.beside("kuduhook-new");
+                remove_fast(&side)?;
+                let started = std::time::Instant::now();
+                let files = copy_tree(built, &side)?;
+                tracing::info!(
+                    "Copied the env built on local disk ({files} files) to {} in {}",
+                    side.display(),
+                    crate::logging::seconds(started.elapsed())
+                );
+                relocate_from(&side, built, &self.live, self.platform)?;
+                remove_any(built)?;
+                side
+            }
             SwitchMode::Move => {
                 relocate(built, &self.live, self.platform)?;
                 built.to_path_buf()
@@ -166,7 +197,7 @@ impl EnvStore {
             _ => Previous::Nothing,
         };
         Ok(Switched {
-            built: built.to_path_buf(),
+            built: incoming_built(&incoming, built, self),
             previous,
             not_atomic,
         })
@@ -203,7 +234,7 @@ impl EnvStore {
             Previous::Link(to) => to.clone(),
             Previous::Folder(folder) => folder.clone(),
         };
-        remove_any(&old)?;
+        remove_fast(&old)?;
         Ok(Some(old))
     }
 
@@ -223,10 +254,19 @@ impl EnvStore {
                 ));
             }
         }
+        if let Some(staging) = &self.staging
+            && staging.exists()
+        {
+            remove_any(staging)?;
+            done.push(format!(
+                "Removed {}, envs left on local disk by an interrupted deployment",
+                staging.display()
+            ));
+        }
         for suffix in SIDE_SUFFIXES {
             let side = self.beside(suffix);
             if std::fs::symlink_metadata(&side).is_ok() {
-                remove_any(&side)?;
+                remove_fast(&side)?;
                 done.push(format!(
                     "Removed {}, left by an interrupted deployment",
                     side.display()
@@ -367,11 +407,30 @@ fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
+/// Where the env that went live was before the switch (what a rollback removes).
+fn incoming_built(incoming: &Path, built: &Path, store: &EnvStore) -> PathBuf {
+    match store.is_staged(built) {
+        true => incoming.to_path_buf(),
+        false => built.to_path_buf(),
+    }
+}
+
 /// Rewrites the env built at `built` for the path it will be run from: every script in its
 /// bin folder (console-script shebangs, `activate*`) and `pyvenv.cfg` that names `built`.
 pub fn relocate(built: &Path, live: &Path, platform: Platform) -> Result<usize, DeployError> {
+    relocate_from(built, built, live, platform)
+}
+
+/// Like [`relocate`], for an env now at `dir` that was built at `built`.
+pub fn relocate_from(
+    dir: &Path,
+    built: &Path,
+    live: &Path,
+    platform: Platform,
+) -> Result<usize, DeployError> {
     let from = built.to_string_lossy().into_owned();
     let to = live.to_string_lossy().into_owned();
+    let built = dir;
     let mut files: Vec<PathBuf> = vec![built.join("pyvenv.cfg")];
     if let Ok(entries) = std::fs::read_dir(built.join(platform.env_bin_dir())) {
         files.extend(entries.flatten().map(|e| e.path()));
@@ -402,6 +461,92 @@ pub fn relocate(built: &Path, live: &Path, platform: Platform) -> Result<usize, 
         rewritten += 1;
     }
     Ok(rewritten)
+}
+
+/// Workers for the many small writes and deletes of an env on a network share: each waits on a
+/// round trip, so far more of them than cores.
+fn share_workers() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(32)
+        .build()
+        .expect("start the env copy's worker threads")
+}
+
+/// Copies the folder tree `from` (on local disk) to `to`, which must not exist: folders level
+/// by level, files all at once, each by one of many workers. A link is copied as the file it
+/// leads to (the share refuses links); one to a folder is left out. Returns the files copied.
+pub fn copy_tree(from: &Path, to: &Path) -> Result<usize, DeployError> {
+    use rayon::prelude::*;
+    let mut levels: Vec<Vec<PathBuf>> = vec![vec![PathBuf::new()]];
+    let mut files: Vec<PathBuf> = Vec::new();
+    while let Some(level) = levels.last().filter(|l| !l.is_empty()) {
+        let mut next = Vec::new();
+        for dir in level {
+            let read = std::fs::read_dir(from.join(dir))
+                .map_err(|e| DeployError::io("list", from.join(dir), e))?;
+            for entry in read.flatten() {
+                let relative = dir.join(entry.file_name());
+                match std::fs::metadata(entry.path()) {
+                    Ok(meta) if meta.is_dir() && !entry.path().is_symlink() => next.push(relative),
+                    Ok(meta) if meta.is_file() => files.push(relative),
+                    _ => {}
+                }
+            }
+        }
+        levels.push(next);
+    }
+    share_workers().install(|| {
+        for level in &levels {
+            level.par_iter().try_for_each(|dir| {
+                std::fs::create_dir_all(to.join(dir))
+                    .map_err(|e| DeployError::io("create", to.join(dir), e))
+            })?;
+        }
+        files.par_iter().try_for_each(|file| {
+            std::fs::copy(from.join(file), to.join(file))
+                .map(|_| ())
+                .map_err(|e| DeployError::io("copy the env file to", to.join(file), e))
+        })
+    })?;
+    Ok(files.len())
+}
+
+/// Removes a folder tree like [`remove_any`], with many workers at once (on a share every
+/// delete is a round trip): files first, then folders deepest first.
+pub fn remove_fast(path: &Path) -> Result<(), DeployError> {
+    use rayon::prelude::*;
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() && !is_junction(&meta) => {}
+        _ => return remove_any(path),
+    }
+    let mut levels: Vec<Vec<PathBuf>> = vec![vec![path.to_path_buf()]];
+    let mut files: Vec<PathBuf> = Vec::new();
+    while let Some(level) = levels.last().filter(|l| !l.is_empty()) {
+        let mut next = Vec::new();
+        for dir in level {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                match entry.file_type() {
+                    Ok(t) if t.is_dir() => next.push(entry.path()),
+                    _ => files.push(entry.path()),
+                }
+            }
+        }
+        levels.push(next);
+    }
+    share_workers().install(|| {
+        files.par_iter().try_for_each(|f| remove_any(f))?;
+        for level in levels.iter().rev() {
+            level
+                .par_iter()
+                .try_for_each(|d| match std::fs::remove_dir(d) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                        Err(DeployError::io("delete", d, e))
+                    }
+                    _ => Ok(()),
+                })?;
+        }
+        Ok(())
+    })
 }
 
 /// Removes a link, file or folder tree; a missing one is fine. A link is removed as a link,

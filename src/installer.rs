@@ -57,21 +57,26 @@ impl Installer {
     }
 
     /// The persistent cache of this installer for `target`: beside the site, on its filesystem
-    /// (so that uv can link from it into envs). uv's cache itself is made of links: where the
-    /// site's filesystem refuses them (App Service Linux's SMB share), it lives on local disk
-    /// instead ([`local_uv_cache`]), kept as long as the machine's temp folder is.
+    /// (so that uv can link from it into envs). Where the site's filesystem refuses links (App
+    /// Service Linux's SMB share), on local disk instead ([`local_cache`]), kept as long as
+    /// the machine's temp folder is: uv's cache is made of links, and envs are built on local
+    /// disk there anyway.
     pub fn cache_dir(&self, target: &Path) -> PathBuf {
         let beside = self.cache_beside(target);
+        let parent = beside.parent().unwrap_or(&beside);
+        let _ = std::fs::create_dir_all(parent);
+        match crate::env_store::links_work(parent) {
+            true => beside,
+            false => self.local_cache(target),
+        }
+    }
+
+    /// The cache's place on local disk, for a site whose filesystem refuses links.
+    pub fn local_cache(&self, target: &Path) -> PathBuf {
+        let cache = paths::local_state_dir(target).join("cache");
         match self {
-            Installer::Pip => beside,
-            Installer::Uv { .. } => {
-                let parent = beside.parent().unwrap_or(&beside);
-                let _ = std::fs::create_dir_all(parent);
-                match crate::env_store::links_work(parent) {
-                    true => beside,
-                    false => local_uv_cache(target),
-                }
-            }
+            Installer::Pip => cache.join("pip"),
+            Installer::Uv { .. } => cache.join("uv"),
         }
     }
 
@@ -189,19 +194,6 @@ impl Installer {
         cmd.current_dir(app).env("PYTHONUNBUFFERED", "1");
         cmd
     }
-}
-
-/// uv's cache on local disk, for a site whose filesystem refuses links: one per site, under
-/// the machine's temp folder.
-pub fn local_uv_cache(target: &Path) -> PathBuf {
-    let name: String = target
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    std::env::temp_dir()
-        .join("kuduhook-uv-cache")
-        .join(name.trim_matches('-'))
 }
 
 /// pip's index settings as uv flags: uv does not read `PIP_*` variables.
@@ -359,8 +351,8 @@ mod tests {
             PathBuf::from("/home/site/.kuduhook/cache/uv")
         );
         assert_eq!(
-            local_uv_cache(target),
-            std::env::temp_dir().join("kuduhook-uv-cache/home-site-wwwroot")
+            uv.local_cache(target),
+            std::env::temp_dir().join("kuduhook/home-site-wwwroot/cache/uv")
         );
     }
 }

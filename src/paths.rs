@@ -58,6 +58,19 @@ pub fn state_dir(target: &Path) -> PathBuf {
         .join(name.unwrap_or_else(|| "root".into()))
 }
 
+/// kuduhook's folder for `target` on the machine's local disk (its temp folder), for what a
+/// site on a network share is better without: envs being built, caches made of links.
+pub fn local_state_dir(target: &Path) -> PathBuf {
+    let name: String = target
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    std::env::temp_dir()
+        .join("kuduhook")
+        .join(name.trim_matches('-'))
+}
+
 /// A temporary file in `dir`, readable by others like a normally created file (so Kudu, the
 /// web server and KuduSync can read what is persisted from it), to be renamed into place.
 pub fn shared_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {

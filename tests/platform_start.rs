@@ -171,6 +171,7 @@ fn the_flask_example_on_the_share_starts_as_app_service_starts_it_after_every_ki
         "Links are refused in",
         "refuses symbolic links (an SMB share, as App Service Linux's /home is): creating the \
          env with python -m venv --copies, its lib64 made as a folder",
+        "Copied the env built on local disk (",
         "(move switch",
     ] {
         assert!(first.contains(said), "{said:?} in:\n{first}");

@@ -54,12 +54,20 @@ pub fn store(config: &DeployConfig) -> EnvStore {
             SwitchMode::Link
         }
         None => {
+            let staging = crate::paths::local_state_dir(target).join("staging");
             info!(
                 "Links are refused in {} (an SMB share without mfsymlinks?): new envs are built \
-                 beside the live one and swapped in with a rename",
-                target.display()
+                 on local disk ({}), copied beside the live one and swapped in with a rename",
+                target.display(),
+                staging.display()
             );
-            SwitchMode::Move
+            let store = EnvStore::new(
+                target,
+                &config.env_name.value,
+                config.platform,
+                SwitchMode::Move,
+            );
+            return store.staged_in(staging);
         }
     };
     EnvStore::new(target, &config.env_name.value, config.platform, mode)
@@ -155,7 +163,7 @@ pub fn run(
             .join("; "),
         rebuild_token: token,
     };
-    let env = match create(new, inputs.installer, &c.target.value, runner) {
+    let env = match create(new, inputs.installer, store, runner) {
         Ok(env) => env,
         Err(error) => {
             let _ = env_store::remove_any(&built);
@@ -401,9 +409,10 @@ pub struct NewEnv<'a> {
 fn create(
     new: NewEnv,
     installer: &Installer,
-    target: &Path,
+    store: &EnvStore,
     runner: &Runner,
 ) -> Result<PreparedEnv, DeployError> {
+    let target = store.live.parent().unwrap_or(&store.live);
     let (env_dir, runtime) = (new.dir, new.runtime);
     let interpreter = &runtime.interpreter.path;
     let tool = match installer {
@@ -417,8 +426,10 @@ fn create(
     );
     let cache = installer.cache_dir(target);
     let parent = env_dir.parent().unwrap_or(target);
-    if new.platform == Platform::Linux && !env_store::links_work(parent) {
-        create_without_links(env_dir, interpreter, installer, parent, runner)?;
+    // A staged env goes onto a filesystem that refuses links: it is made without any.
+    let no_links = store.staging.is_some() || !env_store::links_work(parent);
+    if new.platform == Platform::Linux && no_links {
+        create_without_links(env_dir, interpreter, installer, runner)?;
     } else {
         create_with(installer, &tool, env_dir, interpreter, &cache, runner)?;
     }
@@ -488,13 +499,11 @@ fn create_without_links(
     env_dir: &Path,
     interpreter: &Path,
     installer: &Installer,
-    parent: &Path,
     runner: &Runner,
 ) -> Result<(), DeployError> {
     info!(
-        "{} refuses symbolic links (an SMB share, as App Service Linux's /home is): creating \
-         the env with python -m venv --copies, its lib64 made as a folder",
-        parent.display()
+        "The site's filesystem refuses symbolic links (an SMB share, as App Service Linux's \
+         /home is): creating the env with python -m venv --copies, its lib64 made as a folder"
     );
     let lib64 = env_dir.join("lib64");
     std::fs::create_dir_all(&lib64).map_err(|e| DeployError::io("create", &lib64, e))?;

@@ -103,10 +103,10 @@ pub fn run(
     }
     let before = packages::installed(live, c.platform);
     let cache = installer.cache_dir(&c.target.value);
-    if cache == crate::installer::local_uv_cache(&c.target.value) {
+    if cache == installer.local_cache(&c.target.value) {
         info!(
-            "uv's cache is made of links, which the site's filesystem refuses: it lives on local \
-             disk at {}, and packages are copied from it",
+            "The site's filesystem refuses links: {}'s cache lives on local disk at {}",
+            installer.name(),
             cache.display()
         );
     }

@@ -44,7 +44,14 @@ impl Rehearsal {
         let app = root.path().join("app");
         std::fs::create_dir_all(&app).unwrap();
         let service = root.path().join("appservice");
-        let share = share.map(|latency| SmbMount::at(&service.join("site"), latency));
+        let share = share.map(|latency| {
+            let mut share = SmbMount::at(&service.join("site"), latency);
+            let wwwroot = service.join("site/wwwroot");
+            share
+                .local_state
+                .push(kuduhook::paths::local_state_dir(&wwwroot));
+            share
+        });
         let r = Rehearsal {
             service,
             app,

@@ -19,6 +19,8 @@ fn smbfs() -> PathBuf {
 /// A mounted share, unmounted when dropped. Its files live in a backing folder on local disk.
 pub struct SmbMount {
     pub path: PathBuf,
+    /// What kuduhook keeps on local disk for a site on this share, removed with it.
+    pub local_state: Vec<PathBuf>,
     child: Child,
     _backing: tempfile::TempDir,
 }
@@ -41,6 +43,7 @@ impl SmbMount {
             .expect("start smbfs");
         let mount = SmbMount {
             path: path.to_path_buf(),
+            local_state: Vec::new(),
             child,
             _backing: backing,
         };
@@ -70,6 +73,9 @@ impl Drop for SmbMount {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for dir in &self.local_state {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -78,8 +84,11 @@ impl Drop for SmbMount {
 /// the site's folders go.
 pub fn site_on_share(mut site: super::Site, latency_ms: f64) -> (super::Site, SmbMount) {
     let home = site.target.parent().unwrap().join("home");
-    let share = SmbMount::at(&home, latency_ms);
+    let mut share = SmbMount::at(&home, latency_ms);
     site.target = home.join("site/wwwroot");
+    share
+        .local_state
+        .push(kuduhook::paths::local_state_dir(&site.target));
     std::fs::create_dir_all(&site.target).unwrap();
     std::fs::create_dir_all(site.wheels_dir_of_its_own()).unwrap();
     std::fs::write(site.target.join("hostingstart.html"), "placeholder").unwrap();
