@@ -178,6 +178,9 @@ impl EnvStore {
                 );
                 relocate_from(&side, built, &self.live, self.platform)?;
                 remove_any(built)?;
+                if let Some(staging) = &self.staging {
+                    let _ = std::fs::remove_dir(staging); // only when nothing else is in it
+                }
                 side
             }
             SwitchMode::Move => {
@@ -255,7 +258,7 @@ impl EnvStore {
             }
         }
         if let Some(staging) = &self.staging
-            && staging.exists()
+            && std::fs::read_dir(staging).is_ok_and(|mut r| r.next().is_some())
         {
             remove_any(staging)?;
             done.push(format!(
@@ -511,30 +514,43 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<usize, DeployError> {
     Ok(files.len())
 }
 
-/// Removes a folder tree like [`remove_any`], with many workers at once (on a share every
-/// delete is a round trip): files first, then folders deepest first.
+/// Removes a folder tree like [`remove_any`], with many workers at once (on a share every call
+/// is a round trip): the folders are listed a level at a time, all of a level at once; each
+/// folder's files are deleted by one worker (the kernel lets one change a folder at a time),
+/// many folders at once; then the folders, deepest first.
 pub fn remove_fast(path: &Path) -> Result<(), DeployError> {
     use rayon::prelude::*;
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.is_dir() && !is_junction(&meta) => {}
         _ => return remove_any(path),
     }
-    let mut levels: Vec<Vec<PathBuf>> = vec![vec![path.to_path_buf()]];
-    let mut files: Vec<PathBuf> = Vec::new();
-    while let Some(level) = levels.last().filter(|l| !l.is_empty()) {
-        let mut next = Vec::new();
-        for dir in level {
-            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                match entry.file_type() {
-                    Ok(t) if t.is_dir() => next.push(entry.path()),
-                    _ => files.push(entry.path()),
-                }
-            }
-        }
-        levels.push(next);
-    }
     share_workers().install(|| {
-        files.par_iter().try_for_each(|f| remove_any(f))?;
+        let mut levels: Vec<Vec<PathBuf>> = vec![vec![path.to_path_buf()]];
+        let mut files: Vec<Vec<PathBuf>> = Vec::new();
+        while let Some(level) = levels.last().filter(|l| !l.is_empty()) {
+            let listed: Vec<(Vec<PathBuf>, Vec<PathBuf>)> = level
+                .par_iter()
+                .map(|dir| {
+                    let (mut subdirs, mut inside) = (Vec::new(), Vec::new());
+                    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                        match entry.file_type() {
+                            Ok(t) if t.is_dir() => subdirs.push(entry.path()),
+                            _ => inside.push(entry.path()),
+                        }
+                    }
+                    (subdirs, inside)
+                })
+                .collect();
+            let mut next = Vec::new();
+            for (subdirs, inside) in listed {
+                next.extend(subdirs);
+                files.push(inside);
+            }
+            levels.push(next);
+        }
+        files
+            .par_iter()
+            .try_for_each(|inside| inside.iter().try_for_each(|f| remove_any(f)))?;
         for level in levels.iter().rev() {
             level
                 .par_iter()
