@@ -166,6 +166,12 @@ impl SmbFs {
         }
     }
 
+    /// The file open under `fh`, for a read or write.
+    fn open_file(&self, fh: FileHandle) -> Option<File> {
+        let state = self.state.lock().unwrap();
+        state.files.get(&fh.0).and_then(|f| f.try_clone().ok())
+    }
+
     fn open_handle(&self, file: File) -> FileHandle {
         let mut state = self.state.lock().unwrap();
         state.next_handle += 1;
@@ -440,14 +446,7 @@ impl Filesystem for SmbFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let file = self
-            .state
-            .lock()
-            .unwrap()
-            .files
-            .get(&fh.0)
-            .map(File::try_clone);
-        let Some(Ok(file)) = file else {
+        let Some(file) = self.open_file(fh) else {
             return reply.error(Errno::EBADF);
         };
         let mut buf = vec![0; size as usize];
@@ -474,14 +473,7 @@ impl Filesystem for SmbFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let file = self
-            .state
-            .lock()
-            .unwrap()
-            .files
-            .get(&fh.0)
-            .map(File::try_clone);
-        let Some(Ok(file)) = file else {
+        let Some(file) = self.open_file(fh) else {
             return reply.error(Errno::EBADF);
         };
         match file.write_all_at(data, offset) {
