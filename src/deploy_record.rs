@@ -5,7 +5,6 @@
 //! The env's own story (which Python, when and why it was built, what was installed) lives in
 //! the env itself ([`crate::env_record`]); this record says where that env is.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -142,10 +141,8 @@ impl DeploymentRecord {
         let path = path(&self.target);
         let dir = path.parent().expect("the record has a folder");
         std::fs::create_dir_all(dir)?;
-        let mut file = crate::paths::shared_temp_file(dir)?;
-        file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
-        file.persist(&path).map_err(|e| e.error)?;
-        Ok(())
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::paths::write_atomically(&path, &json)
     }
 }
 

@@ -2,7 +2,6 @@
 //! that it disappears with the env it describes: which Python built it, why, for which
 //! force-rebuild token, and what was last installed into it successfully.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -43,11 +42,8 @@ impl EnvRecord {
 
     /// Writes the record atomically.
     pub fn write(&self, env_dir: &Path) -> std::io::Result<()> {
-        let mut file = crate::paths::shared_temp_file(env_dir)?;
-        file.write_all(&serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?)?;
-        file.persist(env_dir.join(RECORD_FILE))
-            .map_err(|e| e.error)?;
-        Ok(())
+        let json = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        crate::paths::write_atomically(&env_dir.join(RECORD_FILE), &json)
     }
 }
 

@@ -10,7 +10,6 @@
 //! [`Manifest::refused`] for the log) and never match anything.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::path::Path;
 
 use crate::platform::Platform;
@@ -133,10 +132,7 @@ pub fn render(paths: &[String], platform: Platform) -> String {
 pub fn write(path: &Path, paths: &[String], platform: Platform) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut file = crate::paths::shared_temp_file(dir)?;
-    file.write_all(render(paths, platform).as_bytes())?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::paths::write_atomically(path, render(paths, platform).as_bytes())
 }
 
 #[cfg(test)]

@@ -84,6 +84,16 @@ pub fn shared_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> 
     builder.tempfile_in(dir)
 }
 
+/// Writes `bytes` to `path` atomically: beside it in a [`shared_temp_file`], renamed over it,
+/// so a reader sees the old content or the new, never half. Not fsynced.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = shared_temp_file(dir)?;
+    std::io::Write::write_all(&mut file, bytes)?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

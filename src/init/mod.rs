@@ -156,12 +156,8 @@ pub fn write(options: &InitOptions, plan: &Plan) -> Result<(), DeployError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| DeployError::io("create", dir, e))?;
         }
-        let mut temp = crate::paths::shared_temp_file(path.parent().unwrap_or(&options.app))
+        crate::paths::write_atomically(&path, &file.content)
             .map_err(|e| DeployError::io("write", &path, e))?;
-        std::io::Write::write_all(&mut temp, &file.content)
-            .map_err(|e| DeployError::io("write", &path, e))?;
-        temp.persist(&path)
-            .map_err(|e| DeployError::io("write", &path, e.error))?;
         if file.executable {
             crate::rehearsal::make_executable(&path)
                 .map_err(|e| DeployError::io("make executable", &path, e))?;

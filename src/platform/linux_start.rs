@@ -152,7 +152,9 @@ pub fn publish(
             )
         }
     };
-    write_atomically(&wwwroot.join(MANIFEST), &wanted)?;
+    let path = wwwroot.join(MANIFEST);
+    crate::paths::write_atomically(&path, wanted.as_bytes())
+        .map_err(|e| DeployError::io("write", &path, e))?;
     Ok(Some(ManifestChange {
         previous: now.text().map(String::from),
         said,
@@ -164,20 +166,10 @@ pub fn publish(
 pub fn restore(wwwroot: &Path, change: &ManifestChange) -> Result<(), DeployError> {
     let path = wwwroot.join(MANIFEST);
     match &change.previous {
-        Some(text) => write_atomically(&path, text),
+        Some(text) => crate::paths::write_atomically(&path, text.as_bytes())
+            .map_err(|e| DeployError::io("put back", &path, e)),
         None => crate::env_store::remove_any(&path),
     }
-}
-
-fn write_atomically(path: &Path, text: &str) -> Result<(), DeployError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp =
-        crate::paths::shared_temp_file(dir).map_err(|e| DeployError::io("write", path, e))?;
-    std::io::Write::write_all(&mut temp, text.as_bytes())
-        .map_err(|e| DeployError::io("write", path, e))?;
-    temp.persist(path)
-        .map_err(|e| DeployError::io("write", path, e.error))?;
-    Ok(())
 }
 
 /// The app module gunicorn serves, and how it was found.
