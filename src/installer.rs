@@ -180,13 +180,6 @@ impl Installer {
                 if runner.env.get("UV_CACHE_DIR").is_none() {
                     cmd.env("UV_CACHE_DIR", cache);
                 }
-                // A cache on another filesystem than the env cannot be linked from: copy, and
-                // say nothing about it.
-                if cache.starts_with(std::env::temp_dir())
-                    && runner.env.get("UV_LINK_MODE").is_none()
-                {
-                    cmd.env("UV_LINK_MODE", "copy");
-                }
                 cmd.env("UV_PYTHON_DOWNLOADS", "never");
                 cmd
             }
