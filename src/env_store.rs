@@ -200,7 +200,11 @@ impl EnvStore {
             _ => Previous::Nothing,
         };
         Ok(Switched {
-            built: incoming_built(&incoming, built, self),
+            // What a rollback removes: the link's env, or the folder that came in.
+            built: match self.mode {
+                SwitchMode::Link => built.to_path_buf(),
+                SwitchMode::Move => incoming,
+            },
             previous,
             not_atomic,
         })
@@ -341,8 +345,37 @@ impl EnvStore {
     }
 }
 
-/// Whether links can be made in `dir` (an SMB share without `mfsymlinks` refuses them).
+/// Whether links can be made in `dir` (an SMB share without `mfsymlinks` refuses them). A
+/// filesystem answers once per process: the store, the installer's cache and the sync all ask,
+/// and on a share every probe costs round trips.
 pub fn links_work(dir: &Path) -> bool {
+    static ANSWERS: std::sync::Mutex<Vec<(u64, bool)>> = std::sync::Mutex::new(Vec::new());
+    let Some(device) = device_of(dir) else {
+        return probe_link(dir);
+    };
+    if let Some((_, known)) = ANSWERS.lock().unwrap().iter().find(|(d, _)| *d == device) {
+        return *known;
+    }
+    let works = probe_link(dir);
+    ANSWERS.lock().unwrap().push((device, works));
+    works
+}
+
+/// The filesystem `dir` is on (`None` where that cannot be told cheaply).
+fn device_of(dir: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir).ok().map(|m| m.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
+fn probe_link(dir: &Path) -> bool {
     let probe = dir.join(".kuduhook-link-probe");
     let _ = remove_any(&probe);
     let made = make_link(Platform::host(), &probe, dir).is_ok();
@@ -410,14 +443,6 @@ fn exchange(_a: &Path, _b: &Path) -> io::Result<()> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
-/// Where the env that went live was before the switch (what a rollback removes).
-fn incoming_built(incoming: &Path, built: &Path, store: &EnvStore) -> PathBuf {
-    match store.is_staged(built) {
-        true => incoming.to_path_buf(),
-        false => built.to_path_buf(),
-    }
-}
-
 /// Rewrites the env built at `built` for the path it will be run from: every script in its
 /// bin folder (console-script shebangs, `activate*`) and `pyvenv.cfg` that names `built`.
 pub fn relocate(built: &Path, live: &Path, platform: Platform) -> Result<usize, DeployError> {
@@ -433,9 +458,8 @@ pub fn relocate_from(
 ) -> Result<usize, DeployError> {
     let from = built.to_string_lossy().into_owned();
     let to = live.to_string_lossy().into_owned();
-    let built = dir;
-    let mut files: Vec<PathBuf> = vec![built.join("pyvenv.cfg")];
-    if let Ok(entries) = std::fs::read_dir(built.join(platform.env_bin_dir())) {
+    let mut files: Vec<PathBuf> = vec![dir.join("pyvenv.cfg")];
+    if let Ok(entries) = std::fs::read_dir(dir.join(platform.env_bin_dir())) {
         files.extend(entries.flatten().map(|e| e.path()));
     }
     let mut rewritten = 0;
@@ -453,7 +477,7 @@ pub fn relocate_from(
         if !text.contains(&from) {
             continue;
         }
-        let mut temp = paths::shared_temp_file(file.parent().unwrap_or(built))
+        let mut temp = paths::shared_temp_file(file.parent().unwrap_or(dir))
             .map_err(|e| DeployError::io("rewrite", &file, e))?;
         io::Write::write_all(&mut temp, text.replace(&from, &to).as_bytes())
             .map_err(|e| DeployError::io("rewrite", &file, e))?;

@@ -162,14 +162,17 @@ fn list(dir: &Path) -> Result<Vec<Entry>, DeployError> {
 }
 
 /// Whether names in `dir` fold case (`App.py` and `app.py` are one file): asked of an entry
-/// already there when it has one, else of a probe file (removed at once). For a folder that
-/// does not exist yet, its parent is asked, without writing.
-pub(super) fn folds_case(dir: &Path) -> bool {
+/// already there when it has one, else (when `may_write`) of a probe file, removed at once.
+/// For a folder that does not exist yet, its parent is asked, without writing.
+pub(super) fn folds_case(dir: &Path, may_write: bool) -> bool {
     if !dir.is_dir() {
         return dir.parent().and_then(existing_name_folds).unwrap_or(false);
     }
     if let Some(folds) = existing_name_folds(dir) {
         return folds;
+    }
+    if !may_write {
+        return false;
     }
     let probe = dir.join(".kuduhook-case-probe");
     if fs::write(&probe, b"").is_err() {
@@ -255,8 +258,11 @@ impl<'a> Planner<'a> {
             previous,
             ledger,
             progress,
-            folds_case: folds_case(&options.to),
-            links_refused: options.to.is_dir() && !crate::env_store::links_work(&options.to),
+            // A what-if sync writes nothing, not even a probe: it asks only what is there.
+            folds_case: folds_case(&options.to, !options.what_if),
+            links_refused: !options.what_if
+                && options.to.is_dir()
+                && !crate::env_store::links_work(&options.to),
         }
     }
 
