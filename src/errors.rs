@@ -388,21 +388,33 @@ impl DeployError {
                 site,
                 requested,
                 origin,
-            } => (
-                format!("{origin} asks for Python {requested}, but this site runs Python {site}"),
-                format!(
-                    "App Service Linux starts the app with its stack's Python ({site}, which \
-                     Kudu passes as FRAMEWORK_VERSION) and the env's packages: an env built for \
-                     {requested} would not import there"
-                ),
-                format!(
-                    "make the two agree: set the site's stack to Python {} (portal: \
-                     Configuration > General settings; or az webapp config set \
-                     --linux-fx-version \"PYTHON|{}\"), or change {origin} to {site}",
-                    requested.minor_version(),
-                    requested.minor_version()
-                ),
-            ),
+            } => {
+                let minor = site.minor_version();
+                let agree = match origin {
+                    Origin::File { name, .. } if *name == "runtime.txt" => {
+                        format!("make runtime.txt say python-{minor}")
+                    }
+                    Origin::File { name, .. } => format!("make {name} say {minor}"),
+                    other => format!("set {other} to {minor}, or remove it"),
+                };
+                (
+                    format!(
+                        "{origin} asks for Python {requested}, but this site runs Python {site}"
+                    ),
+                    format!(
+                        "App Service Linux starts the app with its stack's Python ({site}, which \
+                         Kudu passes as FRAMEWORK_VERSION) and the env's packages: an env built \
+                         for {requested} would not import there"
+                    ),
+                    format!(
+                        "make the two agree: set the site's stack to Python {} (portal: \
+                         Configuration > General settings; or az webapp config set \
+                         --linux-fx-version \"PYTHON|{}\"), or {agree}",
+                        requested.minor_version(),
+                        requested.minor_version()
+                    ),
+                )
+            }
             DeployError::InterpreterNotFound {
                 version,
                 origin,
@@ -668,9 +680,11 @@ impl DeployError {
                     wwwroot.display()
                 ),
                 why.clone(),
-                "deploy to the local App Service first (git push rehearsal HEAD:master), and \
-                 read kuduhook status --target for how the platform finds the env and the entry"
-                    .to_string(),
+                format!(
+                    "deploy to the local App Service (git push rehearsal HEAD:master), and read \
+                     kuduhook status --target {} for how the platform finds the env and the entry",
+                    wwwroot.display()
+                ),
             ),
             DeployError::InitBinaryDynamic {
                 binary,

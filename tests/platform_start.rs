@@ -109,6 +109,7 @@ fn every_kind_of_push(r: &Rehearsal, expect: impl Fn(&str, &str)) -> String {
                 "runtime.txt line 1 asks for Python 3.11, but this site runs Python 3.12",
             )
             .assert_contains("--linux-fx-version")
+            .assert_contains("or make runtime.txt say python-3.12")
             .assert_contains("Nothing in the target was changed")
             .assert_contains(FAILED);
         expect("3.11", &page(r, "3.11"));
@@ -256,6 +257,7 @@ fn status_and_rehearse_serve_show_the_platforms_start() {
     r.kuduhook(&["rehearse", "--serve", "--site", r.service.to_str().unwrap()])
         .assert_failed()
         .assert_contains("cannot be started as App Service Linux starts it")
+        .assert_contains("why: nothing has been deployed to it yet")
         .assert_contains("git push rehearsal HEAD:master");
     apply(&r, &settings("3.11", &[]));
     r.push().assert_contains(SUCCEEDED);

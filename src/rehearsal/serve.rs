@@ -35,6 +35,12 @@ pub fn plan(site: &LocalSite, port: u16, python: Option<&Path>) -> Result<Start,
         wwwroot: wwwroot.clone(),
         why,
     };
+    if !matches!(
+        crate::deploy_record::DeploymentRecord::read(&wwwroot),
+        Ok(Some(_))
+    ) {
+        return Err(cannot("nothing has been deployed to it yet".into()));
+    }
     let StartPlan {
         env,
         entry,
