@@ -84,7 +84,7 @@ fn render_start(out: &mut String, start: &StartPlan) {
     };
     let _ = writeln!(
         out,
-        "Platform start (App Service Linux, no startup command): {entry}\n  env {} (named by {}), \
+        "Platform start (App Service Linux, no startup command): {entry}\n  env {}/ (named by {}), \
          its site-packages on PYTHONPATH",
         start.env.name, start.env.named_by
     );

@@ -78,7 +78,7 @@ fn every_kind_of_push(r: &Rehearsal, expect: impl Fn(&str, &str)) -> String {
             false => "Python 3.11 requested by the site's stack (FRAMEWORK_VERSION)",
         })
         .assert_contains(
-            "Wrote oryx-manifest.toml: App Service Linux starts the site with the env env",
+            "Wrote oryx-manifest.toml: App Service Linux starts the site with the env in env/",
         )
         .assert_contains(SUCCEEDED);
     assert_eq!(platform_env(&r.wwwroot()), r.wwwroot().join("env"));
@@ -264,7 +264,7 @@ fn status_and_rehearse_serve_show_the_platforms_start() {
     r.kuduhook(&["status", "--target", r.wwwroot().to_str().unwrap()])
         .assert_ok()
         .assert_contains("Platform start (App Service Linux, no startup command): gunicorn app:app")
-        .assert_contains("env env (named by oryx-manifest.toml, written by kuduhook)")
+        .assert_contains("env env/ (named by oryx-manifest.toml, written by kuduhook)")
         .assert_lacks("warning:");
 
     let port = free_port();
@@ -293,7 +293,7 @@ fn status_and_rehearse_serve_show_the_platforms_start() {
     // Without the manifest, the platform looks for antenv and finds none: status warns.
     std::fs::remove_file(r.wwwroot().join("oryx-manifest.toml")).unwrap();
     r.kuduhook(&["status", "--target", r.wwwroot().to_str().unwrap()])
-        .assert_contains("env antenv (named by the platform's default")
+        .assert_contains("env antenv/ (named by the platform's default")
         .assert_contains("warning: there is no env at")
         .assert_contains("ModuleNotFoundError");
 }

@@ -133,10 +133,12 @@ pub fn publish(
     let said = match &now {
         Manifest::Ours(text) if *text == wanted => return Ok(None),
         Manifest::Missing => {
-            format!("Wrote {MANIFEST}: App Service Linux starts the site with the env {env_name}")
+            format!(
+                "Wrote {MANIFEST}: App Service Linux starts the site with the env in {env_name}/"
+            )
         }
         Manifest::Ours(_) => {
-            format!("Updated {MANIFEST}: the site now starts with the env {env_name}")
+            format!("Updated {MANIFEST}: the site now starts with the env in {env_name}/")
         }
         Manifest::Foreign(text) => {
             std::fs::create_dir_all(keep_dir)
@@ -145,8 +147,8 @@ pub fn publish(
             std::fs::write(&kept, text).map_err(|e| DeployError::io("keep a copy at", &kept, e))?;
             format!(
                 "Replaced {MANIFEST}, which kuduhook did not write (it named {}): the platform \
-                 would have started the site without kuduhook's env. It now names the env \
-                 {env_name}; the old one is kept at {}",
+                 would have started the site without kuduhook's env. It now names the env in \
+                 {env_name}/; the old one is kept at {}",
                 ManifestFields::parse(text).describe(),
                 kept.display()
             )
