@@ -138,23 +138,38 @@ pub fn serve(start: &Start) -> Result<(), DeployError> {
         start.args.join(" "),
         start.url
     );
-    let status = Command::new(&start.python)
+    let mut gunicorn = Command::new(&start.python);
+    gunicorn
         .args(&start.args)
         .envs(start.env.iter().map(|(k, v)| (k, v)))
-        .current_dir(&start.wwwroot)
-        .status()
-        .map_err(|error| DeployError::SpawnFailed {
+        .current_dir(&start.wwwroot);
+    // gunicorn takes kuduhook's place, so that a signal that stops "kuduhook rehearse --serve"
+    // stops gunicorn and its workers with it.
+    #[cfg(unix)]
+    {
+        let error = std::os::unix::process::CommandExt::exec(&mut gunicorn);
+        Err(DeployError::SpawnFailed {
             program: start.python.display().to_string(),
             error,
-        })?;
-    match status.success() {
-        true => Ok(()),
-        false => Err(DeployError::CannotServe {
-            wwwroot: start.wwwroot.clone(),
-            why: format!(
-                "gunicorn {} (its output above says why)",
-                crate::process::describe_status(&status)
-            ),
-        }),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let status = gunicorn
+            .status()
+            .map_err(|error| DeployError::SpawnFailed {
+                program: start.python.display().to_string(),
+                error,
+            })?;
+        match status.success() {
+            true => Ok(()),
+            false => Err(DeployError::CannotServe {
+                wwwroot: start.wwwroot.clone(),
+                why: format!(
+                    "gunicorn {} (its output above says why)",
+                    crate::process::describe_status(&status)
+                ),
+            }),
+        }
     }
 }

@@ -144,6 +144,8 @@ pub struct Server {
     child: Child,
     port: u16,
     output: tempfile::NamedTempFile,
+    /// Removed once the server is stopped (the folder a container runs in).
+    keep: Option<tempfile::TempDir>,
 }
 
 /// A loopback port nothing listens on now.
@@ -171,7 +173,7 @@ impl Server {
     /// is kept for the panic message if it never listens or fails a request.
     pub fn spawn(mut cmd: Command, port: u16) -> Server {
         let output = tempfile::NamedTempFile::new().unwrap();
-        let child = cmd
+        let child = std::os::unix::process::CommandExt::process_group(&mut cmd, 0)
             .stdin(Stdio::null())
             .stdout(output.reopen().unwrap())
             .stderr(output.reopen().unwrap())
@@ -181,6 +183,7 @@ impl Server {
             child,
             port,
             output,
+            keep: None,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -193,6 +196,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
         server
+    }
+
+    /// The same server, removing `dir` once it is stopped.
+    pub fn keeping(mut self, dir: tempfile::TempDir) -> Server {
+        self.keep = Some(dir);
+        self
     }
 
     /// What the server printed so far.
@@ -220,8 +229,18 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Stopped as a supervisor stops it, all of its process group: gunicorn's master stops
+        // its workers on SIGTERM (killed at once, they would linger until their heartbeat).
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+        drop(self.keep.take());
     }
 }
 
