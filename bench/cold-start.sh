@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Benchmark: the deployed example app's cold start, the way App Service Linux starts it: the
-# image's Python (here a venv of the machine's Python 3.11 with gunicorn, as the image has it
-# installed globally), the env that wwwroot's oryx-manifest.toml names on PYTHONPATH,
-# `gunicorn --timeout 600 --chdir wwwroot app:app`. Timed from the start of the process to the
-# first 200 answer on a loopback port. Beside it, for reference, the same gunicorn run from
-# the env itself (`env/bin/python -m gunicorn`), as a user might start it by hand.
+# Benchmark: the deployed example app's cold start, the way App Service Linux starts it, played
+# by tests/support/app-service-start.sh (the tests' judge of a start): a container of its own
+# with the image's Python at /opt/python/3.11 (the machine's Python 3.11, gunicorn in its
+# site-packages), the env wwwroot's oryx-manifest.toml names (extracted from its archive to
+# /env on the container's disk when the manifest names one, else used from wwwroot) on
+# PYTHONPATH, `gunicorn --timeout 600 --chdir wwwroot app:app`. Timed from the start of the
+# process to the first 200 answer on a loopback port. Beside it, for reference, gunicorn run
+# from the env folder itself (`env/bin/python -m gunicorn`), as a user might start it by hand.
 #
 # The site is on local disk, or with LATENCY (ms) on the SMB-like share App Service Linux's
 # /home is (tools/smbfs, mounted; needs root and /dev/fuse), where every file Python looks up
@@ -24,7 +26,7 @@ cargo build --release --quiet -p kuduhook -p smbfs
 bash tests/setup.sh
 work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-cold-start.XXXXXX)
 server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$latency" ] && umount -l "$work/site"; rm -rf "$work"' EXIT
+trap '[ -n "$server" ] && kill -- "-$server" 2>/dev/null; [ -n "$latency" ] && umount -l "$work/site"; rm -rf "$work"' EXIT
 source bench/lib.sh
 
 where="local disk"
@@ -37,27 +39,33 @@ fi
 wwwroot=$work/site/wwwroot
 PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app \
   target/release/kuduhook deploy --source examples/flask-app --target "$wwwroot" >"$work/deploy.log"
-env_name=$(sed -n 's/^virtualEnvName = "\(.*\)"/\1/p' "$wwwroot/oryx-manifest.toml")
-site_packages=$wwwroot/$env_name/lib/python3.11/site-packages
+form="env folder on PYTHONPATH"
+if grep -q '^compressedVirtualEnvFile' "$wwwroot/oryx-manifest.toml"; then
+  form="env archive extracted"
+fi
 
 image=$work/image
 "$python" -m venv --without-pip "$image"
 PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-index --find-links target/tools/wheels/platform \
   --target "$image/lib/python3.11/site-packages" gunicorn
+export IMAGE_PYTHON_HOME IMAGE_PACKAGES=$image/lib/python3.11/site-packages CONTAINER_ROOT=$work/container
+IMAGE_PYTHON_HOME=$(dirname "$(dirname "$(readlink -f "$python")")")
 
-# first_200 PORT COMMAND...: starts the server, prints the ms until it answers 200, stops it.
+# first_200 PORT COMMAND...: starts the server (a process group of its own), prints the ms
+# until it answers 200, stops it.
 first_200() {
   local port=$1 start end
   shift
+  rm -rf "$CONTAINER_ROOT"
   start=$(now)
-  "$@" >"$work/server.log" 2>&1 &
+  setsid "$@" >"$work/server.log" 2>&1 &
   server=$!
   until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/")" = 200 ]; do
     kill -0 "$server" 2>/dev/null || { cat "$work/server.log" >&2; exit 1; }
     sleep 0.01
   done
   end=$(now)
-  kill "$server"
+  kill -TERM -- "-$server"
   wait "$server" 2>/dev/null || true
   server=""
   echo $(((end - start) / 1000000))
@@ -71,9 +79,7 @@ port=18731
 settle() { if [ -n "$latency" ]; then sleep 1.1; fi; }
 for round in $(seq "$rounds"); do
   settle
-  platform+=("$(first_200 "$port" env -i PATH="$PATH" PYTHONPATH="$site_packages" \
-    "$image/bin/python3.11" -m gunicorn --timeout 600 --chdir "$wwwroot" \
-    --bind "127.0.0.1:$port" app:app)")
+  platform+=("$(first_200 "$port" bash tests/support/app-service-start.sh "$wwwroot" 3.11 "$port")")
   settle
   by_hand+=("$(first_200 "$port" env -i PATH="$PATH" "$wwwroot/env/bin/python" -m gunicorn \
     --timeout 600 --chdir "$wwwroot" --bind "127.0.0.1:$port" app:app)")
@@ -82,5 +88,5 @@ done
 
 echo
 echo "== cold start of the Flask example to its first 200, medians of $rounds ($(nproc) cores, $where)"
-printf '%-44s %8s\n' "App Service Linux's start (env on PYTHONPATH)" "$(echo "${platform[*]}" | median) ms"
+printf '%-44s %8s\n' "App Service Linux's start ($form)" "$(echo "${platform[*]}" | median) ms"
 printf '%-44s %8s\n' "the env's own python (by hand)" "$(echo "${by_hand[*]}" | median) ms"

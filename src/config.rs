@@ -34,6 +34,7 @@ pub mod name {
     pub const KUDUHOOK_UV: &str = "KUDUHOOK_UV";
     pub const KUDUHOOK_ENV_MODE: &str = "KUDUHOOK_ENV_MODE";
     pub const KUDUHOOK_ENV_SWITCH: &str = "KUDUHOOK_ENV_SWITCH";
+    pub const KUDUHOOK_ENV_ARCHIVE: &str = "KUDUHOOK_ENV_ARCHIVE";
     pub const KUDUHOOK_LOCK_WAIT: &str = "KUDUHOOK_LOCK_WAIT";
     pub const KUDUHOOK_SYNC_IGNORE: &str = "KUDUHOOK_SYNC_IGNORE";
     pub const KUDUHOOK_SYNC_FULL_COMPARE: &str = "KUDUHOOK_SYNC_FULL_COMPARE";
@@ -178,6 +179,9 @@ pub struct DeployConfig {
     pub env_mode: Setting<EnvMode>,
     /// `KUDUHOOK_ENV_SWITCH`: `None` is auto (link where the filesystem allows it).
     pub env_switch: Setting<Option<SwitchMode>>,
+    /// `KUDUHOOK_ENV_ARCHIVE`: ship the env as an archive the platform extracts to local disk
+    /// on start; `None` is auto (where the site is on a network filesystem).
+    pub env_archive: Setting<Option<bool>>,
     /// How long to wait for another deployment of the same target.
     pub lock_wait: Setting<Duration>,
     /// Ignore entries on top of [`DEFAULT_SYNC_IGNORE`].
@@ -495,6 +499,15 @@ impl DeployConfig {
             "auto (the default: link where the filesystem allows links, else move), link, or \
              move",
         )?;
+        let env_archive = lookup.choice(
+            name::KUDUHOOK_ENV_ARCHIVE,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "auto" => Some(None),
+                other => truthy(other).map(Some),
+            },
+            None,
+            "auto (the default: where the site is on a network filesystem), true, or false",
+        )?;
         let lock_wait = lookup.choice(
             name::KUDUHOOK_LOCK_WAIT,
             |v| v.parse::<u64>().ok().map(Duration::from_secs),
@@ -527,6 +540,7 @@ impl DeployConfig {
             uv,
             env_mode,
             env_switch,
+            env_archive,
             lock_wait,
             sync_ignore,
             sync_full_compare,

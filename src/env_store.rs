@@ -157,6 +157,19 @@ impl EnvStore {
 
     /// Makes the env at `built` the one the site runs, in one step.
     pub fn go_live(&self, built: &Path) -> Result<Switched, DeployError> {
+        self.go_live_with(built, None::<fn(&Path) -> Result<(), DeployError>>)
+    }
+
+    /// Like [`EnvStore::go_live`]; where the env was built on local disk, `alongside` runs on
+    /// it (packing its archive) while it is copied onto the site's filesystem, before it goes.
+    pub fn go_live_with<F>(
+        &self,
+        built: &Path,
+        alongside: Option<F>,
+    ) -> Result<Switched, DeployError>
+    where
+        F: FnOnce(&Path) -> Result<(), DeployError> + Send,
+    {
         let before = self.live_env();
         let incoming = match self.mode {
             SwitchMode::Link => {
@@ -170,7 +183,14 @@ impl EnvStore {
                 let side = self.beside("kuduhook-new");
                 remove_fast(&side)?;
                 let started = std::time::Instant::now();
-                let files = copy_tree(built, &side)?;
+                let files = std::thread::scope(|scope| {
+                    let alongside = alongside.map(|job| scope.spawn(move || job(built)));
+                    let copied = copy_tree(built, &side);
+                    if let Some(job) = alongside {
+                        job.join().expect("the job beside the env copy panicked")?;
+                    }
+                    copied
+                })?;
                 tracing::info!(
                     "Copied the env built on local disk ({files} files) to {} in {}",
                     side.display(),
@@ -361,6 +381,29 @@ pub fn links_work(dir: &Path) -> bool {
     works
 }
 
+/// The kind of network filesystem `dir` is on (cifs, smb2, nfs, fuse), where every metadata
+/// call is a round trip to another machine; `None` for a local one.
+pub fn network_filesystem(dir: &Path) -> Option<&'static str> {
+    #[cfg(target_os = "linux")]
+    {
+        let kind = rustix::fs::statfs(dir).ok()?.f_type as u64;
+        match kind {
+            0xFF53_4D42 => Some("cifs"),
+            0xFE53_4D42 => Some("smb2"),
+            0x517B => Some("smb"),
+            0x6969 => Some("nfs"),
+            // sshfs, blobfuse, and the tests' SMB-like share.
+            0x6573_5546 => Some("fuse"),
+            _ => None,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+        None
+    }
+}
+
 /// The filesystem `dir` is on (`None` where that cannot be told cheaply).
 fn device_of(dir: &Path) -> Option<u64> {
     #[cfg(unix)]
@@ -492,11 +535,14 @@ pub fn relocate_from(
 
 /// Workers for the many small writes and deletes of an env on a network share: each waits on a
 /// round trip, so far more of them than cores.
-fn share_workers() -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(32)
-        .build()
-        .expect("start the env copy's worker threads")
+pub fn share_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(32)
+            .build()
+            .expect("start the env copy's worker threads")
+    })
 }
 
 /// Copies the folder tree `from` (on local disk) to `to`, which must not exist: folders level
@@ -522,7 +568,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<usize, DeployError> {
         }
         levels.push(next);
     }
-    share_workers().install(|| {
+    share_pool().install(|| {
         for level in &levels {
             level.par_iter().try_for_each(|dir| {
                 std::fs::create_dir_all(to.join(dir))
@@ -548,7 +594,7 @@ pub fn remove_fast(path: &Path) -> Result<(), DeployError> {
         Ok(meta) if meta.is_dir() && !is_junction(&meta) => {}
         _ => return remove_any(path),
     }
-    share_workers().install(|| {
+    share_pool().install(|| {
         let mut levels: Vec<Vec<PathBuf>> = vec![vec![path.to_path_buf()]];
         let mut files: Vec<Vec<PathBuf>> = Vec::new();
         while let Some(level) = levels.last().filter(|l| !l.is_empty()) {

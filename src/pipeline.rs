@@ -23,6 +23,7 @@ use crate::errors::{DeployError, site_state as state};
 use crate::installer::{self, Installer};
 use crate::lock::{self, DeployLock};
 use crate::logging::seconds;
+use crate::platform::env_archive::SiteArchives;
 use crate::platform::{Platform, linux_start};
 use crate::process::{self, Runner};
 use crate::steps::env::{self as env_step, EnvInputs, PreparedEnv, env_python};
@@ -176,6 +177,7 @@ fn run_steps(
         files_changed: false,
         sync_partial: false,
         start_file: None,
+        live_archive: None,
         _lock: lock,
     };
     for (index, step) in plan.iter().enumerate() {
@@ -355,6 +357,8 @@ struct Deployment<'a> {
     /// The platform's start file this deployment changed (`oryx-manifest.toml`), undone on
     /// failure.
     start_file: Option<linux_start::ManifestChange>,
+    /// The live env's archive as the manifest names it, where the env is shipped as one.
+    live_archive: Option<String>,
     /// Held until the deployment ends.
     _lock: Option<DeployLock>,
 }
@@ -462,13 +466,33 @@ impl Deployment<'_> {
         let (Some(built), Some(store)) = (self.pending.take(), &self.store) else {
             return Ok(());
         };
-        let switched = match store.go_live(&built) {
+        let archives = self.site_archives();
+        let packed = std::sync::Mutex::new(None);
+        let pack = archives.as_ref().map(|archives| {
+            |built: &std::path::Path| {
+                *packed.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(archives.pack_built(built)?);
+                Ok(())
+            }
+        });
+        let switched = match store.go_live_with(&built, pack) {
             Ok(switched) => switched,
             Err(error) => {
                 let _ = remove_any(&built);
                 return Err(error);
             }
         };
+        if let (Some(archives), Some(packed)) = (&archives, packed.into_inner().ok().flatten()) {
+            archives.went_live(&store.live);
+            info!(
+                "Packed the new env for the platform's start while it was copied ({}): {}; \
+                 App Service extracts it to /{} on local disk at each start, so imports do not \
+                 cross the network",
+                packed.describe(),
+                archives.why,
+                self.config.env_name.value
+            );
+        }
         info!(
             "The site now runs the new env: {} -> {} ({} switch{})",
             store.live.display(),
@@ -504,7 +528,33 @@ impl Deployment<'_> {
             return Ok(());
         }
         let keep = crate::paths::state_dir(&c.target.value);
-        if let Some(change) = linux_start::publish(&c.target.value, &c.env_name.value, &keep)? {
+        let archive = match (self.site_archives(), &self.store) {
+            (Some(archives), Some(store)) if store.live.join("pyvenv.cfg").is_file() => {
+                let mut named_as = vec![store.live.clone()];
+                if let crate::env_store::LiveEnv::Link(to) = store.live_env() {
+                    named_as.push(to);
+                }
+                let live = archives.for_live(&store.live, &named_as)?;
+                if let Some((packed, why)) = &live.packed {
+                    info!(
+                        "Packed the env into {} for the platform's start ({}): {why}; {}",
+                        live.relative,
+                        packed.describe(),
+                        archives.why
+                    );
+                }
+                Some(live.relative)
+            }
+            _ => None,
+        };
+        let published = linux_start::publish(
+            &c.target.value,
+            &c.env_name.value,
+            archive.as_deref(),
+            &keep,
+        )?;
+        self.live_archive = archive;
+        if let Some(change) = published {
             match change.replaced_foreign {
                 true => warn!("{}", change.said),
                 false => info!("{}", change.said),
@@ -514,11 +564,57 @@ impl Deployment<'_> {
         Ok(())
     }
 
+    /// Where the env is also shipped as one archive for the platform's start: a Linux site on
+    /// a network filesystem (App Service's `/home`, an SMB share), where a start that imports
+    /// from the env folder would cross the network for every file it looks up.
+    /// `KUDUHOOK_ENV_ARCHIVE` turns it on or off.
+    fn site_archives(&self) -> Option<SiteArchives> {
+        let c = self.config;
+        let store = self.store.as_ref()?;
+        if c.platform != Platform::Linux || c.dry_run {
+            return None;
+        }
+        let why = match c.env_archive.value {
+            Some(false) => return None,
+            Some(true) => format!("{} is on", crate::config::name::KUDUHOOK_ENV_ARCHIVE),
+            None => match crate::env_store::network_filesystem(&c.target.value) {
+                Some(kind) => format!("the site is on a network filesystem ({kind})"),
+                None if store.staging.is_some() => {
+                    "the site's filesystem refuses links (a network share)".into()
+                }
+                None => return None,
+            },
+        };
+        let minor = self.runtime.as_ref()?.interpreter.version.minor_version();
+        Some(SiteArchives::new(
+            &c.target.value,
+            &c.env_name.value,
+            &minor,
+            why,
+        ))
+    }
+
     /// After the last step: a new env still waiting goes live, and the previous env is no
     /// longer needed.
     fn finish(&mut self) -> Result<(), DeployError> {
         self.go_live()?;
         self.publish_start_file()?;
+        match (self.site_archives(), &self.live_archive) {
+            (Some(archives), Some(live)) => {
+                let removed = archives.remove_others(live);
+                if removed > 0 {
+                    info!("Removed {removed} archive(s) of previous envs");
+                }
+            }
+            (None, _) if self.store.is_some() && !self.config.dry_run => {
+                let dir = crate::paths::state_dir(&self.config.target.value)
+                    .join(crate::platform::env_archive::ARCHIVES_DIR);
+                if dir.is_dir() && remove_any(&dir).is_ok() {
+                    info!("Removed the env's archives: the env is no longer shipped as one");
+                }
+            }
+            _ => {}
+        }
         let (Some(switched), Some(store)) = (self.switched.take(), &self.store) else {
             return Ok(());
         };

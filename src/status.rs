@@ -82,11 +82,16 @@ fn render_start(out: &mut String, start: &StartPlan) {
         Some(entry) => format!("gunicorn {} (found: {})", entry.module, entry.found),
         None => "no entry found".into(),
     };
+    let env = &start.env;
+    let form = match &env.compressed {
+        Some(file) => format!("extracted from {file} to /{} on local disk", env.name),
+        None => format!("{}/", env.name),
+    };
     let _ = writeln!(
         out,
-        "Platform start (App Service Linux, no startup command): {entry}\n  env {}/ (named by {}), \
-         its site-packages on PYTHONPATH",
-        start.env.name, start.env.named_by
+        "Platform start (App Service Linux, no startup command): {entry}\n  env {form} (named by \
+         {}), its site-packages on PYTHONPATH",
+        env.named_by
     );
     for warning in &start.warnings {
         let _ = writeln!(out, "  warning: {warning}");

@@ -90,6 +90,23 @@ fn live_version(site: &Site) -> String {
         .unwrap_or_else(|| panic!("the site has no working env after a kill"))
 }
 
+/// Where the site ships its env as an archive (on the share), the version of kudupkg in the
+/// archive the manifest names: the env the platform's next start extracts. `None`: no archive.
+fn archived_version(site: &Site) -> Option<String> {
+    let manifest = std::fs::read_to_string(site.target.join("oryx-manifest.toml")).ok()?;
+    let table: toml::Table = manifest.parse().unwrap();
+    let archive = site
+        .target
+        .join(table.get("compressedVirtualEnvFile")?.as_str().unwrap());
+    let init = kuduhook::platform::env_archive::read_text(
+        &archive,
+        "lib/python3.11/site-packages/kudupkg/__init__.py",
+    )
+    .unwrap_or_else(|e| panic!("the manifest names {}: {e}", archive.display()))?;
+    let version = init.lines().next()?.split('"').nth(1)?;
+    Some(version.to_string())
+}
+
 #[test]
 fn kill_9_at_any_point_of_a_rebuild_keeps_a_working_env_and_the_next_deploy_cleans_up() {
     kill_9_at_any_point(&Site::app("3.11"));
@@ -101,6 +118,10 @@ fn kill_9_at_any_point_of_a_rebuild_keeps_a_working_env_and_the_next_deploy_clea
 fn kill_9_at_any_point_of_a_rebuild_on_the_share_keeps_a_working_env() {
     let (site, _share) = site_on_share(Site::app("3.11"), 0.2);
     kill_9_at_any_point(&site);
+    assert!(
+        archived_version(&site).is_some(),
+        "the env is shipped as an archive"
+    );
 }
 
 fn kill_9_at_any_point(site: &Site) {
@@ -137,9 +158,19 @@ fn kill_9_at_any_point(site: &Site) {
         if killed && log.contains("Rebuilding env:") {
             killed_mid_rebuild += 1;
         }
+        // A killed deployment never leaves the manifest naming an archive that is not there
+        // (read_text fails on a missing or cut archive).
+        let _ = archived_version(site);
         let run = site.deploy(&[]);
         run.assert_ok();
-        if killed && log.contains("kuduhook 0.1.0 deploying") {
+        if let Some(archived) = archived_version(site) {
+            assert_eq!(
+                archived, next,
+                "round {round}: the archive is the live env's"
+            );
+        }
+        // It holds the lock from before its first step until after it says "Deployed to".
+        if killed && log.contains("==> [1/") && !log.contains("Deployed to ") {
             run.assert_contains("Took over the deploy lock from a deployment that ended");
         }
         assert_eq!(live_version(site), next, "round {round}: {}", run.log);

@@ -9,7 +9,9 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::app_service_start::{first_page, image_python, platform_env};
+use support::app_service_start::{
+    first_page, image_python, in_container, manifest_value, platform_env,
+};
 use support::rehearsal::{FAILED, Rehearsal, SUCCEEDED, Server, example, free_port};
 use support::{Site, kuduhook, python, shared_wheels, version_of};
 
@@ -157,6 +159,43 @@ fn the_flask_example_starts_as_app_service_starts_it_after_every_kind_of_push() 
     );
 }
 
+/// Where the site is on the share, the platform starts it from the env's archive, extracted
+/// to `/env` on the container's local disk: the manifest names the one archive the site keeps
+/// (the previous envs' are gone), the app imports `package` from `/env`, and the env's console
+/// `script` and `activate` are valid there, as a user's SSH session would run them. pip is not
+/// there: what it installed would vanish at the next start, which extracts the env anew.
+fn assert_runs_from_the_extracted_archive(r: &Rehearsal, minor: &str, package: &str, script: &str) {
+    let wwwroot = r.wwwroot();
+    let archive = manifest_value(&wwwroot, "compressedVirtualEnvFile")
+        .expect("the manifest names the env's archive");
+    let path = wwwroot.join(&archive);
+    assert!(path.is_file(), "{}", path.display());
+    let mut kept: Vec<String> = std::fs::read_dir(path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(kept, [name.clone(), format!("{name}.json")]);
+    let checks = format!(
+        "set -e; python{minor} -c 'import {package}; print({package}.__file__)'; \
+         /env/bin/{script}; . /env/bin/activate; python -c 'import sys; print(sys.prefix)'; \
+         test ! -e /env/bin/pip && echo no pip in /env"
+    );
+    let out = in_container(&wwwroot, minor, &checks);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    for expected in [
+        format!("Extracting {archive} to /env"),
+        format!("/env/lib/python{minor}/site-packages/{package}/__init__.py"),
+        "\n/env\n".to_string(),
+        "no pip in /env".to_string(),
+    ] {
+        assert!(said.contains(&expected), "{expected:?} in:\n{said}");
+    }
+}
+
 /// The same pushes with the site on an SMB-like share (App Service Linux's `/home`): no
 /// symlinks, no atomic exchange, case-insensitive names, a round trip per metadata call.
 #[test]
@@ -173,10 +212,92 @@ fn the_flask_example_on_the_share_starts_as_app_service_starts_it_after_every_ki
         "refuses symbolic links (an SMB share, as App Service Linux's /home is): creating the \
          env with python -m venv --copies, its lib64 made as a folder",
         "Copied the env built on local disk (",
+        "Packed the new env for the platform's start while it was copied (",
         "(move switch",
+        "(shipped as ../.kuduhook/wwwroot/env-archives/env-",
+        ".tar.gz, extracted to /env on each start)",
     ] {
         assert!(first.contains(said), "{said:?} in:\n{first}");
     }
+    // After the last push (a failed install), the previous release's archive serves.
+    assert_runs_from_the_extracted_archive(&r, "3.12", "flask", "flask --version");
+}
+
+/// `KUDUHOOK_ENV_ARCHIVE` ships the env as an archive on any filesystem (on local disk here),
+/// and turns it off again: the manifest and the start follow, and the archives go.
+#[test]
+fn the_env_archive_setting_turns_it_on_and_off() {
+    let r = Rehearsal::new(&flask_example());
+    apply(&r, &settings("3.11", &[("KUDUHOOK_ENV_ARCHIVE", "true")]));
+    r.push()
+        .assert_contains("Packed the env into ../.kuduhook/wwwroot/env-archives/env-")
+        .assert_contains("the env had no archive; KUDUHOOK_ENV_ARCHIVE is on")
+        .assert_contains("(shipped as ../.kuduhook/wwwroot/env-archives/env-")
+        .assert_contains(SUCCEEDED);
+    assert_runs_from_the_extracted_archive(&r, "3.11", "flask", "flask --version");
+    assert!(page(&r, "3.11").starts_with("Hello from kuduhook!"));
+
+    apply(&r, &settings("3.11", &[("KUDUHOOK_ENV_ARCHIVE", "false")]));
+    r.commit("no archive");
+    r.push()
+        .assert_contains("Updated oryx-manifest.toml: the site now starts with the env in env/")
+        .assert_lacks("(shipped as")
+        .assert_contains("Removed the env's archives: the env is no longer shipped as one")
+        .assert_contains(SUCCEEDED);
+    assert_eq!(
+        manifest_value(&r.wwwroot(), "compressedVirtualEnvFile"),
+        None
+    );
+    assert!(
+        !r.service
+            .join("site/.kuduhook/wwwroot/env-archives")
+            .exists()
+    );
+    assert!(page(&r, "3.11").starts_with("Hello from kuduhook!"));
+
+    apply(
+        &r,
+        &settings("3.11", &[("KUDUHOOK_ENV_ARCHIVE", "sometimes")]),
+    );
+    r.commit("a bad value");
+    r.push()
+        .assert_contains("KUDUHOOK_ENV_ARCHIVE")
+        .assert_contains(
+            "auto (the default: where the site is on a network filesystem), true, or false",
+        )
+        .assert_contains(FAILED);
+}
+
+/// A step after the env went live (here a user's `pip install` in deploy/steps.json) changes
+/// the env folder: the archive packed before it would start the site without that package, so
+/// it is packed again, and the platform's start imports it.
+#[test]
+fn a_step_that_changes_the_env_on_the_share_gets_it_packed_again() {
+    let r = Rehearsal::on_share(&flask_example(), 0.5);
+    r.write(
+        "deploy/steps.json",
+        &support::core_steps_then(
+            r#"{"run": "env/bin/pip install --quiet kudupkg==1.0", "name": "extra package"}"#,
+        ),
+    );
+    r.commit("a step that installs into the env");
+    apply(&r, &settings("3.11", &[]));
+    r.push()
+        .assert_contains("Packed the new env for the platform's start while it was copied")
+        .assert_contains("for the platform's start (")
+        .assert_contains("a step changed the env after it was packed")
+        .assert_contains(SUCCEEDED);
+    let out = in_container(
+        &r.wwwroot(),
+        "3.11",
+        "python3.11 -c 'import kudupkg; print(kudupkg.__file__)'",
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("\n/env/lib/python3.11/site-packages/kudupkg/"),
+        "{out:?}"
+    );
+    assert!(page(&r, "3.11").starts_with("Hello from kuduhook!"));
 }
 
 const DJANGO_SETTINGS: &str = r#"from pathlib import Path
@@ -228,18 +349,18 @@ if __name__ == "__main__":
     execute_from_command_line(sys.argv)
 "#;
 
-#[test]
-fn a_django_app_starts_as_app_service_starts_it_after_every_kind_of_push() {
-    let r = Rehearsal::new(&[
-        ("manage.py", MANAGE_PY),
-        ("mysite/__init__.py", ""),
-        ("mysite/settings.py", DJANGO_SETTINGS),
-        ("mysite/urls.py", DJANGO_URLS),
-        ("mysite/wsgi.py", DJANGO_WSGI),
-        ("assets/site.css", "body { color: teal }\n"),
-        ("requirements.txt", "Django==4.2.*\n"),
-    ]);
-    let _ = every_kind_of_push(&r, |minor, body| {
+const DJANGO_APP: [(&str, &str); 7] = [
+    ("manage.py", MANAGE_PY),
+    ("mysite/__init__.py", ""),
+    ("mysite/settings.py", DJANGO_SETTINGS),
+    ("mysite/urls.py", DJANGO_URLS),
+    ("mysite/wsgi.py", DJANGO_WSGI),
+    ("assets/site.css", "body { color: teal }\n"),
+    ("requirements.txt", "Django==4.2.*\n"),
+];
+
+fn django_pushes(r: &Rehearsal) {
+    let _ = every_kind_of_push(r, |minor, body| {
         assert!(body.starts_with("Django 4.2."), "{body}");
         assert!(body.ends_with(&format!("on Python {minor}\n")), "{body}");
     });
@@ -247,6 +368,18 @@ fn a_django_app_starts_as_app_service_starts_it_after_every_kind_of_push() {
         r.wwwroot().join("staticfiles/site.css").is_file(),
         "collectstatic ran in the deployed site"
     );
+}
+
+#[test]
+fn a_django_app_starts_as_app_service_starts_it_after_every_kind_of_push() {
+    django_pushes(&Rehearsal::new(&DJANGO_APP));
+}
+
+#[test]
+fn a_django_app_on_the_share_starts_as_app_service_starts_it_after_every_kind_of_push() {
+    let r = Rehearsal::on_share(&DJANGO_APP, 0.5);
+    django_pushes(&r);
+    assert_runs_from_the_extracted_archive(&r, "3.12", "django", "django-admin --version");
 }
 
 /// `kuduhook status` says how the platform will start the site, and `kuduhook rehearse

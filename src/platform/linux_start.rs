@@ -8,8 +8,10 @@
 //! the portal's startup command says otherwise.
 //!
 //! kuduhook keeps the env at its own name (`env`, as deploy.cmd did) and writes a manifest that
-//! holds only that name: it does none of what the manifest's other fields declare (no compressed
-//! env, no compressed app). The manifest goes live with the env (see the pipeline's go-live).
+//! holds that name and, where the site is on a network share, the env's archive
+//! (`compressedVirtualEnvFile`, see [`super::env_archive`]), which the platform extracts to
+//! local disk on each start. It does none of what the other fields declare (no compressed
+//! app). The manifest goes live with the env (see the pipeline's go-live).
 //! A manifest kuduhook did not write is replaced only with a warning that says what it named,
 //! and a copy of it is kept beside kuduhook's records.
 
@@ -28,13 +30,21 @@ pub const DEFAULT_ENV: &str = "antenv";
 /// The first line of every manifest kuduhook writes: how it knows its own.
 const HEADER: &str = "# Written by kuduhook";
 
-/// The manifest kuduhook writes for an env named `env_name`.
-pub fn manifest_text(env_name: &str) -> String {
-    format!(
+/// The manifest kuduhook writes for an env named `env_name`, shipped as the archive at
+/// `archive` (relative to wwwroot) when there is one.
+pub fn manifest_text(env_name: &str, archive: Option<&str>) -> String {
+    let mut text = format!(
         "{HEADER} on each deployment: App Service Linux starts the site with the env named\n\
          # here (its site-packages on PYTHONPATH). Do not edit: the next deployment rewrites it.\n\
          virtualEnvName = \"{env_name}\"\n"
-    )
+    );
+    if let Some(archive) = archive {
+        text.push_str(&format!(
+            "# On each start the platform extracts this archive of the env to /{env_name}, on local disk.\n\
+             compressedVirtualEnvFile = \"{archive}\"\n"
+        ));
+    }
+    text
 }
 
 /// What wwwroot's manifest is now.
@@ -121,24 +131,30 @@ pub struct ManifestChange {
     pub replaced_foreign: bool,
 }
 
-/// Makes wwwroot's manifest name `env_name`, in one rename. `None` when it already does.
-/// A foreign manifest is kept in `keep_dir` first.
+/// Makes wwwroot's manifest name `env_name` (and its `archive`), in one rename. `None` when it
+/// already does. A foreign manifest is kept in `keep_dir` first.
 pub fn publish(
     wwwroot: &Path,
     env_name: &str,
+    archive: Option<&str>,
     keep_dir: &Path,
 ) -> Result<Option<ManifestChange>, DeployError> {
-    let wanted = manifest_text(env_name);
+    let wanted = manifest_text(env_name, archive);
+    let shipped = match archive {
+        Some(file) => format!(" (shipped as {file}, extracted to /{env_name} on each start)"),
+        None => String::new(),
+    };
     let now = Manifest::read(wwwroot)?;
     let said = match &now {
         Manifest::Ours(text) if *text == wanted => return Ok(None),
         Manifest::Missing => {
             format!(
-                "Wrote {MANIFEST}: App Service Linux starts the site with the env in {env_name}/"
+                "Wrote {MANIFEST}: App Service Linux starts the site with the env in \
+                 {env_name}/{shipped}"
             )
         }
         Manifest::Ours(_) => {
-            format!("Updated {MANIFEST}: the site now starts with the env in {env_name}/")
+            format!("Updated {MANIFEST}: the site now starts with the env in {env_name}/{shipped}")
         }
         Manifest::Foreign(text) => {
             std::fs::create_dir_all(keep_dir)
@@ -148,7 +164,7 @@ pub fn publish(
             format!(
                 "Replaced {MANIFEST}, which kuduhook did not write (it named {}): the platform \
                  would have started the site without kuduhook's env. It now names the env in \
-                 {env_name}/; the old one is kept at {}",
+                 {env_name}/{shipped}; the old one is kept at {}",
                 ManifestFields::parse(text).describe(),
                 kept.display()
             )
@@ -220,8 +236,11 @@ pub struct PlatformEnv {
     pub named_by: String,
     pub dir: PathBuf,
     pub exists: bool,
-    /// A compressed env the manifest names instead of a folder.
+    /// A compressed env the manifest names, which the platform extracts to `/<name>` and uses
+    /// instead of the folder (relative to wwwroot, as the manifest says it).
     pub compressed: Option<String>,
+    /// kuduhook wrote the manifest.
+    pub by_kuduhook: bool,
 }
 
 /// What the platform's start will use, read from wwwroot.
@@ -243,6 +262,7 @@ pub fn platform_env(wwwroot: &Path) -> PlatformEnv {
     };
     let dir = wwwroot.join(&name);
     PlatformEnv {
+        by_kuduhook: matches!(manifest, Manifest::Ours(_)),
         exists: dir.join("pyvenv.cfg").is_file(),
         dir,
         name,
@@ -265,12 +285,18 @@ pub fn start_plan(wwwroot: &Path) -> StartPlan {
     let env = platform_env(wwwroot);
     let entry = detect_entry(wwwroot);
     let mut warnings = Vec::new();
-    if let Some(file) = &env.compressed {
-        warnings.push(format!(
+    match &env.compressed {
+        Some(file) if !env.by_kuduhook => warnings.push(format!(
             "{MANIFEST} names a compressed env ({file}): the platform extracts and uses that, \
              not a folder kuduhook built"
-        ));
-    } else if !env.exists {
+        )),
+        Some(file) if !wwwroot.join(file).is_file() => warnings.push(format!(
+            "{MANIFEST} names the env's archive {file}, which is missing: the platform's start \
+             would fail to extract it; deploy again to make it"
+        )),
+        _ => {}
+    }
+    if env.compressed.is_none() && !env.exists {
         warnings.push(format!(
             "there is no env at {}: the platform would start the app without its packages \
              (ModuleNotFoundError at the first import)",
@@ -324,7 +350,7 @@ mod tests {
     fn the_manifest_names_only_the_env_and_is_known_as_ours() {
         let site = tempfile::tempdir().unwrap();
         let keep = site.path().join("state");
-        let change = publish(site.path(), "env", &keep).unwrap().unwrap();
+        let change = publish(site.path(), "env", None, &keep).unwrap().unwrap();
         assert_eq!(change.previous, None);
         let text = std::fs::read_to_string(site.path().join(MANIFEST)).unwrap();
         assert_eq!(
@@ -339,7 +365,7 @@ mod tests {
             Manifest::Ours(_)
         ));
         assert!(
-            publish(site.path(), "env", &keep).unwrap().is_none(),
+            publish(site.path(), "env", None, &keep).unwrap().is_none(),
             "unchanged"
         );
         restore(site.path(), &change).unwrap();
@@ -352,7 +378,7 @@ mod tests {
         let oryx = "PythonVersion=\"3.11.4\"\nvirtualEnvName=\"antenv\"\ncompressedVirtualEnvFile=\"antenv.tar.gz\"\n";
         std::fs::write(site.path().join(MANIFEST), oryx).unwrap();
         let keep = site.path().join("state");
-        let change = publish(site.path(), "env", &keep).unwrap().unwrap();
+        let change = publish(site.path(), "env", None, &keep).unwrap().unwrap();
         assert!(
             change
                 .said

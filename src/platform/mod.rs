@@ -5,6 +5,7 @@
 //! strings or path segments. Both layouts are unit-tested on any host; only the caller that
 //! touches the disk uses the host's own platform.
 
+pub mod env_archive;
 pub mod linux_start;
 
 /// Where Oryx installs a Python version on demand in Kudu's Linux container, unless

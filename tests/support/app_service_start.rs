@@ -1,17 +1,15 @@
 //! App Service Linux's start of a deployed site, played in the tests: the judge of whether a
-//! deployment gives a site that starts. Written from the platform's documented behaviour
-//! (`shared/kudu-contract.md` §8), independently of kuduhook's own code, on purpose: kuduhook
-//! writes what the platform reads, and this reads it the way the platform does.
+//! deployment gives a site that starts. The start itself is `app-service-start.sh` beside this
+//! file (also run by `bench/cold-start.sh`): a container of its own, with the image's Python at
+//! `/opt/python/X.Y`, where the env the manifest names is used from wwwroot or extracted from
+//! its archive to `/<name>`, and gunicorn serves the entry the platform detects. Written from
+//! the platform's documented behaviour (`shared/kudu-contract.md` §8), independently of
+//! kuduhook's own code, on purpose: kuduhook writes what the platform reads, and this reads it
+//! the way the platform does.
 //!
-//! - The env: the one `oryx-manifest.toml` names (`virtualEnvName`), else `antenv`. It is not
-//!   activated: its `lib/pythonX.Y/site-packages` is appended to `PYTHONPATH`.
-//! - The interpreter: the image's own Python X.Y, with gunicorn installed globally. Here: a
-//!   venv of the machine's real Python X.Y with gunicorn in it (from the wheels
-//!   `tests/setup.sh` downloads), which plays `/opt/python/X.Y`.
-//! - The entry: a startup command when one is set; else a top-level folder with `wsgi.py`
-//!   (Django: `<folder>.wsgi`), else `application.py`, `app.py`, `index.py`, `server.py`
-//!   (`<name>:app`); gunicorn runs it with `--timeout 600 --chdir <wwwroot>`, bound to `PORT`
-//!   (a loopback port here).
+//! The image's Python is the machine's real Python X.Y; the image's global packages (gunicorn,
+//! from the wheels `tests/setup.sh` downloads) are a folder of their own, mounted over its
+//! site-packages in the container.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -64,59 +62,71 @@ pub fn image_python(minor: &str) -> PathBuf {
     interpreter
 }
 
-/// The env the platform uses for the site in `wwwroot`.
+/// The env folder the platform uses for the site in `wwwroot` when no archive is named.
 pub fn platform_env(wwwroot: &Path) -> PathBuf {
-    let manifest = std::fs::read_to_string(wwwroot.join("oryx-manifest.toml")).unwrap_or_default();
-    let named = manifest.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        (key.trim() == "virtualEnvName").then(|| value.trim().trim_matches('"').to_string())
-    });
-    wwwroot.join(named.unwrap_or_else(|| "antenv".into()))
+    wwwroot.join(manifest_value(wwwroot, "virtualEnvName").unwrap_or_else(|| "antenv".into()))
 }
 
-/// The module gunicorn serves when no startup command is set.
-fn detected_entry(wwwroot: &Path) -> String {
-    let mut django: Vec<String> = std::fs::read_dir(wwwroot)
+/// A value of wwwroot's `oryx-manifest.toml`.
+pub fn manifest_value(wwwroot: &Path, key: &str) -> Option<String> {
+    let manifest = std::fs::read_to_string(wwwroot.join("oryx-manifest.toml")).unwrap_or_default();
+    manifest.lines().find_map(|line| {
+        let (k, value) = line.split_once('=')?;
+        (k.trim() == key).then(|| value.trim().trim_matches('"').to_string())
+    })
+}
+
+/// The container start: `app-service-start.sh WWWROOT MINOR PORT [COMMAND...]`, its
+/// environment the app `settings`, and the folder that becomes the container's root.
+fn container(
+    wwwroot: &Path,
+    minor: &str,
+    port: u16,
+    settings: &[(&str, &str)],
+) -> (Command, tempfile::TempDir) {
+    let image = image_python(minor);
+    let packages = image
+        .parent()
         .unwrap()
-        .flatten()
-        .filter(|e| e.path().join("wsgi.py").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    django.sort();
-    if let Some(project) = django.first() {
-        return format!("{project}.wsgi");
-    }
-    for file in ["application.py", "app.py", "index.py", "server.py"] {
-        if wwwroot.join(file).is_file() {
-            return format!("{}:app", file.trim_end_matches(".py"));
-        }
-    }
-    panic!(
-        "the platform finds no entry in {}: it would serve its default page",
-        wwwroot.display()
-    );
+        .parent()
+        .unwrap()
+        .join(format!("lib/python{minor}/site-packages"));
+    let home = python(minor)
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let containers = Path::new(env!("CARGO_TARGET_TMPDIR")).join("containers");
+    std::fs::create_dir_all(&containers).unwrap();
+    let root = tempfile::tempdir_in(containers).unwrap();
+    let mut cmd = Command::new("bash");
+    cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/app-service-start.sh"))
+        .arg(wwwroot)
+        .arg(minor)
+        .arg(port.to_string())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("CONTAINER_ROOT", root.path())
+        .env("IMAGE_PYTHON_HOME", home)
+        .env("IMAGE_PACKAGES", packages)
+        .envs(settings.iter().copied());
+    (cmd, root)
 }
 
 /// Starts the site in `wwwroot` as App Service Linux does on a stack of Python `minor`, and
 /// waits until it listens. `settings` are the app settings (the platform exports them).
 pub fn start(wwwroot: &Path, minor: &str, settings: &[(&str, &str)]) -> Server {
-    let env = platform_env(wwwroot);
-    let site_packages = env.join(format!("lib/python{minor}/site-packages"));
     let port = free_port();
-    let mut cmd = Command::new(image_python(minor));
-    cmd.args(["-m", "gunicorn", "--timeout", "600", "--chdir"])
-        .arg(wwwroot)
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .arg(detected_entry(wwwroot))
-        .current_dir(wwwroot)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PORT", port.to_string())
-        .envs(settings.iter().copied());
-    if env.is_dir() {
-        cmd.env("PYTHONPATH", &site_packages);
-    }
-    Server::spawn(cmd, port)
+    let (cmd, root) = container(wwwroot, minor, port, settings);
+    Server::spawn(cmd, port).keeping(root)
+}
+
+/// Runs `command` in the site's container on a stack of Python `minor`, once the platform has
+/// set up the env (extracted, on `PYTHONPATH`), as a user's SSH session into the app would.
+pub fn in_container(wwwroot: &Path, minor: &str, command: &str) -> std::process::Output {
+    let (mut cmd, _root) = container(wwwroot, minor, free_port(), &[]);
+    cmd.args(["/bin/bash", "-c", command]).output().unwrap()
 }
 
 /// Starts the site, asks for `/`, and stops it: the status line and the body.
