@@ -39,6 +39,7 @@ pub mod name {
     pub const KUDUHOOK_SYNC_IGNORE: &str = "KUDUHOOK_SYNC_IGNORE";
     pub const KUDUHOOK_SYNC_FULL_COMPARE: &str = "KUDUHOOK_SYNC_FULL_COMPARE";
     pub const KUDUHOOK_SYNC_CHECKSUM: &str = "KUDUHOOK_SYNC_CHECKSUM";
+    pub const KUDUHOOK_SYNC_VERIFY: &str = "KUDUHOOK_SYNC_VERIFY";
     pub const KUDUHOOK_SYNC_OUTSIDE_LINKS: &str = "KUDUHOOK_SYNC_OUTSIDE_LINKS";
     pub const DISABLE_COLLECTSTATIC: &str = "DISABLE_COLLECTSTATIC";
     pub const PRE_BUILD_COMMAND: &str = "PRE_BUILD_COMMAND";
@@ -189,6 +190,8 @@ pub struct DeployConfig {
     /// Names compared by content on top of `web.config`.
     pub sync_full_compare: Setting<Vec<String>>,
     pub sync_checksum: Setting<bool>,
+    /// `KUDUHOOK_SYNC_VERIFY=full`: always walk the site (never plan the sync from git).
+    pub sync_verify_full: Setting<bool>,
     pub sync_outside_links: Setting<OutsideLinks>,
     /// The sync step's options, built (and its patterns checked) once from the settings above.
     pub sync: SyncOptions,
@@ -197,6 +200,9 @@ pub struct DeployConfig {
     pub post_build_command: Option<Setting<String>>,
     /// Kudu kills a command silent for this long (`SCM_COMMAND_IDLE_TIMEOUT`).
     pub idle_timeout: Duration,
+    /// The target's modification time when the deployment started, before any step changed
+    /// it: the sync compares it with the last deployment's end.
+    pub target_stamp_at_start: Option<u128>,
     pub steps: StepsFile,
     pub env: KuduEnv,
 }
@@ -451,6 +457,17 @@ impl DeployConfig {
             step_option(&steps, BuiltinStep::Sync, |e| e.checksum),
             false,
         );
+        let sync_verify_full = lookup.choice(
+            name::KUDUHOOK_SYNC_VERIFY,
+            |v| match v.to_ascii_lowercase().as_str() {
+                "auto" => Some(false),
+                "full" => Some(true),
+                _ => None,
+            },
+            false,
+            "auto (the default: from git's diff when the last sync is proven, else a walk) or \
+             full (always walk the site)",
+        )?;
         let sync_outside_links = match lookup.non_empty(name::KUDUHOOK_SYNC_OUTSIDE_LINKS) {
             Some(_) => lookup.choice(
                 name::KUDUHOOK_SYNC_OUTSIDE_LINKS,
@@ -545,11 +562,13 @@ impl DeployConfig {
             sync_ignore,
             sync_full_compare,
             sync_checksum,
+            sync_verify_full,
             sync_outside_links,
             disable_collectstatic,
             pre_build_command: lookup.non_empty(name::PRE_BUILD_COMMAND),
             post_build_command: lookup.non_empty(name::POST_BUILD_COMMAND),
             idle_timeout,
+            target_stamp_at_start: crate::sync::delta::target_stamp(&target.value),
             sync: SyncOptions::new(&source.value, &target.value),
             source,
             target,
@@ -607,6 +626,16 @@ impl DeployConfig {
         options.what_if = self.dry_run;
         options.progress_interval = progress_interval(self.idle_timeout);
         options.platform = self.platform;
+        options.delta = crate::sync::DeltaInputs {
+            enabled: !self.sync_verify_full.value,
+            disabled_because: self
+                .sync_verify_full
+                .value
+                .then(|| format!("asked for (full, by {})", self.sync_verify_full.origin)),
+            commit_id: self.commit_id.clone(),
+            target_stamp_at_start: self.target_stamp_at_start,
+            sealed_by_caller: true,
+        };
         Ok(options)
     }
 }

@@ -386,7 +386,9 @@ pub fn links_work(dir: &Path) -> bool {
 pub fn network_filesystem(dir: &Path) -> Option<&'static str> {
     #[cfg(target_os = "linux")]
     {
-        let kind = rustix::fs::statfs(dir).ok()?.f_type as u64;
+        // A target not made yet is on its nearest existing folder's filesystem.
+        let existing = dir.ancestors().find(|d| d.exists())?;
+        let kind = rustix::fs::statfs(existing).ok()?.f_type as u64;
         match kind {
             0xFF53_4D42 => Some("cifs"),
             0xFE53_4D42 => Some("smb2"),

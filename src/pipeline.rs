@@ -178,6 +178,7 @@ fn run_steps(
         sync_partial: false,
         start_file: None,
         live_archive: None,
+        sync_ran: false,
         _lock: lock,
     };
     for (index, step) in plan.iter().enumerate() {
@@ -352,6 +353,8 @@ struct Deployment<'a> {
     /// An incremental install changed the live env in place.
     changed_in_place: bool,
     files_changed: bool,
+    /// This deployment's sync step ran (its record is sealed when the deployment succeeds).
+    sync_ran: bool,
     /// The sync failed after it had started changing the target.
     sync_partial: bool,
     /// The platform's start file this deployment changed (`oryx-manifest.toml`), undone on
@@ -393,6 +396,7 @@ impl Deployment<'_> {
                 })?;
                 self.files_changed |= changed;
                 self.synced = true;
+                self.sync_ran = !c.in_place;
                 self.go_live()?;
                 Ok(outcome)
             }
@@ -615,6 +619,16 @@ impl Deployment<'_> {
             }
             _ => {}
         }
+        let retired = self.retire_previous_env();
+        if self.sync_ran && !self.config.dry_run {
+            // Last: nothing after this changes the site's top folder.
+            crate::sync::delta::seal(&self.config.target.value);
+        }
+        retired
+    }
+
+    /// Removes the env the site ran before this deployment's switch, if there was one.
+    fn retire_previous_env(&mut self) -> Result<(), DeployError> {
         let (Some(switched), Some(store)) = (self.switched.take(), &self.store) else {
             return Ok(());
         };

@@ -188,3 +188,99 @@ fn uv_envs_and_forced_rebuilds_work_on_the_share() {
     }
     assert_eq!(site.leftovers(), Vec::<String>::new());
 }
+
+/// `git` in `dir`, as a developer runs it.
+fn git_in(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
+}
+
+/// A site whose repository is a git checkout with `extra` more files, deployed once onto the
+/// share; then a one-line change to app.py is committed. Returns the site, its share, and the
+/// round trips the code-only redeploy cost.
+fn code_only_redeploy(extra: usize) -> (Site, SmbMount, u64, String) {
+    let site = Site::app("3.11");
+    for i in 0..extra {
+        site.write(
+            &format!("static/part{}/file{i}.txt", i % 20),
+            &format!("{i}\n"),
+        );
+    }
+    git_in(&site.repo, &["init", "-q"]);
+    git_in(&site.repo, &["add", "-A"]);
+    git_in(&site.repo, &["commit", "-q", "-m", "first"]);
+    let (site, share) = site_on_share(site, 0.0);
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("Walking the whole site: no record of a previous sync by this version");
+    site.write(
+        "app.py",
+        "import kudupkg\n\ndef app():\n    return 'v2 ' + kudupkg.__version__\n",
+    );
+    git_in(&site.repo, &["commit", "-q", "-am", "a code change"]);
+    let before = share.calls();
+    let run = site.deploy(&[]);
+    run.assert_ok();
+    let calls = share.calls() - before;
+    (site, share, calls, run.log)
+}
+
+/// A code-only redeploy is planned from git's diff: no walk of the site, no look at its
+/// unchanged files, so its round trips on the share do not grow with the repository (600 more
+/// files cost none), and the changed file is served. Anything unproven walks, and says why.
+#[test]
+fn a_code_only_redeploy_on_the_share_costs_what_changed() {
+    let (_small, _share, small_calls, _) = code_only_redeploy(0);
+    let (site, share, calls, log) = code_only_redeploy(600);
+    eprintln!("code-only redeploy: {small_calls} round trips (4 files), {calls} (604 files)");
+    for said in [
+        "Copying file: 'app.py'",
+        "(from git ",
+        "1 changed path, without walking the site)",
+    ] {
+        assert!(log.contains(said), "{said:?} in:\n{log}");
+    }
+    assert!(
+        std::fs::read_to_string(site.target.join("app.py"))
+            .unwrap()
+            .contains("'v2 '"),
+        "the change is served"
+    );
+    assert!(
+        calls <= small_calls + 10,
+        "600 more files in the repository cost {calls} round trips against {small_calls}"
+    );
+
+    // The app writes a file at the site's top: unproven, so the next sync walks, and keeps it.
+    std::fs::write(site.target.join("uploaded.db"), "data").unwrap();
+    site.write("static/part1/new.txt", "new\n");
+    git_in(&site.repo, &["add", "-A"]);
+    git_in(&site.repo, &["commit", "-q", "-m", "another"]);
+    let before = share.calls();
+    site.deploy(&[]).assert_ok().assert_contains(
+        "Walking the whole site: the site's top folder changed since the last deployment",
+    );
+    assert!(
+        share.calls() - before > calls + 600,
+        "the walk looks at every file"
+    );
+    assert!(site.target.join("uploaded.db").is_file());
+
+    // Asked for, or with files the commit does not hold in the checkout: a walk.
+    site.deploy_with(&[], &[("KUDUHOOK_SYNC_VERIFY", "full")])
+        .assert_ok()
+        .assert_contains(
+            "Walking the whole site: asked for (full, by setting KUDUHOOK_SYNC_VERIFY (environment))",
+        );
+    site.write("build/output.js", "generated\n");
+    site.deploy(&[]).assert_ok().assert_contains(
+        "Walking the whole site: the repository holds files its commit does not (build/output.js)",
+    );
+    assert!(site.target.join("build/output.js").is_file());
+}

@@ -2,6 +2,11 @@
 //! change, file <-> folder swap), files the app writes itself, and deployments that fail after
 //! their sync. After every sync the target must be exactly what the model predicts: the
 //! repository's files, plus every file the app wrote, and no other folder than theirs.
+//!
+//! The same histories are then committed to git and synced two ways side by side: from git's
+//! diff where the last sync is proven (no walk), and always walking. Mode changes, files that
+//! `.gitignore` hides but the checkout holds, and uncommitted edits join the random edits;
+//! after every step the two targets must be the same, and the model's.
 
 mod support;
 
@@ -10,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use kuduhook::sync::{SyncOptions, sync};
+use kuduhook::sync::{DeltaInputs, Patterns, SyncOptions, sync};
 
 /// A small deterministic generator (xorshift64*): each seed replays the same history.
 struct Rng(u64);
@@ -47,6 +52,17 @@ struct World {
     /// The last successful deployment's manifest.
     previous: PathBuf,
     deployments: usize,
+    /// Git mode: the repository is a git checkout, synced both ways.
+    git: bool,
+    /// Files `.gitignore` hides that the checkout holds (the walk syncs them too).
+    ignored: BTreeMap<String, Vec<u8>>,
+    /// Syncs planned from git's diff.
+    from_git: usize,
+    /// Where the targets are: the world's folder, or an SMB-like share mounted in it.
+    site: PathBuf,
+    /// The share, when the targets are on one: its names ignore case, so the two targets are
+    /// compared as it compares names, and the model (which keeps case) is not asked.
+    share: Option<support::smb_mount::SmbMount>,
 }
 
 impl World {
@@ -61,7 +77,40 @@ impl World {
             uploads: 0,
             previous: root.join("deployments/none/manifest"),
             deployments: 0,
+            git: false,
+            ignored: BTreeMap::new(),
+            from_git: 0,
+            site: root.to_path_buf(),
+            share: None,
         }
+    }
+
+    /// A git world whose targets are on an SMB-like share (no latency: the rules, not the time).
+    fn with_git_on_share(seed: u64, root: &Path) -> World {
+        let mut world = World::with_git(seed, root);
+        let share = support::smb_mount::SmbMount::at(&root.join("share"), 0.0);
+        world.site = share.path.clone();
+        world.share = Some(share);
+        fs::create_dir_all(world.dst()).unwrap();
+        fs::create_dir_all(world.dst_walked()).unwrap();
+        world
+    }
+
+    /// A world whose repository is a git checkout, synced from git's diff and by a walk.
+    fn with_git(seed: u64, root: &Path) -> World {
+        let mut world = World::new(seed, root);
+        world.git = true;
+        git(&world.src(), &["init", "-q"]);
+        fs::write(world.src().join(".gitignore"), "*.log\n").unwrap();
+        world
+            .source
+            .insert(".gitignore".into(), b"*.log\n".to_vec());
+        world
+    }
+
+    /// The target the walk syncs, beside the one synced from git's diff.
+    fn dst_walked(&self) -> PathBuf {
+        self.site.join("walked/wwwroot")
     }
 
     fn src(&self) -> PathBuf {
@@ -69,7 +118,7 @@ impl World {
     }
 
     fn dst(&self) -> PathBuf {
-        self.root.join("wwwroot")
+        self.site.join("wwwroot")
     }
 
     fn random_path(&mut self) -> String {
@@ -132,7 +181,11 @@ impl World {
     fn remove(&mut self, path: &str) {
         self.source.remove(path);
         fs::remove_file(self.src().join(path)).unwrap();
-        // Git has no empty folders: prune them.
+        self.prune_empty_folders(path);
+    }
+
+    /// Git has no empty folders: those above a removed file go.
+    fn prune_empty_folders(&self, path: &str) {
         let mut dir = Path::new(path).parent();
         while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
             let full = self.src().join(d);
@@ -211,10 +264,107 @@ impl World {
                 let full = self.dst().join(&path);
                 if full.parent().unwrap().is_dir() {
                     fs::write(full, &content).unwrap();
+                    if self.git {
+                        fs::write(self.dst_walked().join(&path), &content).unwrap();
+                    }
                     self.app.insert(path, content);
                 }
             }
         }
+    }
+
+    /// An edit only a git history has: a mode change, a file `.gitignore` hides (kept in the
+    /// checkout, or removed again), or nothing.
+    fn git_edit(&mut self) {
+        let files: Vec<String> = self.source.keys().cloned().collect();
+        match self.rng.below(4) {
+            0 if !files.is_empty() => {
+                use std::os::unix::fs::PermissionsExt;
+                let path = self.rng.pick(&files).clone();
+                let full = self.src().join(&path);
+                let mode = fs::metadata(&full).unwrap().permissions().mode();
+                fs::set_permissions(&full, fs::Permissions::from_mode(mode ^ 0o111)).unwrap();
+            }
+            1 => {
+                let dirs: Vec<String> = files.iter().flat_map(|k| ancestors(k)).collect();
+                let name = format!("debug-{}.log", self.rng.below(3));
+                let path = match dirs.is_empty() {
+                    true => name,
+                    false => format!("{}/{name}", self.rng.pick(&dirs)),
+                };
+                let content = self.content();
+                fs::write(self.src().join(&path), &content).unwrap();
+                self.ignored.insert(path, content);
+            }
+            2 => {
+                for path in std::mem::take(&mut self.ignored).into_keys() {
+                    if fs::remove_file(self.src().join(&path)).is_ok() {
+                        self.prune_empty_folders(&path);
+                    }
+                }
+            }
+            _ => {}
+        }
+        // A file where an ignored one was, or its folder gone: the model follows the disk.
+        self.ignored
+            .retain(|path, _| self.root.join("src").join(path).is_file());
+    }
+
+    /// On a share two names that differ only in case are one: the repository may not hold
+    /// both (that is refused, tested on its own), so the later one goes.
+    fn drop_case_collisions(&mut self) {
+        if self.share.is_none() {
+            return;
+        }
+        let mut seen: BTreeMap<String, String> = BTreeMap::new();
+        let paths: Vec<String> = self
+            .source
+            .keys()
+            .chain(self.ignored.keys())
+            .cloned()
+            .collect();
+        for path in paths {
+            let mut prefixes = ancestors(&path);
+            prefixes.push(path.clone());
+            let collides = prefixes
+                .iter()
+                .any(|p| seen.get(&p.to_lowercase()).is_some_and(|first| first != p));
+            if collides {
+                if self.source.contains_key(&path) {
+                    self.remove(&path);
+                } else if self.ignored.remove(&path).is_some() {
+                    fs::remove_file(self.src().join(&path)).unwrap();
+                    self.prune_empty_folders(&path);
+                }
+                continue;
+            }
+            for p in prefixes {
+                seen.entry(p.to_lowercase()).or_insert(p);
+            }
+        }
+    }
+
+    /// Commits the checkout (most of the time: an uncommitted edit is left now and then).
+    fn commit(&mut self) {
+        self.drop_case_collisions();
+        if self.rng.below(6) == 0 {
+            return;
+        }
+        git(&self.src(), &["add", "-A"]);
+        git(
+            &self.src(),
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@t",
+                "commit",
+                "-q",
+                "--allow-empty",
+                "-m",
+                "step",
+            ],
+        );
     }
 
     /// Syncs as Kudu would; a deployment that "fails later" never becomes previous.
@@ -227,19 +377,80 @@ impl World {
         options.previous_manifest = Some(self.previous.clone());
         options.next_manifest = Some(next.clone());
         options.listed_changes = 0;
-        if let Err(e) = sync(&options) {
-            panic!("sync failed: {}", e.error);
+        if self.git {
+            options.ignore = Patterns::new(&[".git"]).unwrap();
+            // As the pipeline does: the top folder's time when the deployment starts, and the
+            // record sealed only when the deployment succeeds.
+            options.delta = DeltaInputs {
+                enabled: true,
+                target_stamp_at_start: kuduhook::sync::delta::target_stamp(&self.dst()),
+                sealed_by_caller: true,
+                ..DeltaInputs::default()
+            };
+        }
+        match sync(&options) {
+            Err(e) => panic!(
+                "sync failed: {}\nsource {:?}\ntarget {:?}",
+                e.error,
+                support::walk(&self.src()),
+                support::walk(&self.dst())
+            ),
+            Ok(report) => self.from_git += usize::from(report.from_git.is_some()),
+        }
+        if self.git {
+            let walked = self
+                .root
+                .join(format!("walked/{}/manifest", self.deployments));
+            let mut options = SyncOptions::new(self.src(), self.dst_walked());
+            options.previous_manifest = Some(self.previous_walked());
+            options.next_manifest = Some(walked);
+            options.listed_changes = 0;
+            options.ignore = Patterns::new(&[".git"]).unwrap();
+            if let Err(e) = sync(&options) {
+                panic!("the walking sync failed: {}", e.error);
+            }
+            if !fails_later {
+                kuduhook::sync::delta::seal(&self.dst());
+            }
         }
         if !fails_later {
             self.previous = next;
         }
     }
 
+    /// The walked target's previous manifest: the one of the same deployment.
+    fn previous_walked(&self) -> PathBuf {
+        match self.previous.parent().and_then(|d| d.file_name()) {
+            Some(n) if n != "none" => self
+                .root
+                .join(format!("walked/{}/manifest", n.to_string_lossy())),
+            _ => self.root.join("walked/none/manifest"),
+        }
+    }
+
     /// The target holds exactly the repository's files and the app's, with their contents,
     /// and only their folders.
     fn check(&self, seed: u64, step: usize) {
+        if self.share.is_some() {
+            let folded = |(files, dirs): (BTreeMap<String, Vec<u8>>, BTreeSet<String>)| {
+                let files: BTreeMap<String, Vec<u8>> = files
+                    .into_iter()
+                    .map(|(k, v)| (k.to_lowercase(), v))
+                    .collect();
+                let dirs: BTreeSet<String> = dirs.iter().map(|d| d.to_lowercase()).collect();
+                (files, dirs)
+            };
+            assert_eq!(
+                folded(read_tree(&self.dst_walked())),
+                folded(read_tree(&self.dst())),
+                "on the share, the walked target differs from the one synced from git (seed \
+                 {seed}, step {step})"
+            );
+            return;
+        }
         let mut expected_files = self.source.clone();
         expected_files.extend(self.app.clone());
+        expected_files.extend(self.ignored.clone());
         let expected_dirs: BTreeSet<String> =
             expected_files.keys().flat_map(|k| ancestors(k)).collect();
         let (files, dirs) = read_tree(&self.dst());
@@ -253,7 +464,24 @@ impl World {
             assert_eq!(&files[path], content, "content of {path} ({context})");
         }
         assert_eq!(dirs, expected_dirs, "folders differ ({context})");
+        if self.git {
+            assert_eq!(
+                read_tree(&self.dst_walked()),
+                (files, dirs),
+                "the walked target differs from the one synced from git ({context})"
+            );
+        }
     }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {out:?}");
 }
 
 fn ancestors(path: &str) -> Vec<String> {
@@ -305,4 +533,63 @@ fn random_histories_match_the_model() {
             world.check(seed, step);
         }
     }
+}
+
+/// The same histories in git, synced from git's diff and by a walk, side by side: the two
+/// targets are the same after every step, and the model's.
+#[test]
+fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
+    let mut from_git = 0;
+    for seed in 1..=30u64 {
+        let root = tempfile::Builder::new()
+            .prefix("kuduhook-model-git-")
+            .tempdir()
+            .unwrap();
+        let mut world = World::with_git(seed, root.path());
+        for step in 0..12 {
+            for _ in 0..1 + world.rng.below(4) {
+                world.edit();
+            }
+            world.git_edit();
+            world.commit();
+            let fails_later = world.rng.below(5) == 0;
+            world.deploy(fails_later);
+            world.check(seed, step);
+        }
+        from_git += world.from_git;
+    }
+    eprintln!("{from_git} of 360 syncs planned from git");
+    assert!(
+        from_git >= 60,
+        "only {from_git} of 360 syncs were planned from git"
+    );
+}
+
+/// The same on the share, where names ignore case (a case-only rename is one file there).
+#[test]
+fn git_histories_on_the_share_sync_the_same_from_the_diff_as_by_a_walk() {
+    let mut from_git = 0;
+    for seed in 1..=8u64 {
+        let root = tempfile::Builder::new()
+            .prefix("kuduhook-model-share-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let mut world = World::with_git_on_share(seed, root.path());
+        for step in 0..10 {
+            for _ in 0..1 + world.rng.below(4) {
+                world.edit();
+            }
+            world.git_edit();
+            world.commit();
+            let fails_later = world.rng.below(5) == 0;
+            world.deploy(fails_later);
+            world.check(seed, step);
+        }
+        from_git += world.from_git;
+    }
+    eprintln!("{from_git} of 80 syncs planned from git");
+    assert!(
+        from_git >= 12,
+        "only {from_git} of 80 syncs were planned from git"
+    );
 }

@@ -33,23 +33,38 @@ pub(super) fn apply(
     if !to.is_dir() {
         fs::create_dir_all(to).map_err(|e| DeployError::io("create the target folder", to, e))?;
     }
-    for removal in &plan.removals {
+    let span = Span::current();
+    // Files and links first, many at once (each waits on a round trip on a share); then
+    // folders, deepest first, a level at a time. A folder that is not empty holds files the
+    // app wrote (the plan deletes a folder only when everything kuduhook put in it goes): kept.
+    let (dirs, files): (Vec<_>, Vec<_>) = plan.removals.iter().partition(|r| r.kind == Kind::Dir);
+    files.par_iter().try_for_each(|removal| {
+        let _entered = span.enter();
         let path = to.join(&removal.relative);
-        let result = retry("delete", &path, || match removal.kind {
-            Kind::Dir => fs::remove_dir(&path),
-            _ => fs::remove_file(&path),
-        });
-        ignore_missing(result)?;
-    }
-    for folder in &plan.folders {
-        let path = to.join(folder);
-        retry("create the folder", &path, || match fs::create_dir(&path) {
-            // A case-insensitive filesystem may already have it under another case.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-            other => other,
+        ignore_missing(retry("delete", &path, || fs::remove_file(&path)))
+    })?;
+    for level in by_depth(dirs.iter().map(|r| r.relative.as_str()), true) {
+        level.par_iter().try_for_each(|relative| {
+            let path = to.join(relative);
+            match fs::remove_dir(&path) {
+                Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(()),
+                _ => ignore_missing(retry("delete", &path, || match fs::remove_dir(&path) {
+                    Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(()),
+                    other => other,
+                })),
+            }
         })?;
     }
-    let span = Span::current();
+    for level in by_depth(plan.folders.iter().map(String::as_str), false) {
+        level.par_iter().try_for_each(|folder| {
+            let path = to.join(folder);
+            retry("create the folder", &path, || match fs::create_dir(&path) {
+                // A case-insensitive filesystem may already have it under another case.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+                other => other,
+            })
+        })?;
+    }
     let (last, first): (Vec<&FileCopy>, Vec<&FileCopy>) = plan.copies.iter().partition(|c| c.last);
     first.par_iter().try_for_each(|copy| {
         let _entered = span.enter();
@@ -66,6 +81,23 @@ pub(super) fn apply(
         progress.copied(copy.len);
     }
     Ok(())
+}
+
+/// Relative paths grouped by depth: deepest first when `deepest_first`, else outermost first.
+/// Each group can be worked on at once.
+fn by_depth<'a>(paths: impl Iterator<Item = &'a str>, deepest_first: bool) -> Vec<Vec<&'a str>> {
+    let mut levels: std::collections::BTreeMap<usize, Vec<&str>> = Default::default();
+    for path in paths {
+        levels
+            .entry(path.matches('/').count())
+            .or_default()
+            .push(path);
+    }
+    let mut out: Vec<Vec<&str>> = levels.into_values().collect();
+    if deepest_first {
+        out.reverse();
+    }
+    out
 }
 
 /// Copies one file beside its destination, then renames it over the destination.

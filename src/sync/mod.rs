@@ -22,6 +22,7 @@
 //!   it are skipped (or fail the sync); committed virtual environments are not synced.
 
 mod apply;
+pub mod delta;
 pub mod patterns;
 mod plan;
 
@@ -41,6 +42,7 @@ use crate::manifest::{self, Manifest};
 use crate::paths;
 use crate::platform::Platform;
 
+pub use delta::DeltaInputs;
 pub use patterns::{Patterns, split_list};
 
 /// Names compared by content by default (KuduSync's list).
@@ -97,6 +99,8 @@ pub struct SyncOptions {
     /// How often a long sync says it is still working.
     pub progress_interval: Duration,
     pub platform: Platform,
+    /// Whether and how to sync from git's diff instead of a walk ([`delta`]).
+    pub delta: DeltaInputs,
 }
 
 impl SyncOptions {
@@ -117,6 +121,7 @@ impl SyncOptions {
             listed_changes: usize::MAX,
             progress_interval: Duration::from_secs(20),
             platform: Platform::host(),
+            delta: DeltaInputs::default(),
         }
     }
 }
@@ -134,6 +139,8 @@ pub struct SyncReport {
     /// Time spent walking and comparing, then changing the target.
     pub planning: Duration,
     pub applying: Duration,
+    /// Planned from git's diff between these commits, with no walk ("abc123..def456").
+    pub from_git: Option<String>,
 }
 
 impl SyncReport {
@@ -169,6 +176,9 @@ impl SyncReport {
             ));
         }
         text.push_str(&format!(" in {}", seconds(self.planning + self.applying)));
+        if let Some(range) = &self.from_git {
+            text.push_str(&format!(" (from git {range}, without walking the site)"));
+        }
         text
     }
 }
@@ -193,9 +203,18 @@ impl From<DeployError> for SyncError {
 /// Syncs `options.from` into `options.to`; see the module documentation for the rules. The
 /// caller has checked the inputs (the source exists; see [`check_not_nested`]).
 pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
+    let previous_text = match &options.previous_manifest {
+        Some(path) => match fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(DeployError::io("read the previous manifest", path, e).into()),
+        },
+        None => None,
+    };
     let previous = match &options.previous_manifest {
-        Some(path) => match Manifest::read(path)
-            .map_err(|e| DeployError::io("read the previous manifest", path, e))?
+        Some(path) => match previous_text
+            .as_deref()
+            .map(|bytes| Manifest::parse(&String::from_utf8_lossy(bytes)))
         {
             Some(manifest) => manifest,
             None => {
@@ -233,14 +252,48 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
         what_if: options.what_if,
         ..SyncReport::default()
     };
-    let pool = thread_pool();
+    let pool = thread_pool(&options.to);
     with_progress(
         &progress,
         options.progress_interval,
         || -> Result<(), SyncError> {
             let started = Instant::now();
-            let plan =
-                pool.install(|| Planner::new(options, &previous, &ledger, &progress).plan())?;
+            let head = git_head(options);
+            let from_git = head.as_ref().ok().and_then(|head| {
+                let folds = plan::folds_case(&options.to, true);
+                match delta::plan(
+                    options,
+                    &options.delta,
+                    head,
+                    previous_text.as_deref(),
+                    &previous,
+                    &ledger,
+                    folds,
+                ) {
+                    Ok(planned) => Some(planned),
+                    Err(why) => {
+                        say_full_walk(options, &why);
+                        None
+                    }
+                }
+            });
+            if let Err(Some(why)) = &head {
+                say_full_walk(options, why);
+            }
+            let plan = match from_git {
+                Some(planned) => {
+                    report.from_git = Some(format!(
+                        "{}..{}, {}",
+                        &planned.from[..planned.from.len().min(12)],
+                        &planned.to[..planned.to.len().min(12)],
+                        plural(planned.changed, "changed path")
+                    ));
+                    planned.plan
+                }
+                None => {
+                    pool.install(|| Planner::new(options, &previous, &ledger, &progress).plan())?
+                }
+            };
             report.planning = started.elapsed();
             report_plan(&plan, &previous, &ledger, options, &mut report);
             if options.what_if {
@@ -253,6 +306,16 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
                 platform: options.platform,
             };
             ledger.record_ahead(&plan.manifest);
+            // Until this sync has finished, no record says what the target holds.
+            let changes = [
+                plan.copies.len(),
+                plan.removals.len(),
+                plan.folders.len(),
+                plan.links.len(),
+            ];
+            if changes.iter().any(|n| *n > 0) {
+                delta::forget(&options.to);
+            }
             progress.start_applying(plan.copies.len(), report.bytes_copied);
             let changed = |error| SyncError {
                 error,
@@ -265,11 +328,43 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
                     .map_err(|e| changed(DeployError::io("write the manifest", next, e)))?;
             }
             ledger.record_done(&plan.manifest);
+            match (&head, &options.next_manifest) {
+                (Ok(head), Some(_)) => delta::record(
+                    options,
+                    head,
+                    manifest::render(&plan.manifest, options.platform).as_bytes(),
+                    !options.delta.sealed_by_caller,
+                ),
+                _ => delta::forget(&options.to),
+            }
             report.applying = started.elapsed();
             Ok(())
         },
     )?;
     Ok(report)
+}
+
+/// The commit the checkout holds exactly, where the sync may use git; else why not (`None`:
+/// not asked, nothing to say).
+fn git_head(options: &SyncOptions) -> Result<String, Option<delta::WhyFull>> {
+    if options.what_if {
+        return Err(None);
+    }
+    if !options.delta.enabled {
+        return Err(options
+            .delta
+            .disabled_because
+            .clone()
+            .map(delta::WhyFull::Asked));
+    }
+    delta::clean_head(options, &options.delta).map_err(Some)
+}
+
+/// Says in the log why the sync walks the whole site.
+fn say_full_walk(options: &SyncOptions, why: &delta::WhyFull) {
+    if options.listed_changes > 0 {
+        info!("Walking the whole site: {}", why.describe());
+    }
 }
 
 /// Logs the plan's warnings and changes, and counts them into `report`.
@@ -337,10 +432,16 @@ impl Ledger<'_> {
 /// The workers that walk and copy: more than the cores, because each mostly waits on a
 /// metadata call or a copy (on App Service, over a network share). Measured on 2 cores, an
 /// unchanged 10,000-file re-sync walks in 85 ms with 2 threads and 60 ms with 8.
-fn thread_pool() -> rayon::ThreadPool {
+/// On a network filesystem every call is a round trip: 32 workers, so that latency, not one
+/// call at a time, is the limit.
+fn thread_pool(target: &Path) -> rayon::ThreadPool {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let threads = match crate::env_store::network_filesystem(target) {
+        Some(_) => 32,
+        None => (cores * 4).clamp(4, 32),
+    };
     rayon::ThreadPoolBuilder::new()
-        .num_threads((cores * 4).clamp(4, 32))
+        .num_threads(threads)
         .build()
         .expect("start the sync's worker threads")
 }

@@ -161,24 +161,30 @@ fn list(dir: &Path) -> Result<Vec<Entry>, DeployError> {
     Ok(entries)
 }
 
-/// Whether names in `dir` fold case (`App.py` and `app.py` are one file): asked of an entry
-/// already there when it has one, else (when `may_write`) of a probe file, removed at once.
-/// For a folder that does not exist yet, its parent is asked, without writing.
+/// Whether names in `dir` fold case (`App.py` and `app.py` are one file): asked (when
+/// `may_write`) of a probe file with a name never used before, removed at once; else of an
+/// entry already there. An existing name can mislead: the kernel may still remember that its
+/// other case was missing (a cached negative lookup, as on a cifs mount). For a folder that
+/// does not exist yet, its parent is asked, without writing.
 pub(super) fn folds_case(dir: &Path, may_write: bool) -> bool {
     if !dir.is_dir() {
         return dir.parent().and_then(existing_name_folds).unwrap_or(false);
     }
-    if let Some(folds) = existing_name_folds(dir) {
-        return folds;
-    }
     if !may_write {
-        return false;
+        return existing_name_folds(dir).unwrap_or(false);
     }
-    let probe = dir.join(".kuduhook-case-probe");
+    let unique = format!(
+        "{}-{}",
+        std::process::id(),
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos())
+    );
+    let probe = dir.join(format!(".kuduhook-case-probe-{unique}"));
     if fs::write(&probe, b"").is_err() {
-        return false;
+        return existing_name_folds(dir).unwrap_or(false);
     }
-    let folds = same_entry(&probe, &dir.join(".KUDUHOOK-CASE-PROBE"));
+    let folds = same_entry(&probe, &dir.join(format!(".KUDUHOOK-CASE-PROBE-{unique}")));
     let _ = fs::remove_file(&probe);
     folds
 }
@@ -381,7 +387,8 @@ impl<'a> Planner<'a> {
                     plan.manifest.push(child.clone());
                     // A case-only rename on a target that folds case: copied again, so that
                     // the file takes the new name's case.
-                    let renamed = existing.filter(|t| t.name != entry.name);
+                    // (Anything but a file in the way is made room for first.)
+                    let renamed = existing.filter(|t| t.name != entry.name && t.kind == Kind::File);
                     match renamed {
                         Some(_) => self.plan_file(&mut plan, child, entry, None)?,
                         None => self.plan_file(&mut plan, child, entry, existing)?,

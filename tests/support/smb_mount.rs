@@ -22,7 +22,7 @@ pub struct SmbMount {
     /// What kuduhook keeps on local disk for a site on this share, removed with it.
     pub local_state: Vec<PathBuf>,
     child: Child,
-    _backing: tempfile::TempDir,
+    backing: tempfile::TempDir,
 }
 
 impl SmbMount {
@@ -34,10 +34,13 @@ impl SmbMount {
             .prefix("smb-backing-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
+        let calls = backing.path().with_extension("calls");
         let child = Command::new(smbfs())
             .arg(backing.path())
             .arg(path)
             .args(["--latency-ms", &latency_ms.to_string()])
+            .arg("--count-calls")
+            .arg(&calls)
             .stdin(Stdio::null())
             .spawn()
             .expect("start smbfs");
@@ -45,7 +48,7 @@ impl SmbMount {
             path: path.to_path_buf(),
             local_state: Vec::new(),
             child,
-            _backing: backing,
+            backing,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !mount.is_mounted() {
@@ -57,6 +60,16 @@ impl SmbMount {
             std::thread::sleep(Duration::from_millis(20));
         }
         mount
+    }
+
+    /// The round trips the share has answered so far (metadata calls: lookups, attributes,
+    /// creates, renames, listings...).
+    pub fn calls(&self) -> u64 {
+        let path = self.backing.path().with_extension("calls");
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     fn is_mounted(&self) -> bool {
@@ -73,6 +86,7 @@ impl Drop for SmbMount {
         let _ = Command::new("umount").arg("-l").arg(&self.path).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(self.backing.path().with_extension("calls"));
         for dir in &self.local_state {
             let _ = std::fs::remove_dir_all(dir);
         }

@@ -14,7 +14,10 @@
 //! - calls are answered by `--threads` workers, so parallel calls overlap their latency, as a
 //!   cifs client's do; the kernel caches attributes and names for 1 s, as cifs' `actimeo=1`.
 //!
-//! usage: smbfs BACKING MOUNTPOINT [--latency-ms N] [--threads N]
+//! - with `--count-calls FILE`, the number of round trips so far is in FILE (the tests count
+//!   what a deployment costs on the share).
+//!
+//! usage: smbfs BACKING MOUNTPOINT [--latency-ms N] [--threads N] [--count-calls FILE]
 //! Runs in the foreground until unmounted (`umount MOUNTPOINT`).
 
 use std::collections::HashMap;
@@ -40,6 +43,8 @@ struct SmbFs {
     backing: PathBuf,
     latency: Duration,
     state: Mutex<State>,
+    /// With `--count-calls FILE`: the round trips so far, written to FILE after each one.
+    counter: Option<Mutex<(u64, File)>>,
 }
 
 #[derive(Default)]
@@ -102,6 +107,13 @@ fn errno(e: io::Error) -> Errno {
 impl SmbFs {
     /// One round trip to the file server.
     fn round_trip(&self) {
+        if let Some(counter) = &self.counter {
+            let mut counter = counter.lock().unwrap();
+            counter.0 += 1;
+            let _ = counter
+                .1
+                .write_at(format!("{:>20}\n", counter.0).as_bytes(), 0);
+        }
         if !self.latency.is_zero() {
             std::thread::sleep(self.latency);
         }
@@ -609,6 +621,7 @@ fn main() {
     let mut positional = Vec::new();
     let mut latency_ms = 1.0_f64;
     let mut threads = 16;
+    let mut count_calls = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -619,11 +632,14 @@ fn main() {
                     .expect("--latency-ms N")
             }
             "--threads" => threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
+            "--count-calls" => count_calls = Some(it.next().expect("--count-calls FILE").clone()),
             _ => positional.push(arg.clone()),
         }
     }
     let [backing, mountpoint] = positional.as_slice() else {
-        eprintln!("usage: smbfs BACKING MOUNTPOINT [--latency-ms N] [--threads N]");
+        eprintln!(
+            "usage: smbfs BACKING MOUNTPOINT [--latency-ms N] [--threads N] [--count-calls FILE]"
+        );
         std::process::exit(2);
     };
     let backing = fs::canonicalize(backing).expect("the backing folder exists");
@@ -635,6 +651,12 @@ fn main() {
         backing,
         latency: Duration::from_secs_f64(latency_ms / 1000.0),
         state: Mutex::new(root),
+        counter: count_calls.map(|path| {
+            Mutex::new((
+                0,
+                File::create(path).expect("create the --count-calls file"),
+            ))
+        }),
     };
     let mut config = Config::default();
     config.mount_options = vec![MountOption::FSName("smbfs".into())];

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Benchmark: a code-only redeploy, kuduhook's whole deployment beside node kudusync (npm)
+# syncing the same change, side by side in one run, with the site on local disk and on the
+# SMB-like share App Service Linux's /home is (tools/smbfs at LATENCIES ms per metadata call).
+#
+# The app: the Flask example (its env built once and reused: requirements unchanged) plus FILES
+# generated files (default 10,000: 100 folders of 100, 2 KB each), in a git repository on local
+# disk, as Kudu's checkout is a git repository. Each round commits a change to 1 file, then to
+# 100 files, and times kuduhook's whole deploy (sync from git's diff, every Python step's no-op
+# check, the manifests) and `kudusync -f repo -t site -p previous -n next` for that change.
+# The sites are first filled through a mount at 0 ms (not timed), then remounted at the
+# latency. Then the same one-file change with 10x the files (BIG, default 100,000), kuduhook
+# only. Needs root and /dev/fuse. Prints medians.
+#
+# On App Service the repository is on /home too: git's check that the checkout holds its
+# commit (`git status`) then costs a stat per tracked file, in git's own threads. Set
+# REPO_ON_SHARE=1 to put the repository on the share as well.
+#
+# usage: bench/redeploy.sh [ROUNDS] [LATENCIES] [FILES] [BIG]   (default 5, "1 5", 10000, 100000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-5}
+latencies=${2:-1 5}
+files=${3:-10000}
+big=${4:-100000}
+
+python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
+python=${python:-$(command -v python3.11)}
+
+echo "== setup (not timed)"
+cargo build --release --quiet -p kuduhook -p smbfs
+bash tests/setup.sh
+work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-redeploy.XXXXXX)
+mounted=""
+trap '[ -n "$mounted" ] && umount -l "$mounted"; rm -rf "$work"' EXIT
+source bench/lib.sh
+kuduhook=$PWD/target/release/kuduhook
+kudusync=$PWD/target/tools/node/node_modules/.bin/kudusync
+export PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app PIP_DISABLE_PIP_VERSION_CHECK=1
+export FRAMEWORK=PYTHON FRAMEWORK_VERSION=3.11
+git_q() { git -C "$1" -c user.name=bench -c user.email=bench@example.com "${@:2}" >/dev/null; }
+
+# make_repo DIR COUNT: the Flask example plus COUNT files, committed.
+make_repo() {
+  cp -r examples/flask-app "$1"
+  python3 - "$1" "$2" <<'PY'
+import os, sys
+root, count = sys.argv[1], int(sys.argv[2])
+per = 100
+for i in range(count):
+    folder = os.path.join(root, "static", f"part{i // per:04}")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"file{i % per:03}.txt"), "wb") as out:
+        out.write(os.urandom(1024).hex().encode())
+PY
+  git_q "$1" init -q
+  git_q "$1" add -A
+  git_q "$1" commit -q -m first
+}
+
+# change REPO N ROUND: rewrites N of the generated files, committed.
+change() {
+  local i
+  for i in $(seq 0 $(($2 - 1))); do
+    echo "round $3 change $i" >>"$1/static/part$(printf %04d "$i")/file000.txt"
+  done
+  git_q "$1" commit -q -am "change $2 files, round $3"
+}
+
+# mount_share DIR BACKING LATENCY
+mount_share() {
+  mkdir -p "$1" "$2"
+  target/release/smbfs "$2" "$1" --latency-ms "$3" &
+  until grep -q " $1 fuse" /proc/self/mounts; do sleep 0.05; done
+  mounted=$1
+}
+
+unmount_share() {
+  umount "$mounted" 2>/dev/null || umount -l "$mounted"
+  while grep -q " $mounted fuse" /proc/self/mounts; do sleep 0.05; done
+  mounted=""
+}
+
+hook() { SCM_COMMIT_ID=$(git -C "$repo" rev-parse HEAD) "$kuduhook" deploy --source "$repo" \
+  --target "$site/wwwroot" --previous-manifest "$site/manifest" --next-manifest "$site/manifest"; }
+node_sync() { "$kudusync" -q -f "$repo" -t "$site/kudusync" -p "$site/manifest-k" \
+  -n "$site/manifest-k" -i ".git;.hg;.deployment;deploy.sh"; }
+
+declare -A times
+# run WHERE LATENCY COUNT TOOLS: sets up a site for a repository of COUNT files, then times
+# ROUNDS one-file and 100-file changes with each of TOOLS.
+run() {
+  local where=$1 latency=$2 count=$3 tools=$4 r n tool t
+  site=$work/site-$where-$count
+  if [ "$where" = local ]; then
+    mkdir -p "$site"
+  else
+    mount_share "$site" "$site.backing" 0
+  fi
+  repo=$work/repo-$where-$count
+  if [ "$where" != local ] && [ "${REPO_ON_SHARE:-}" = 1 ]; then
+    repo=$site/repository
+  fi
+  make_repo "$repo" "$count"
+  ms hook >/dev/null
+  if [[ $tools == *node* ]]; then
+    echo hostingstart.html >"$site/manifest-k"
+    ms node_sync >/dev/null
+  fi
+  if [ "$where" != local ]; then
+    unmount_share
+    mount_share "$site" "$site.backing" "$latency"
+  fi
+  for r in $(seq "$rounds"); do
+    for n in 1 100; do
+      change "$repo" "$n" "$r"
+      [ "$n" = 100 ] && [ "$count" = "$big" ] && continue
+      for tool in $tools; do
+        t=$(ms "$tool")
+        times[$where/$count/$n/$tool]+=" $t"
+        if [ "$tool" = hook ] && ! grep -q "without walking the site" "$work/last.log"; then
+          echo "kuduhook walked the site:" >&2
+          cat "$work/last.log" >&2
+          exit 1
+        fi
+      done
+    done
+    echo "$where, $count files: round $r/$rounds done"
+  done
+  if [ "$where" != local ]; then unmount_share; fi
+  rm -rf "$repo" "$site" "$site.backing"
+}
+
+run local 0 "$files" "hook node_sync"
+for latency in $latencies; do
+  run "share$latency" "$latency" "$files" "hook node_sync"
+done
+first_latency=${latencies%% *}
+run "share$first_latency" "$first_latency" "$big" "hook"
+
+echo
+echo "== code-only redeploy, medians of $rounds (ms), $(nproc) cores; ratio = kudusync / kuduhook"
+printf "%-42s %10s %16s\n" scenario kuduhook "node kudusync"
+for where in local $(for l in $latencies; do echo "share$l"; done); do
+  for n in 1 100; do
+    h=$(median <<<"${times[$where/$files/$n/hook]}")
+    k=$(median <<<"${times[$where/$files/$n/node_sync]}")
+    label="$n-file change, $files files, ${where/share/share at }"
+    [[ $where == share* ]] && label+=" ms"
+    printf "%-42s %10s %10s (%s)\n" "$label" "$h" "$k" "$(ratio "$k" "$h")"
+  done
+done
+h10=$(median <<<"${times[share$first_latency/$files/1/hook]}")
+h100=$(median <<<"${times[share$first_latency/$big/1/hook]}")
+printf "%-42s %10s   (%s the cost at %s files)\n" "1-file change, $big files, share at $first_latency ms" \
+  "$h100" "$(ratio "$h100" "$h10")" "$files"

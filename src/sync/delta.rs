@@ -1,0 +1,564 @@
+//! The sync without a walk: what git already knows.
+//!
+//! Kudu's repository is a git checkout, and the site holds what the last successful sync put
+//! there. When both are proven, the files to copy and delete are exactly those that differ
+//! between the commit last synced and this one (`git diff`): a code-only redeploy touches what
+//! changed, with no listing of the target and no `stat` of its unchanged files (on App
+//! Service's share each is a network round trip).
+//!
+//! What proves it, or else the full walk runs, and the log says why ([`WhyFull`]):
+//! - a record of the last sync ([`STATE_FILE`], in kuduhook's state folder for the target): the
+//!   commit it synced, a hash of the manifest it wrote, a fingerprint of the sync's options,
+//!   and the target's top-level modification time when that deployment ended ("sealed");
+//! - Kudu's previous manifest is the one that sync wrote (so that deployment succeeded), the
+//!   options are the same, the target's top level is as that deployment left it;
+//! - the checkout holds exactly its commit: no uncommitted, untracked or ignored files (the
+//!   walk would copy those too), and it is at `SCM_COMMIT_ID` when Kudu names one;
+//! - the change holds nothing this path does not decide the walk's way: links, submodules,
+//!   committed virtual environments, case-only renames on a target that ignores case.
+//!
+//! Modes are not compared, by either path: the walk compares size and time, and git checks
+//! out a mode-only change without touching either.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::UNIX_EPOCH;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::SyncOptions;
+use super::plan::{FileCopy, Kind, Plan, Removal};
+use crate::manifest::Manifest;
+
+/// The record of the last sync, in the target's state folder.
+pub const STATE_FILE: &str = "sync-state.json";
+
+/// The record's format: a record of another one is not trusted.
+const FORMAT: u32 = 1;
+
+/// What the last sync of a target was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    pub format: u32,
+    /// The commit whose files the sync put there.
+    pub commit: String,
+    /// SHA-256 of the manifest it wrote.
+    pub manifest_sha256: String,
+    /// Of the options that decide what a sync does.
+    pub options: String,
+    /// The target's modification time when the deployment ended (nanoseconds since the
+    /// epoch): `None` until the deployment succeeded.
+    pub sealed: Option<u128>,
+}
+
+/// Why the sync walks the whole site this time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WhyFull {
+    /// `KUDUHOOK_SYNC_VERIFY=full`, a what-if, or a sync run by hand.
+    Asked(String),
+    /// A clean deployment (`IGNORE_MANIFEST`).
+    IgnoreManifest,
+    NoGit(String),
+    /// No record of a previous sync (a first deployment, or one before this version).
+    NoRecord,
+    OtherFormat,
+    OptionsChanged,
+    /// The last deployment did not finish.
+    NotSealed,
+    /// Kudu's previous manifest is not the one the last sync wrote.
+    ManifestChanged,
+    /// The target's top level changed since the last deployment ended.
+    TargetChanged,
+    /// The checkout holds files its commit does not.
+    Dirty(String),
+    NotAtCommit {
+        head: String,
+        named: String,
+    },
+    /// `git diff` cannot compare the two commits.
+    UnknownCommit(String),
+    Unsupported(String),
+}
+
+impl WhyFull {
+    pub fn describe(&self) -> String {
+        match self {
+            WhyFull::Asked(why) => why.clone(),
+            WhyFull::IgnoreManifest => "a clean deployment (IGNORE_MANIFEST)".into(),
+            WhyFull::NoGit(why) => format!("git cannot tell what changed ({why})"),
+            WhyFull::NoRecord => "no record of a previous sync by this version".into(),
+            WhyFull::OtherFormat => "the record of the last sync is from another version".into(),
+            WhyFull::OptionsChanged => "the sync's settings changed since the last sync".into(),
+            WhyFull::NotSealed => "the last deployment did not finish".into(),
+            WhyFull::ManifestChanged => {
+                "the previous manifest is not the one the last sync wrote (that deployment \
+                 failed, or the manifest came from elsewhere)"
+                    .into()
+            }
+            WhyFull::TargetChanged => {
+                "the site's top folder changed since the last deployment (files added or \
+                 removed there by someone else)"
+                    .into()
+            }
+            WhyFull::Dirty(path) => format!(
+                "the repository holds files its commit does not ({path}): the walk copies \
+                 them too"
+            ),
+            WhyFull::NotAtCommit { head, named } => format!(
+                "the repository is at {} but SCM_COMMIT_ID names {}",
+                short(head),
+                short(named)
+            ),
+            WhyFull::UnknownCommit(commit) => {
+                format!(
+                    "git cannot compare with the commit last synced ({})",
+                    short(commit)
+                )
+            }
+            WhyFull::Unsupported(what) => what.clone(),
+        }
+    }
+}
+
+fn short(commit: &str) -> &str {
+    &commit[..commit.len().min(12)]
+}
+
+/// A plan from git, and what it was computed from.
+pub(super) struct DeltaPlan {
+    pub plan: Plan,
+    pub from: String,
+    pub to: String,
+    /// The paths git reported, before the sync's own rules.
+    pub changed: usize,
+}
+
+/// What the caller of the sync knows about this deployment.
+#[derive(Debug, Clone, Default)]
+pub struct DeltaInputs {
+    /// Try the sync without a walk.
+    pub enabled: bool,
+    /// Why not, when not enabled (for the log).
+    pub disabled_because: Option<String>,
+    /// The commit Kudu deploys (`SCM_COMMIT_ID`).
+    pub commit_id: Option<String>,
+    /// The target's modification time when the deployment started, before any step could
+    /// change it; `None`: taken when the sync starts.
+    pub target_stamp_at_start: Option<u128>,
+    /// The caller seals the record when the whole deployment succeeded ([`seal`]); else the
+    /// sync seals it itself.
+    pub sealed_by_caller: bool,
+}
+
+/// The target's modification time, in nanoseconds since the epoch.
+pub fn target_stamp(target: &Path) -> Option<u128> {
+    let modified = std::fs::metadata(target).ok()?.modified().ok()?;
+    Some(modified.duration_since(UNIX_EPOCH).ok()?.as_nanos())
+}
+
+fn state_path(target: &Path) -> PathBuf {
+    crate::paths::state_dir(target).join(STATE_FILE)
+}
+
+/// Marks the last sync's record as belonging to a deployment that succeeded, with the
+/// target's top-level time now. A failure only costs the next deployment a walk.
+pub fn seal(target: &Path) {
+    let path = state_path(target);
+    let Some(mut state) = read_state(&path) else {
+        return;
+    };
+    state.sealed = target_stamp(target);
+    let _ = write_state(&path, &state);
+}
+
+fn read_state(path: &Path) -> Option<SyncState> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn write_state(path: &Path, state: &SyncState) -> std::io::Result<()> {
+    let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::paths::write_atomically(path, &json)
+}
+
+/// Forgets the last sync (a sync that cannot be described by a commit).
+pub(super) fn forget(target: &Path) {
+    let _ = std::fs::remove_file(state_path(target));
+}
+
+/// Records the sync that just wrote `manifest_text` from `commit`.
+pub(super) fn record(options: &SyncOptions, commit: &str, manifest_text: &[u8], sealed: bool) {
+    let state = SyncState {
+        format: FORMAT,
+        commit: commit.to_string(),
+        manifest_sha256: sha256(manifest_text),
+        options: fingerprint(options),
+        sealed: None,
+    };
+    let path = state_path(&options.to);
+    if write_state(&path, &state).is_ok() && sealed {
+        seal(&options.to);
+    }
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What decides a sync's result besides the two trees.
+fn fingerprint(options: &SyncOptions) -> String {
+    let protected: Vec<&str> = options.protected.iter().map(|p| p.name.as_str()).collect();
+    let text = format!(
+        "{}\n{}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{}",
+        options.from.display(),
+        options.to.display(),
+        options.ignore.shown(),
+        options.full_compare.shown(),
+        options.checksum,
+        protected,
+        options.outside_links,
+        options.platform,
+        env!("CARGO_PKG_VERSION"),
+    );
+    sha256(text.as_bytes())
+}
+
+/// Runs git in the source: its output, or why it failed.
+fn git(source: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(source)
+        .args(args)
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .output()
+        .map_err(|e| format!("git could not be run: {e}"))?;
+    match out.status.success() {
+        true => Ok(out.stdout),
+        false => Err(String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .next()
+            .unwrap_or("git failed")
+            .to_string()),
+    }
+}
+
+/// The commit the checkout holds, when it holds exactly that commit.
+pub(super) fn clean_head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> {
+    let source = &options.from;
+    if !source.join(".git").exists() {
+        return Err(WhyFull::NoGit(
+            "the repository is not a git checkout".into(),
+        ));
+    }
+    let head = git(source, &["rev-parse", "--verify", "HEAD"]).map_err(WhyFull::NoGit)?;
+    let head = String::from_utf8_lossy(&head).trim().to_string();
+    if let Some(named) = &inputs.commit_id
+        && !named.is_empty()
+        && !head.starts_with(named.as_str())
+    {
+        return Err(WhyFull::NotAtCommit {
+            head,
+            named: named.clone(),
+        });
+    }
+    let status = git(
+        source,
+        &[
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--ignored=matching",
+            "--no-renames",
+        ],
+    )
+    .map_err(WhyFull::NoGit)?;
+    if let Some(first) = status.split(|b| *b == 0).find(|e| e.len() > 3) {
+        return Err(WhyFull::Dirty(
+            String::from_utf8_lossy(&first[3..]).into_owned(),
+        ));
+    }
+    Ok(head)
+}
+
+/// One change git reports.
+struct Change {
+    path: String,
+    old_mode: String,
+    new_mode: String,
+    /// The content changed (not only the mode).
+    content: bool,
+}
+
+/// `git diff --raw` between two commits.
+fn diff(source: &Path, from: &str, to: &str) -> Result<Vec<Change>, WhyFull> {
+    let out = git(
+        source,
+        &[
+            "diff",
+            "--raw",
+            "-z",
+            "--no-renames",
+            "--no-abbrev",
+            from,
+            to,
+        ],
+    )
+    .map_err(|_| WhyFull::UnknownCommit(from.to_string()))?;
+    let mut fields = out.split(|b| *b == 0);
+    let mut changes = Vec::new();
+    while let Some(meta) = fields.next() {
+        if meta.is_empty() {
+            continue;
+        }
+        let meta = String::from_utf8_lossy(meta);
+        let path = fields
+            .next()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
+        let parts: Vec<&str> = meta.trim_start_matches(':').split(' ').collect();
+        if parts.len() < 5 {
+            return Err(WhyFull::NoGit(format!(
+                "unexpected git diff output: {meta}"
+            )));
+        }
+        changes.push(Change {
+            path,
+            old_mode: parts[0].to_string(),
+            new_mode: parts[1].to_string(),
+            content: parts[2] != parts[3],
+        });
+    }
+    Ok(changes)
+}
+
+/// The previous manifest's lines as written (original case), `/`-separated.
+fn manifest_lines(text: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(text)
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .map(|l| l.trim().replace('\\', "/"))
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The folders above `path`, outermost first.
+fn ancestors(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(slash) = path[at..].find('/') {
+        out.push(path[..at + slash].to_string());
+        at += slash + 1;
+    }
+    out
+}
+
+fn name_of(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// Plans the sync from git, or says why it cannot. `previous_text` is the previous manifest as
+/// read (`None`: there was none); `ledger` is every path kuduhook synced and has not seen gone.
+pub(super) fn plan(
+    options: &SyncOptions,
+    inputs: &DeltaInputs,
+    head: &str,
+    previous_text: Option<&[u8]>,
+    previous: &Manifest,
+    ledger: &Manifest,
+    folds_case: bool,
+) -> Result<DeltaPlan, WhyFull> {
+    if options.ignore_manifest {
+        return Err(WhyFull::IgnoreManifest);
+    }
+    let state = read_state(&state_path(&options.to)).ok_or(WhyFull::NoRecord)?;
+    if state.format != FORMAT {
+        return Err(WhyFull::OtherFormat);
+    }
+    if state.options != fingerprint(options) {
+        return Err(WhyFull::OptionsChanged);
+    }
+    let Some(sealed) = state.sealed else {
+        return Err(WhyFull::NotSealed);
+    };
+    let previous_text = previous_text.ok_or(WhyFull::ManifestChanged)?;
+    if sha256(previous_text) != state.manifest_sha256 {
+        return Err(WhyFull::ManifestChanged);
+    }
+    let now = inputs
+        .target_stamp_at_start
+        .or_else(|| target_stamp(&options.to));
+    if now != Some(sealed) {
+        return Err(WhyFull::TargetChanged);
+    }
+    let changes = diff(&options.from, &state.commit, head)?;
+
+    let is_ours = |relative: &str| previous.contains(relative) || ledger.contains(relative);
+    let skipped = |relative: &str| -> bool {
+        let mut prefixes = ancestors(relative);
+        prefixes.push(relative.to_string());
+        prefixes
+            .iter()
+            .any(|p| options.ignore.matches(p, name_of(p)))
+            || options
+                .protected
+                .iter()
+                .any(|p| p.name.eq_ignore_ascii_case(relative))
+    };
+
+    let mut lines = manifest_lines(previous_text);
+    // Names as the target compares them: ignoring case where it does.
+    let key = |path: &str| match folds_case {
+        true => path.to_lowercase(),
+        false => path.to_string(),
+    };
+    let listed: BTreeSet<String> = lines.iter().map(|l| key(l)).collect();
+    let mut plan = Plan::default();
+    // As the target compares names: what leaves the manifest, and what comes into it.
+    let mut removed: BTreeSet<String> = BTreeSet::new();
+    let mut added: Vec<String> = Vec::new();
+    let mut gone_dirs: BTreeSet<String> = BTreeSet::new();
+    // Where names ignore case, a name that left and came back in another case.
+    let mut deleted_case: BTreeMap<String, String> = BTreeMap::new();
+    let mut created_case: BTreeMap<String, String> = BTreeMap::new();
+    for change in &changes {
+        for mode in [&change.old_mode, &change.new_mode] {
+            if mode == "120000" || mode == "160000" {
+                return Err(WhyFull::Unsupported(format!(
+                    "a link or submodule changed ({})",
+                    change.path
+                )));
+            }
+        }
+        if name_of(&change.path).eq_ignore_ascii_case("pyvenv.cfg") {
+            return Err(WhyFull::Unsupported(format!(
+                "a virtual environment's pyvenv.cfg changed ({})",
+                change.path
+            )));
+        }
+        if skipped(&change.path) {
+            continue;
+        }
+        if ancestors(&change.path)
+            .iter()
+            .any(|a| options.from.join(a).join("pyvenv.cfg").is_file())
+        {
+            continue; // inside a committed virtual environment: never synced
+        }
+        let existed = change.old_mode != "000000";
+        let exists = change.new_mode != "000000";
+        if existed && exists && !change.content {
+            continue; // a mode change alone: the walk does not see it either
+        }
+        if existed && !exists {
+            if is_ours(&change.path) {
+                plan.removals.push(Removal {
+                    relative: change.path.clone(),
+                    kind: Kind::File,
+                });
+            }
+            removed.insert(key(&change.path));
+            deleted_case.insert(change.path.to_lowercase(), change.path.clone());
+            gone_dirs.extend(ancestors(&change.path));
+            continue;
+        }
+        if !existed {
+            created_case.insert(change.path.to_lowercase(), change.path.clone());
+        }
+        let source = options.from.join(&change.path);
+        let meta = std::fs::symlink_metadata(&source)
+            .map_err(|e| WhyFull::Dirty(format!("{}: {e}", change.path)))?;
+        added.extend(ancestors(&change.path));
+        added.push(change.path.clone());
+        plan.copies.push(FileCopy {
+            relative: change.path.clone(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            permissions: meta.permissions(),
+            last: options
+                .full_compare
+                .matches(&change.path, name_of(&change.path)),
+        });
+    }
+    if folds_case {
+        for (key, created) in &created_case {
+            if deleted_case
+                .get(key)
+                .is_some_and(|deleted| deleted != created)
+            {
+                return Err(WhyFull::Unsupported(format!(
+                    "a case-only rename ({created}) on a site that ignores case"
+                )));
+            }
+        }
+    }
+    // Folders the source no longer has go, deepest first, once empty (files the app wrote in
+    // one keep it).
+    let mut dirs: Vec<String> = gone_dirs
+        .into_iter()
+        .filter(|d| !options.from.join(d).is_dir() && is_ours(d))
+        .collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.matches('/').count()));
+    for dir in dirs {
+        removed.insert(key(&dir));
+        plan.removals.push(Removal {
+            relative: dir,
+            kind: Kind::Dir,
+        });
+    }
+    if folds_case {
+        // A new name that the site already has in another case: the walk decides that one
+        // (one file there, or two names that collide).
+        let exact: BTreeSet<&str> = lines.iter().map(String::as_str).collect();
+        for path in &added {
+            let k = key(path);
+            if listed.contains(&k) && !removed.contains(&k) && !exact.contains(path.as_str()) {
+                return Err(WhyFull::Unsupported(format!(
+                    "{path} differs only in case from a name on the site, which ignores case"
+                )));
+            }
+        }
+    }
+    // New folders: those the target does not have as a folder now, parents first.
+    for path in &added {
+        let k = key(path);
+        let is_copied_file = plan.copies.iter().any(|c| c.relative == *path);
+        if !is_copied_file
+            && (!listed.contains(&k) || removed.contains(&k))
+            && !plan.folders.contains(path)
+        {
+            plan.folders.push(path.clone());
+        }
+    }
+    lines.retain(|l| !removed.contains(&key(l)));
+    let mut seen: BTreeSet<String> = lines.iter().map(|l| key(l)).collect();
+    for path in added {
+        if seen.insert(key(&path)) {
+            lines.push(path);
+        }
+    }
+    // Git has no empty folders: an entry above another is a folder, the rest are files.
+    let folders: BTreeSet<String> = lines
+        .iter()
+        .flat_map(|l| ancestors(&l.to_lowercase()))
+        .collect();
+    let files = lines
+        .iter()
+        .filter(|l| !folders.contains(&l.to_lowercase()))
+        .count();
+    plan.unchanged = files.saturating_sub(plan.copies.len());
+    plan.manifest = lines;
+    Ok(DeltaPlan {
+        plan,
+        from: state.commit,
+        to: head.to_string(),
+        changed: changes.len(),
+    })
+}
