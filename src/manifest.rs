@@ -130,9 +130,14 @@ pub fn render(paths: &[String], platform: Platform) -> String {
 /// fsynced: after a power cut a manifest can at worst be empty, and an empty previous manifest
 /// only means nothing is deleted (the safe side).
 pub fn write(path: &Path, paths: &[String], platform: Platform) -> std::io::Result<()> {
+    write_text(path, &render(paths, platform))
+}
+
+/// Writes manifest text made by [`render`], atomically, as [`write`] does.
+pub fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    crate::paths::write_atomically(path, render(paths, platform).as_bytes())
+    crate::paths::write_atomically(path, text.as_bytes())
 }
 
 #[cfg(test)]

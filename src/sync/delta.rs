@@ -249,8 +249,8 @@ fn git(source: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The commit the checkout holds, when it holds exactly that commit.
-pub(super) fn clean_head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> {
+/// The commit the checkout is at (and Kudu deploys, when it names one).
+pub(super) fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> {
     let source = &options.from;
     if !source.join(".git").exists() {
         return Err(WhyFull::NoGit(
@@ -268,6 +268,11 @@ pub(super) fn clean_head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<
             named: named.clone(),
         });
     }
+    Ok(head)
+}
+
+/// Whether the checkout holds exactly its commit: nothing modified, untracked or ignored.
+pub(super) fn check_clean(source: &Path) -> Result<(), WhyFull> {
     let status = git(
         source,
         &[
@@ -280,12 +285,12 @@ pub(super) fn clean_head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<
         ],
     )
     .map_err(WhyFull::NoGit)?;
-    if let Some(first) = status.split(|b| *b == 0).find(|e| e.len() > 3) {
-        return Err(WhyFull::Dirty(
+    match status.split(|b| *b == 0).find(|e| e.len() > 3) {
+        Some(first) => Err(WhyFull::Dirty(
             String::from_utf8_lossy(&first[3..]).into_owned(),
-        ));
+        )),
+        None => Ok(()),
     }
-    Ok(head)
 }
 
 /// One change git reports.
@@ -365,14 +370,13 @@ fn name_of(path: &str) -> &str {
 }
 
 /// Plans the sync from git, or says why it cannot. `previous_text` is the previous manifest as
-/// read (`None`: there was none); `ledger` is every path kuduhook synced and has not seen gone.
+/// read (`None`: there was none), `previous` the same parsed.
 pub(super) fn plan(
     options: &SyncOptions,
     inputs: &DeltaInputs,
     head: &str,
     previous_text: Option<&[u8]>,
     previous: &Manifest,
-    ledger: &Manifest,
     folds_case: bool,
 ) -> Result<DeltaPlan, WhyFull> {
     if options.ignore_manifest {
@@ -400,7 +404,8 @@ pub(super) fn plan(
     }
     let changes = diff(&options.from, &state.commit, head)?;
 
-    let is_ours = |relative: &str| previous.contains(relative) || ledger.contains(relative);
+    // After a proven sync the ledger is exactly the previous manifest.
+    let is_ours = |relative: &str| previous.contains(relative);
     let skipped = |relative: &str| -> bool {
         let mut prefixes = ancestors(relative);
         prefixes.push(relative.to_string());
@@ -419,7 +424,13 @@ pub(super) fn plan(
         true => path.to_lowercase(),
         false => path.to_string(),
     };
-    let listed: BTreeSet<String> = lines.iter().map(|l| key(l)).collect();
+    // Whether the last sync put `path` there, as the target compares names. (Borrowed: a
+    // manifest can hold 100,000 lines, and only the changed paths are asked about.)
+    let exact: std::collections::HashSet<&str> = lines.iter().map(String::as_str).collect();
+    let listed = |path: &str| match folds_case {
+        true => previous.contains(path),
+        false => exact.contains(path),
+    };
     let mut plan = Plan::default();
     // As the target compares names: what leaves the manifest, and what comes into it.
     let mut removed: BTreeSet<String> = BTreeSet::new();
@@ -516,10 +527,10 @@ pub(super) fn plan(
     if folds_case {
         // A new name that the site already has in another case: the walk decides that one
         // (one file there, or two names that collide).
-        let exact: BTreeSet<&str> = lines.iter().map(String::as_str).collect();
         for path in &added {
             let k = key(path);
-            if listed.contains(&k) && !removed.contains(&k) && !exact.contains(path.as_str()) {
+            let same_case = exact.contains(path.as_str());
+            if listed(path) && !removed.contains(&k) && !same_case {
                 return Err(WhyFull::Unsupported(format!(
                     "{path} differs only in case from a name on the site, which ignores case"
                 )));
@@ -531,29 +542,32 @@ pub(super) fn plan(
         let k = key(path);
         let is_copied_file = plan.copies.iter().any(|c| c.relative == *path);
         if !is_copied_file
-            && (!listed.contains(&k) || removed.contains(&k))
+            && (!listed(path) || removed.contains(&k))
             && !plan.folders.contains(path)
         {
             plan.folders.push(path.clone());
         }
     }
-    lines.retain(|l| !removed.contains(&key(l)));
-    let mut seen: BTreeSet<String> = lines.iter().map(|l| key(l)).collect();
+    let mut new_lines: Vec<String> = Vec::new();
+    let mut new_keys: BTreeSet<String> = BTreeSet::new();
     for path in added {
-        if seen.insert(key(&path)) {
-            lines.push(path);
+        let k = key(&path);
+        let already = listed(&path) && !removed.contains(&k);
+        if !already && new_keys.insert(k) {
+            new_lines.push(path);
         }
     }
-    // Git has no empty folders: an entry above another is a folder, the rest are files.
-    let folders: BTreeSet<String> = lines
-        .iter()
-        .flat_map(|l| ancestors(&l.to_lowercase()))
-        .collect();
-    let files = lines
-        .iter()
-        .filter(|l| !folders.contains(&l.to_lowercase()))
-        .count();
-    plan.unchanged = files.saturating_sub(plan.copies.len());
+    drop(exact);
+    plan.manifest_grows = Some((
+        !new_lines.is_empty(),
+        !new_lines.is_empty() || !removed.is_empty(),
+    ));
+    if !removed.is_empty() {
+        lines.retain(|l| !removed.contains(&key(l)));
+    }
+    lines.extend(new_lines);
+    // The other files are not counted: that would take the walk this sync does without.
+    plan.unchanged = 0;
     plan.manifest = lines;
     Ok(DeltaPlan {
         plan,

@@ -150,11 +150,19 @@ impl SyncReport {
 
     /// One line: what changed, what was kept, how long it took.
     pub fn summary(&self) -> String {
+        // Planned from git, the unchanged files were not looked at, so not counted.
+        let unchanged = match self.from_git {
+            Some(_) => String::new(),
+            None => format!(", {} unchanged", self.unchanged),
+        };
         let mut text = if self.changed() == 0 {
-            format!(
-                "Nothing changed: {} unchanged",
-                plural(self.unchanged, "file")
-            )
+            match self.from_git {
+                Some(_) => "Nothing changed".to_string(),
+                None => format!(
+                    "Nothing changed: {} unchanged",
+                    plural(self.unchanged, "file")
+                ),
+            }
         } else {
             let (copy, delete) = if self.what_if {
                 ("Would copy", "would delete")
@@ -162,11 +170,10 @@ impl SyncReport {
                 ("Copied", "deleted")
             };
             format!(
-                "{copy} {} ({}), {delete} {}, {} unchanged",
+                "{copy} {} ({}), {delete} {}{unchanged}",
                 plural(self.copied, "file"),
                 bytes(self.bytes_copied),
                 self.deleted,
-                self.unchanged
             )
         };
         if self.kept > 0 {
@@ -230,22 +237,11 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
         None => Manifest::default(),
     };
     let ledger_path = paths::state_dir(&options.to).join(LEDGER);
-    let ledger = match Manifest::read(&ledger_path) {
-        Ok(ledger) => ledger.unwrap_or_default(),
-        Err(e) => {
-            warn!(
-                "could not read {} ({e}): files of failed deployments may be left behind",
-                ledger_path.display()
-            );
-            Manifest::default()
-        }
-    };
     warn_refused(
         &previous,
         "the previous manifest",
         options.previous_manifest.as_deref(),
     );
-    warn_refused(&ledger, "the ledger", Some(&ledger_path));
 
     let progress = Progress::default();
     let mut report = SyncReport {
@@ -258,29 +254,61 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
         options.progress_interval,
         || -> Result<(), SyncError> {
             let started = Instant::now();
+            // The commit the checkout is at; whether it holds exactly that commit is asked of
+            // git while the plan is made (on a big repository that is git's longest part).
             let head = git_head(options);
-            let from_git = head.as_ref().ok().and_then(|head| {
+            let clean = head.as_ref().ok().map(|_| {
+                std::thread::spawn({
+                    let from = options.from.clone();
+                    move || delta::check_clean(&from)
+                })
+            });
+            let planned = head.as_ref().ok().and_then(|head| {
                 let folds = plan::folds_case(&options.to, true);
-                match delta::plan(
+                delta::plan(
                     options,
                     &options.delta,
                     head,
                     previous_text.as_deref(),
                     &previous,
-                    &ledger,
                     folds,
-                ) {
-                    Ok(planned) => Some(planned),
-                    Err(why) => {
-                        say_full_walk(options, &why);
-                        None
-                    }
-                }
+                )
+                .map_err(|why| say_full_walk(options, &why))
+                .ok()
             });
+            let clean = match clean.map(|c| {
+                c.join()
+                    .unwrap_or_else(|_| Err(delta::WhyFull::NoGit("git's check panicked".into())))
+            }) {
+                Some(Err(why)) => {
+                    if planned.is_some() {
+                        say_full_walk(options, &why);
+                    }
+                    Err(Some(why))
+                }
+                Some(Ok(())) => Ok(()),
+                None => Err(None),
+            };
             if let Err(Some(why)) = &head {
                 say_full_walk(options, why);
             }
-            let plan = match from_git {
+            // The commit a record may vouch for: the checkout holds exactly it.
+            let head = match (head, clean) {
+                (Ok(head), Ok(())) => Some(head),
+                _ => None,
+            };
+            let planned = planned.filter(|_| head.is_some());
+            // After a proven sync the ledger is the previous manifest: read only for a walk.
+            let ledger_read;
+            let ledger: &Manifest = match planned {
+                Some(_) => &previous,
+                None => {
+                    ledger_read = read_ledger(&ledger_path);
+                    warn_refused(&ledger_read, "the ledger", Some(&ledger_path));
+                    &ledger_read
+                }
+            };
+            let plan = match planned {
                 Some(planned) => {
                     report.from_git = Some(format!(
                         "{}..{}, {}",
@@ -291,21 +319,21 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
                     planned.plan
                 }
                 None => {
-                    pool.install(|| Planner::new(options, &previous, &ledger, &progress).plan())?
+                    pool.install(|| Planner::new(options, &previous, ledger, &progress).plan())?
                 }
             };
             report.planning = started.elapsed();
-            report_plan(&plan, &previous, &ledger, options, &mut report);
+            report_plan(&plan, &previous, ledger, options, &mut report);
             if options.what_if {
                 return Ok(());
             }
             let started = Instant::now();
             let ledger = Ledger {
                 path: &ledger_path,
-                entries: &ledger,
+                entries: ledger,
                 platform: options.platform,
             };
-            ledger.record_ahead(&plan.manifest);
+            ledger.record_ahead(&plan.manifest, plan.manifest_grows);
             // Until this sync has finished, no record says what the target holds.
             let changes = [
                 plan.copies.len(),
@@ -323,16 +351,17 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
             };
             pool.install(|| apply::apply(options, &plan, &progress))
                 .map_err(changed)?;
+            let written = manifest::render(&plan.manifest, options.platform);
             if let Some(next) = &options.next_manifest {
-                manifest::write(next, &plan.manifest, options.platform)
+                manifest::write_text(next, &written)
                     .map_err(|e| changed(DeployError::io("write the manifest", next, e)))?;
             }
-            ledger.record_done(&plan.manifest);
+            ledger.record_done(&plan.manifest, plan.manifest_grows);
             match (&head, &options.next_manifest) {
-                (Ok(head), Some(_)) => delta::record(
+                (Some(head), Some(_)) => delta::record(
                     options,
                     head,
-                    manifest::render(&plan.manifest, options.platform).as_bytes(),
+                    written.as_bytes(),
                     !options.delta.sealed_by_caller,
                 ),
                 _ => delta::forget(&options.to),
@@ -344,8 +373,22 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
     Ok(report)
 }
 
-/// The commit the checkout holds exactly, where the sync may use git; else why not (`None`:
-/// not asked, nothing to say).
+/// The ledger beside the target (empty when there is none, or it cannot be read).
+fn read_ledger(path: &Path) -> Manifest {
+    match Manifest::read(path) {
+        Ok(ledger) => ledger.unwrap_or_default(),
+        Err(e) => {
+            warn!(
+                "could not read {} ({e}): files of failed deployments may be left behind",
+                path.display()
+            );
+            Manifest::default()
+        }
+    }
+}
+
+/// The commit the checkout is at, where the sync may use git; else why not (`None`: not
+/// asked, nothing to say).
 fn git_head(options: &SyncOptions) -> Result<String, Option<delta::WhyFull>> {
     if options.what_if {
         return Err(None);
@@ -357,7 +400,7 @@ fn git_head(options: &SyncOptions) -> Result<String, Option<delta::WhyFull>> {
             .clone()
             .map(delta::WhyFull::Asked));
     }
-    delta::clean_head(options, &options.delta).map_err(Some)
+    delta::head(options, &options.delta).map_err(Some)
 }
 
 /// Says in the log why the sync walks the whole site.
@@ -401,8 +444,12 @@ struct Ledger<'a> {
 
 impl Ledger<'_> {
     /// Write-ahead: whatever a sync may create is recorded before it exists.
-    fn record_ahead(&self, next: &[String]) {
-        if next.iter().any(|entry| !self.entries.contains(entry)) {
+    fn record_ahead(&self, next: &[String], known: Option<(bool, bool)>) {
+        let grows = match known {
+            Some((grows, _)) => grows,
+            None => next.iter().any(|entry| !self.entries.contains(entry)),
+        };
+        if grows {
             let mut ahead: Vec<String> = self.entries.entries().map(String::from).collect();
             ahead.extend(next.iter().cloned());
             self.write(&ahead);
@@ -410,9 +457,14 @@ impl Ledger<'_> {
     }
 
     /// After a sync: exactly what it synced.
-    fn record_done(&self, next: &[String]) {
-        let current = self.entries.len() == next.len()
-            && next.iter().all(|entry| self.entries.contains(entry));
+    fn record_done(&self, next: &[String], known: Option<(bool, bool)>) {
+        let current = match known {
+            Some((_, changed)) => !changed,
+            None => {
+                self.entries.len() == next.len()
+                    && next.iter().all(|entry| self.entries.contains(entry))
+            }
+        };
         if !current {
             self.write(next);
         }

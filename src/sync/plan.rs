@@ -70,6 +70,9 @@ pub(super) struct Plan {
     pub links: Vec<(String, PathBuf)>,
     /// The next manifest: every file, folder and link synced.
     pub manifest: Vec<String>,
+    /// Known without comparing (a plan from git): whether the manifest gains entries, and
+    /// whether it differs from the previous one at all.
+    pub manifest_grows: Option<(bool, bool)>,
     pub unchanged: usize,
     pub kept: usize,
     /// Links found in the target: nothing under them is ever reached.
