@@ -538,16 +538,20 @@ pub(super) fn plan(
         }
     }
     // New folders: those the target does not have as a folder now, parents first.
+    let copied: std::collections::HashSet<&str> =
+        plan.copies.iter().map(|c| c.relative.as_str()).collect();
+    let mut folders: Vec<String> = Vec::new();
+    let mut planned_folders: std::collections::HashSet<&str> = Default::default();
     for path in &added {
-        let k = key(path);
-        let is_copied_file = plan.copies.iter().any(|c| c.relative == *path);
-        if !is_copied_file
-            && (!listed(path) || removed.contains(&k))
-            && !plan.folders.contains(path)
+        if !copied.contains(path.as_str())
+            && (!listed(path) || removed.contains(&key(path)))
+            && planned_folders.insert(path.as_str())
         {
-            plan.folders.push(path.clone());
+            folders.push(path.clone());
         }
     }
+    drop(copied);
+    plan.folders = folders;
     let mut new_lines: Vec<String> = Vec::new();
     let mut new_keys: BTreeSet<String> = BTreeSet::new();
     for path in added {
