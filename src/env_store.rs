@@ -157,19 +157,23 @@ impl EnvStore {
 
     /// Makes the env at `built` the one the site runs, in one step.
     pub fn go_live(&self, built: &Path) -> Result<Switched, DeployError> {
-        self.go_live_with(built, None::<fn(&Path) -> Result<(), DeployError>>)
+        let none = None::<fn(&Path) -> Result<(), DeployError>>;
+        self.go_live_with(built, none).map(|(switched, _)| switched)
     }
 
     /// Like [`EnvStore::go_live`]; where the env was built on local disk, `alongside` runs on
     /// it (packing its archive) while it is copied onto the site's filesystem, before it goes.
-    pub fn go_live_with<F>(
+    /// Returns what `alongside` made, when it ran.
+    pub fn go_live_with<F, T>(
         &self,
         built: &Path,
         alongside: Option<F>,
-    ) -> Result<Switched, DeployError>
+    ) -> Result<(Switched, Option<T>), DeployError>
     where
-        F: FnOnce(&Path) -> Result<(), DeployError> + Send,
+        F: FnOnce(&Path) -> Result<T, DeployError> + Send,
+        T: Send,
     {
+        let mut made = None;
         let before = self.live_env();
         let incoming = match self.mode {
             SwitchMode::Link => {
@@ -187,7 +191,7 @@ impl EnvStore {
                     let alongside = alongside.map(|job| scope.spawn(move || job(built)));
                     let copied = copy_tree(built, &side);
                     if let Some(job) = alongside {
-                        job.join().expect("the job beside the env copy panicked")?;
+                        made = Some(job.join().expect("the job beside the env copy panicked")?);
                     }
                     copied
                 })?;
@@ -219,7 +223,7 @@ impl EnvStore {
             (LiveEnv::Folder, Some(folder)) => Previous::Folder(folder),
             _ => Previous::Nothing,
         };
-        Ok(Switched {
+        let switched = Switched {
             // What a rollback removes: the link's env, or the folder that came in.
             built: match self.mode {
                 SwitchMode::Link => built.to_path_buf(),
@@ -227,7 +231,8 @@ impl EnvStore {
             },
             previous,
             not_atomic,
-        })
+        };
+        Ok((switched, made))
     }
 
     /// Switches the site back to the env it ran before `switched`, and removes the new one.

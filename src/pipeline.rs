@@ -177,6 +177,7 @@ fn run_steps(
         files_changed: false,
         sync_partial: false,
         start_file: None,
+        archives: None,
         live_archive: None,
         sync_ran: false,
         _lock: lock,
@@ -360,6 +361,8 @@ struct Deployment<'a> {
     /// The platform's start file this deployment changed (`oryx-manifest.toml`), undone on
     /// failure.
     start_file: Option<linux_start::ManifestChange>,
+    /// Where the env is shipped as an archive too (decided once, with the store).
+    archives: Option<SiteArchives>,
     /// The live env's archive as the manifest names it, where the env is shipped as one.
     live_archive: Option<String>,
     /// Held until the deployment ends.
@@ -417,6 +420,7 @@ impl Deployment<'_> {
                 self.env = validated.env;
                 self.pending = validated.pending;
                 self.store = Some(store);
+                self.archives = self.site_archives();
                 self.install = install;
                 if !self.pip_planned() && self.synced {
                     self.go_live()?;
@@ -470,23 +474,16 @@ impl Deployment<'_> {
         let (Some(built), Some(store)) = (self.pending.take(), &self.store) else {
             return Ok(());
         };
-        let archives = self.site_archives();
-        let packed = std::sync::Mutex::new(None);
-        let pack = archives.as_ref().map(|archives| {
-            |built: &std::path::Path| {
-                *packed.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some(archives.pack_built(built)?);
-                Ok(())
-            }
-        });
-        let switched = match store.go_live_with(&built, pack) {
-            Ok(switched) => switched,
+        let archives = self.archives.as_ref();
+        let pack = archives.map(|archives| |built: &std::path::Path| archives.pack_built(built));
+        let (switched, packed) = match store.go_live_with(&built, pack) {
+            Ok(done) => done,
             Err(error) => {
                 let _ = remove_any(&built);
                 return Err(error);
             }
         };
-        if let (Some(archives), Some(packed)) = (&archives, packed.into_inner().ok().flatten()) {
+        if let (Some(archives), Some(packed)) = (archives, packed) {
             archives.went_live(&store.live);
             info!(
                 "Packed the new env for the platform's start while it was copied ({}): {}; \
@@ -532,7 +529,7 @@ impl Deployment<'_> {
             return Ok(());
         }
         let keep = crate::paths::state_dir(&c.target.value);
-        let archive = match (self.site_archives(), &self.store) {
+        let archive = match (&self.archives, &self.store) {
             (Some(archives), Some(store)) if store.live.join("pyvenv.cfg").is_file() => {
                 let mut named_as = vec![store.live.clone()];
                 if let crate::env_store::LiveEnv::Link(to) = store.live_env() {
@@ -541,7 +538,8 @@ impl Deployment<'_> {
                 let live = archives.for_live(&store.live, &named_as)?;
                 if let Some((packed, why)) = &live.packed {
                     info!(
-                        "Packed the env into {} for the platform's start ({}): {why}; {}",
+                        "Packed the env into {} for the platform's start ({}): {why} \
+                         (it is shipped as an archive because {})",
                         live.relative,
                         packed.describe(),
                         archives.why
@@ -568,7 +566,7 @@ impl Deployment<'_> {
         Ok(())
     }
 
-    /// Where the env is also shipped as one archive for the platform's start: a Linux site on
+    /// Whether the env is also shipped as one archive for the platform's start: a Linux site on
     /// a network filesystem (App Service's `/home`, an SMB share), where a start that imports
     /// from the env folder would cross the network for every file it looks up.
     /// `KUDUHOOK_ENV_ARCHIVE` turns it on or off.
@@ -603,19 +601,19 @@ impl Deployment<'_> {
     fn finish(&mut self) -> Result<(), DeployError> {
         self.go_live()?;
         self.publish_start_file()?;
-        match (self.site_archives(), &self.live_archive) {
+        match (&self.archives, &self.live_archive) {
             (Some(archives), Some(live)) => {
                 let removed = archives.remove_others(live);
                 if removed > 0 {
                     info!("Removed {removed} archive(s) of previous envs");
                 }
             }
-            (None, _) if self.store.is_some() && !self.config.dry_run => {
-                let dir = crate::paths::state_dir(&self.config.target.value)
-                    .join(crate::platform::env_archive::ARCHIVES_DIR);
-                if dir.is_dir() && remove_any(&dir).is_ok() {
-                    info!("Removed the env's archives: the env is no longer shipped as one");
-                }
+            (None, _)
+                if self.store.is_some()
+                    && !self.config.dry_run
+                    && SiteArchives::remove_all(&self.config.target.value) =>
+            {
+                info!("Removed the env's archives: the env is no longer shipped as one");
             }
             _ => {}
         }

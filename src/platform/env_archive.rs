@@ -28,6 +28,8 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::errors::DeployError;
+
 /// The folder, in kuduhook's state folder for the target, that holds the archives.
 pub const ARCHIVES_DIR: &str = "env-archives";
 
@@ -393,15 +395,23 @@ impl SiteArchives {
     }
 
     /// Packs a new env, built at `built` on local disk, into its archive.
-    pub fn pack_built(&self, built: &Path) -> Result<Packed, crate::errors::DeployError> {
-        let out = self.path_for(built);
+    pub fn pack_built(&self, built: &Path) -> Result<Packed, DeployError> {
+        self.pack_into(built, &[built.to_path_buf()], &self.path_for(built))
+    }
+
+    /// Packs the env in `env_dir`, whose scripts name the paths `named_as`, into `out`.
+    fn pack_into(
+        &self,
+        env_dir: &Path,
+        named_as: &[PathBuf],
+        out: &Path,
+    ) -> Result<Packed, DeployError> {
         let how = Relocation {
-            built_at: &[built.to_path_buf()],
+            built_at: named_as,
             env_name: &self.env_name,
             minor: &self.minor,
         };
-        pack(built, &how, &out)
-            .map_err(|e| crate::errors::DeployError::io("pack the env into", &out, e))
+        pack(env_dir, &how, out).map_err(|e| DeployError::io("pack the env into", out, e))
     }
 
     /// Records the live env folder's state beside the archive packed from it.
@@ -415,11 +425,7 @@ impl SiteArchives {
     /// The archive of the live env at `live`, packed from it if it has none or was changed
     /// since (a later step installed into it). `named_as` are the paths its scripts may name
     /// (the live path, and the folder a live link leads to).
-    pub fn for_live(
-        &self,
-        live: &Path,
-        named_as: &[PathBuf],
-    ) -> Result<LiveArchive, crate::errors::DeployError> {
+    pub fn for_live(&self, live: &Path, named_as: &[PathBuf]) -> Result<LiveArchive, DeployError> {
         let out = self.path_for(live);
         let now = FolderState::of(live, &self.minor);
         let why = match (out.is_file(), FolderState::read(&out)) {
@@ -430,13 +436,7 @@ impl SiteArchives {
         let packed = match why {
             None => None,
             Some(why) => {
-                let how = Relocation {
-                    built_at: named_as,
-                    env_name: &self.env_name,
-                    minor: &self.minor,
-                };
-                let packed = pack(live, &how, &out)
-                    .map_err(|e| crate::errors::DeployError::io("pack the env into", &out, e))?;
+                let packed = self.pack_into(live, named_as, &out)?;
                 if let Some(state) = now {
                     let _ = state.write(&out);
                 }
@@ -448,6 +448,13 @@ impl SiteArchives {
             relative: self.relative_dir.join(name).to_string_lossy().into_owned(),
             packed,
         })
+    }
+
+    /// Removes the archives of a site whose env is no longer shipped as one. Whether there
+    /// were any.
+    pub fn remove_all(target: &Path) -> bool {
+        let dir = crate::paths::state_dir(target).join(ARCHIVES_DIR);
+        dir.is_dir() && crate::env_store::remove_any(&dir).is_ok()
     }
 
     /// Removes every archive but the one named `keep` (relative, as the manifest names it):
