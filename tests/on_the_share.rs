@@ -216,9 +216,9 @@ fn code_only_redeploy(extra: usize) -> (Site, SmbMount, u64, String) {
     git_in(&site.repo, &["add", "-A"]);
     git_in(&site.repo, &["commit", "-q", "-m", "first"]);
     let (site, share) = site_on_share(site, 0.0);
-    site.deploy(&[])
-        .assert_ok()
-        .assert_contains("Walking the whole site: no record of a previous sync by this version");
+    site.deploy(&[]).assert_ok().assert_contains(
+        "Walking the whole site: a first deployment: there is nothing to compare with",
+    );
     site.write(
         "app.py",
         "import kudupkg\n\ndef app():\n    return 'v2 ' + kudupkg.__version__\n",

@@ -61,7 +61,9 @@ pub enum WhyFull {
     /// A clean deployment (`IGNORE_MANIFEST`).
     IgnoreManifest,
     NoGit(String),
-    /// No record of a previous sync (a first deployment, or one before this version).
+    /// Nothing was deployed here before (no previous manifest).
+    FirstDeployment,
+    /// No record of a previous sync (the first by this version).
     NoRecord,
     OtherFormat,
     OptionsChanged,
@@ -88,7 +90,12 @@ impl WhyFull {
             WhyFull::Asked(why) => why.clone(),
             WhyFull::IgnoreManifest => "a clean deployment (IGNORE_MANIFEST)".into(),
             WhyFull::NoGit(why) => format!("git cannot tell what changed ({why})"),
-            WhyFull::NoRecord => "no record of a previous sync by this version".into(),
+            WhyFull::FirstDeployment => {
+                "a first deployment: there is nothing to compare with".into()
+            }
+            WhyFull::NoRecord => {
+                "no record of the last sync (it was not made by this version of kuduhook)".into()
+            }
             WhyFull::OtherFormat => "the record of the last sync is from another version".into(),
             WhyFull::OptionsChanged => "the sync's settings changed since the last sync".into(),
             WhyFull::NotSealed => "the last deployment did not finish".into(),
@@ -126,6 +133,76 @@ fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
 }
 
+/// What git says about this sync.
+pub(super) struct FromGit {
+    /// The plan, when the last sync is proven and the checkout holds exactly its commit.
+    pub planned: Option<DeltaPlan>,
+    /// The commit a record of this sync may vouch for: the checkout holds exactly it.
+    pub head: Option<String>,
+}
+
+/// Asks git what this sync must do, and says in the log why it walks the whole site when git
+/// cannot tell. Whether the checkout holds exactly its commit (`git status`, on a big
+/// repository git's longest part) is asked while the plan is made.
+pub(super) fn from_git(
+    options: &SyncOptions,
+    previous_text: Option<&[u8]>,
+    previous: &Manifest,
+    folds_case: bool,
+) -> FromGit {
+    let say = |why: &WhyFull| {
+        if options.listed_changes > 0 {
+            tracing::info!("Walking the whole site: {}", why.describe());
+        }
+    };
+    let none = FromGit {
+        planned: None,
+        head: None,
+    };
+    let inputs = &options.delta;
+    if options.what_if {
+        return none;
+    }
+    if !inputs.enabled {
+        if let Some(why) = &inputs.disabled_because {
+            say(&WhyFull::Asked(why.clone()));
+        }
+        return none;
+    }
+    let head = match head(options, inputs) {
+        Ok(head) => head,
+        Err(why) => {
+            say(&why);
+            return none;
+        }
+    };
+    let (planned, clean) = std::thread::scope(|scope| {
+        let clean = scope.spawn(|| check_clean(&options.from));
+        let planned = plan(options, inputs, &head, previous_text, previous, folds_case);
+        let clean = clean
+            .join()
+            .unwrap_or_else(|_| Err(WhyFull::NoGit("git's check panicked".into())));
+        (planned, clean)
+    });
+    match (planned, clean) {
+        (Ok(planned), Ok(())) => FromGit {
+            planned: Some(planned),
+            head: Some(head),
+        },
+        (Err(why), clean) => {
+            say(&why);
+            FromGit {
+                planned: None,
+                head: clean.ok().map(|()| head),
+            }
+        }
+        (Ok(_), Err(why)) => {
+            say(&why);
+            none
+        }
+    }
+}
+
 /// A plan from git, and what it was computed from.
 pub(super) struct DeltaPlan {
     pub plan: Plan,
@@ -133,6 +210,18 @@ pub(super) struct DeltaPlan {
     pub to: String,
     /// The paths git reported, before the sync's own rules.
     pub changed: usize,
+}
+
+impl DeltaPlan {
+    /// For the sync's summary: "1a2b3c4d5e6f..7a8b9c0d1e2f, 1 changed path".
+    pub fn describe(&self) -> String {
+        format!(
+            "{}..{}, {}",
+            short(&self.from),
+            short(&self.to),
+            crate::logging::plural(self.changed, "changed path")
+        )
+    }
 }
 
 /// What the caller of the sync knows about this deployment.
@@ -197,12 +286,9 @@ pub(super) fn record(options: &SyncOptions, commit: &str, manifest_text: &[u8], 
         commit: commit.to_string(),
         manifest_sha256: sha256(manifest_text),
         options: fingerprint(options),
-        sealed: None,
+        sealed: sealed.then(|| target_stamp(&options.to)).flatten(),
     };
-    let path = state_path(&options.to);
-    if write_state(&path, &state).is_ok() && sealed {
-        seal(&options.to);
-    }
+    let _ = write_state(&state_path(&options.to), &state);
 }
 
 fn sha256(bytes: &[u8]) -> String {
@@ -250,7 +336,7 @@ fn git(source: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
 }
 
 /// The commit the checkout is at (and Kudu deploys, when it names one).
-pub(super) fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> {
+fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> {
     let source = &options.from;
     if !source.join(".git").exists() {
         return Err(WhyFull::NoGit(
@@ -272,7 +358,7 @@ pub(super) fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String
 }
 
 /// Whether the checkout holds exactly its commit: nothing modified, untracked or ignored.
-pub(super) fn check_clean(source: &Path) -> Result<(), WhyFull> {
+fn check_clean(source: &Path) -> Result<(), WhyFull> {
     let status = git(
         source,
         &[
@@ -371,7 +457,7 @@ fn name_of(path: &str) -> &str {
 
 /// Plans the sync from git, or says why it cannot. `previous_text` is the previous manifest as
 /// read (`None`: there was none), `previous` the same parsed.
-pub(super) fn plan(
+fn plan(
     options: &SyncOptions,
     inputs: &DeltaInputs,
     head: &str,
@@ -382,6 +468,7 @@ pub(super) fn plan(
     if options.ignore_manifest {
         return Err(WhyFull::IgnoreManifest);
     }
+    let previous_text = previous_text.ok_or(WhyFull::FirstDeployment)?;
     let state = read_state(&state_path(&options.to)).ok_or(WhyFull::NoRecord)?;
     if state.format != FORMAT {
         return Err(WhyFull::OtherFormat);
@@ -392,7 +479,6 @@ pub(super) fn plan(
     let Some(sealed) = state.sealed else {
         return Err(WhyFull::NotSealed);
     };
-    let previous_text = previous_text.ok_or(WhyFull::ManifestChanged)?;
     if sha256(previous_text) != state.manifest_sha256 {
         return Err(WhyFull::ManifestChanged);
     }

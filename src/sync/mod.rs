@@ -254,53 +254,12 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
         options.progress_interval,
         || -> Result<(), SyncError> {
             let started = Instant::now();
-            // The commit the checkout is at; whether it holds exactly that commit is asked of
-            // git while the plan is made (on a big repository that is git's longest part).
-            let head = git_head(options);
-            let clean = head.as_ref().ok().map(|_| {
-                std::thread::spawn({
-                    let from = options.from.clone();
-                    move || delta::check_clean(&from)
-                })
-            });
-            let planned = head.as_ref().ok().and_then(|head| {
-                let folds = plan::folds_case(&options.to, true);
-                delta::plan(
-                    options,
-                    &options.delta,
-                    head,
-                    previous_text.as_deref(),
-                    &previous,
-                    folds,
-                )
-                .map_err(|why| say_full_walk(options, &why))
-                .ok()
-            });
-            let clean = match clean.map(|c| {
-                c.join()
-                    .unwrap_or_else(|_| Err(delta::WhyFull::NoGit("git's check panicked".into())))
-            }) {
-                Some(Err(why)) => {
-                    if planned.is_some() {
-                        say_full_walk(options, &why);
-                    }
-                    Err(Some(why))
-                }
-                Some(Ok(())) => Ok(()),
-                None => Err(None),
-            };
-            if let Err(Some(why)) = &head {
-                say_full_walk(options, why);
-            }
-            // The commit a record may vouch for: the checkout holds exactly it.
-            let head = match (head, clean) {
-                (Ok(head), Ok(())) => Some(head),
-                _ => None,
-            };
-            let planned = planned.filter(|_| head.is_some());
+            // Asked once of the target, for both ways of planning (on a share it is round trips).
+            let folds = plan::folds_case(&options.to, !options.what_if);
+            let git = delta::from_git(options, previous_text.as_deref(), &previous, folds);
             // After a proven sync the ledger is the previous manifest: read only for a walk.
             let ledger_read;
-            let ledger: &Manifest = match planned {
+            let ledger: &Manifest = match git.planned {
                 Some(_) => &previous,
                 None => {
                     ledger_read = read_ledger(&ledger_path);
@@ -308,20 +267,16 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
                     &ledger_read
                 }
             };
-            let plan = match planned {
+            let plan = match git.planned {
                 Some(planned) => {
-                    report.from_git = Some(format!(
-                        "{}..{}, {}",
-                        &planned.from[..planned.from.len().min(12)],
-                        &planned.to[..planned.to.len().min(12)],
-                        plural(planned.changed, "changed path")
-                    ));
+                    report.from_git = Some(planned.describe());
                     planned.plan
                 }
-                None => {
-                    pool.install(|| Planner::new(options, &previous, ledger, &progress).plan())?
-                }
+                None => pool.install(|| {
+                    Planner::new(options, &previous, ledger, &progress, folds).plan()
+                })?,
             };
+            let head = git.head;
             report.planning = started.elapsed();
             report_plan(&plan, &previous, ledger, options, &mut report);
             if options.what_if {
@@ -384,29 +339,6 @@ fn read_ledger(path: &Path) -> Manifest {
             );
             Manifest::default()
         }
-    }
-}
-
-/// The commit the checkout is at, where the sync may use git; else why not (`None`: not
-/// asked, nothing to say).
-fn git_head(options: &SyncOptions) -> Result<String, Option<delta::WhyFull>> {
-    if options.what_if {
-        return Err(None);
-    }
-    if !options.delta.enabled {
-        return Err(options
-            .delta
-            .disabled_because
-            .clone()
-            .map(delta::WhyFull::Asked));
-    }
-    delta::head(options, &options.delta).map_err(Some)
-}
-
-/// Says in the log why the sync walks the whole site.
-fn say_full_walk(options: &SyncOptions, why: &delta::WhyFull) {
-    if options.listed_changes > 0 {
-        info!("Walking the whole site: {}", why.describe());
     }
 }
 

@@ -165,7 +165,7 @@ fn list(dir: &Path) -> Result<Vec<Entry>, DeployError> {
 }
 
 /// Whether names in `dir` fold case (`App.py` and `app.py` are one file): asked (when
-/// `may_write`) of a probe file with a name never used before, removed at once; else of an
+/// `may_write`: a what-if sync writes nothing, not even a probe) of a probe file with a name never used before, removed at once; else of an
 /// entry already there. An existing name can mislead: the kernel may still remember that its
 /// other case was missing (a cached negative lookup, as on a cifs mount). For a folder that
 /// does not exist yet, its parent is asked, without writing.
@@ -255,6 +255,7 @@ impl<'a> Planner<'a> {
         previous: &'a Manifest,
         ledger: &'a Manifest,
         progress: &'a Progress,
+        folds_case: bool,
     ) -> Planner<'a> {
         let from = paths::normalize(
             &std::path::absolute(&options.from).unwrap_or_else(|_| options.from.clone()),
@@ -267,8 +268,7 @@ impl<'a> Planner<'a> {
             previous,
             ledger,
             progress,
-            // A what-if sync writes nothing, not even a probe: it asks only what is there.
-            folds_case: folds_case(&options.to, !options.what_if),
+            folds_case,
             links_refused: !options.what_if
                 && options.to.is_dir()
                 && !crate::env_store::links_work(&options.to),
