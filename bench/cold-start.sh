@@ -18,9 +18,6 @@ cd "$(dirname "$0")/.."
 rounds=${1:-10}
 latency=${2:-}
 
-python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
-python=${python:-$(command -v python3.11)}
-
 echo "== setup (not timed)"
 cargo build --release --quiet -p kuduhook -p smbfs
 bash tests/setup.sh

@@ -1,5 +1,36 @@
-# Shared by the bench scripts: timing, medians, ratios, and the generated file tree.
-# Source it after setting $work (a scratch folder).
+# Shared by the bench scripts: set-up, the share, timing, medians, ratios, and the generated
+# file tree. Source it from the repository's root; `bench_setup` makes $work (a scratch folder).
+
+# The machine's Python 3.11 (pyenv's newest 3.11, else python3.11 on PATH).
+python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
+python=${python:-$(command -v python3.11)}
+
+# bench_setup NAME: builds kuduhook and smbfs, installs the tests' tools, makes $work, and
+# on exit unmounts the share (if one is mounted) and removes $work.
+bench_setup() {
+  echo "== setup (not timed)"
+  cargo build --release --quiet -p kuduhook -p smbfs
+  bash tests/setup.sh
+  work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" "bench-$1.XXXXXX")
+  mounted=""
+  trap '[ -n "$mounted" ] && umount -l "$mounted"; rm -rf "$work"' EXIT
+}
+
+# mount_share DIR LATENCY [BACKING]: the SMB-like share (tools/smbfs) at DIR, LATENCY ms per
+# metadata call, over BACKING (default DIR.backing; an existing one keeps its files).
+mount_share() {
+  local backing=${3:-$1.backing}
+  mkdir -p "$1" "$backing"
+  target/release/smbfs "$backing" "$1" --latency-ms "$2" &
+  until grep -q " $1 fuse" /proc/self/mounts; do sleep 0.05; done
+  mounted=$1
+}
+
+unmount_share() {
+  umount "$mounted" 2>/dev/null || umount -l "$mounted"
+  while grep -q " $mounted fuse" /proc/self/mounts; do sleep 0.05; done
+  mounted=""
+}
 
 now() { date +%s%N; }
 

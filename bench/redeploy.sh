@@ -24,16 +24,8 @@ latencies=${2:-1 5}
 files=${3:-10000}
 big=${4:-100000}
 
-python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
-python=${python:-$(command -v python3.11)}
-
-echo "== setup (not timed)"
-cargo build --release --quiet -p kuduhook -p smbfs
-bash tests/setup.sh
-work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-redeploy.XXXXXX)
-mounted=""
-trap '[ -n "$mounted" ] && umount -l "$mounted"; rm -rf "$work"' EXIT
 source bench/lib.sh
+bench_setup redeploy
 kuduhook=$PWD/target/release/kuduhook
 kudusync=$PWD/target/tools/node/node_modules/.bin/kudusync
 export PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -67,19 +59,6 @@ change() {
   git_q "$1" commit -q -am "change $2 files, round $3"
 }
 
-# mount_share DIR BACKING LATENCY
-mount_share() {
-  mkdir -p "$1" "$2"
-  target/release/smbfs "$2" "$1" --latency-ms "$3" &
-  until grep -q " $1 fuse" /proc/self/mounts; do sleep 0.05; done
-  mounted=$1
-}
-
-unmount_share() {
-  umount "$mounted" 2>/dev/null || umount -l "$mounted"
-  while grep -q " $mounted fuse" /proc/self/mounts; do sleep 0.05; done
-  mounted=""
-}
 
 hook() { SCM_COMMIT_ID=$(git -C "$repo" rev-parse HEAD) "$kuduhook" deploy --source "$repo" \
   --target "$site/wwwroot" --previous-manifest "$site/manifest" --next-manifest "$site/manifest"; }
@@ -95,7 +74,7 @@ run() {
   if [ "$where" = local ]; then
     mkdir -p "$site"
   else
-    mount_share "$site" "$site.backing" 0
+    mount_share "$site" 0
   fi
   repo=$work/repo-$where-$count
   if [ "$where" != local ] && [ "${REPO_ON_SHARE:-}" = 1 ]; then
@@ -109,7 +88,7 @@ run() {
   fi
   if [ "$where" != local ]; then
     unmount_share
-    mount_share "$site" "$site.backing" "$latency"
+    mount_share "$site" "$latency"
   fi
   for r in $(seq "$rounds"); do
     for n in 1 100; do

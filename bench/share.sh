@@ -17,16 +17,8 @@ rounds=${1:-3}
 latencies=${2:-1 5}
 cache=$PWD/bench/.cache
 
-python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
-python=${python:-$(command -v python3.11)}
-
-echo "== setup (not timed)"
-cargo build --release --quiet -p kuduhook -p smbfs
-bash tests/setup.sh
-work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-share.XXXXXX)
-mounted=""
-trap '[ -n "$mounted" ] && umount -l "$mounted"; rm -rf "$work"' EXIT
 source bench/lib.sh
+bench_setup share
 wheels=$(dozen_wheels "$python" "$cache")
 
 app=$work/app
@@ -35,18 +27,6 @@ export PIP_NO_INDEX=1 PIP_FIND_LINKS=$wheels PIP_DISABLE_PIP_VERSION_CHECK=1
 export KUDU_SYNC_CMD=$PWD/target/tools/node/node_modules/.bin/kudusync
 kuduhook=$PWD/target/release/kuduhook
 
-# mount_share DIR LATENCY: a new, empty share at DIR.
-mount_share() {
-  mkdir -p "$1" "$1.backing"
-  target/release/smbfs "$1.backing" "$1" --latency-ms "$2" &
-  until grep -q " $1 fuse" /proc/self/mounts; do sleep 0.05; done
-  mounted=$1
-}
-
-unmount_share() {
-  umount -l "$mounted"
-  mounted=""
-}
 
 # attempt TOOL SITE: like `ms deploy`, but prints "fails" when the tool cannot deploy there.
 attempt() {

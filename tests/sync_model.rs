@@ -535,18 +535,17 @@ fn random_histories_match_the_model() {
     }
 }
 
-/// The same histories in git, synced from git's diff and by a walk, side by side: the two
-/// targets are the same after every step, and the model's.
-#[test]
-fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
+/// Runs random git histories of `steps` steps for `seeds`, each in a world made by
+/// `world_at`, checking both targets after every step. How many syncs took the git path.
+fn git_histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -> usize {
     let mut from_git = 0;
-    for seed in 1..=30u64 {
+    for seed in 1..=seeds {
         let root = tempfile::Builder::new()
             .prefix("kuduhook-model-git-")
-            .tempdir()
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
-        let mut world = World::with_git(seed, root.path());
-        for step in 0..12 {
+        let mut world = world_at(seed, root.path());
+        for step in 0..steps {
             for _ in 0..1 + world.rng.below(4) {
                 world.edit();
             }
@@ -558,7 +557,18 @@ fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
         }
         from_git += world.from_git;
     }
-    eprintln!("{from_git} of 360 syncs planned from git");
+    eprintln!(
+        "{from_git} of {} syncs planned from git",
+        seeds as usize * steps
+    );
+    from_git
+}
+
+/// The same histories in git, synced from git's diff and by a walk, side by side: the two
+/// targets are the same after every step, and the model's.
+#[test]
+fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
+    let from_git = git_histories(30, 12, World::with_git);
     assert!(
         from_git >= 60,
         "only {from_git} of 360 syncs were planned from git"
@@ -568,26 +578,7 @@ fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
 /// The same on the share, where names ignore case (a case-only rename is one file there).
 #[test]
 fn git_histories_on_the_share_sync_the_same_from_the_diff_as_by_a_walk() {
-    let mut from_git = 0;
-    for seed in 1..=8u64 {
-        let root = tempfile::Builder::new()
-            .prefix("kuduhook-model-share-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
-        let mut world = World::with_git_on_share(seed, root.path());
-        for step in 0..10 {
-            for _ in 0..1 + world.rng.below(4) {
-                world.edit();
-            }
-            world.git_edit();
-            world.commit();
-            let fails_later = world.rng.below(5) == 0;
-            world.deploy(fails_later);
-            world.check(seed, step);
-        }
-        from_git += world.from_git;
-    }
-    eprintln!("{from_git} of 80 syncs planned from git");
+    let from_git = git_histories(8, 10, World::with_git_on_share);
     assert!(
         from_git >= 12,
         "only {from_git} of 80 syncs were planned from git"
