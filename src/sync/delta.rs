@@ -171,6 +171,11 @@ pub(super) fn from_git(
     }
     let head = match head(options, inputs) {
         Ok(head) => head,
+        // A first deployment walks whatever git says: that is the reason worth reading.
+        Err(_) if previous_text.is_none() => {
+            say(&WhyFull::FirstDeployment);
+            return none;
+        }
         Err(why) => {
             say(&why);
             return none;
