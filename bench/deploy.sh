@@ -9,8 +9,10 @@
 # installed with --no-index, so the network plays no part in the timings.
 #
 # Each round, for each tool, into a new site: a first deployment (empty site, empty caches),
-# an unchanged redeployment, and a redeployment after one requirement changed (attrs 24.2.0 ->
-# 24.3.0). Prints medians and each tool's ratio to the deploy.cmd port.
+# an unchanged redeployment, then one requirement bumped (attrs 24.2.0 -> 24.3.0), one removed
+# (redis) and one added (redis again). After each, the env is checked: attrs at its version,
+# redis importable or not (the port's in-place install keeps a removed package: it is reported,
+# not failed). Prints medians and each tool's ratio to the deploy.cmd port.
 #
 # usage: bench/deploy.sh [ROUNDS]   (default 5)
 set -euo pipefail
@@ -40,7 +42,9 @@ export KUDU_SYNC_CMD=$PWD/target/tools/node/node_modules/.bin/kudusync
 kuduhook=$PWD/target/release/kuduhook
 
 tools=(port pip uv)
-declare -A first unchanged changed
+declare -A first unchanged changed removed added
+# has TOOL SITE MODULE: whether the site's env imports MODULE.
+has() { "$2/wwwroot/env/bin/python" -c "import $3" 2>/dev/null; }
 for round in $(seq "$rounds"); do
   dozen_requirements 24.2.0 >"$app/requirements.txt"
   for tool in "${tools[@]}"; do
@@ -53,6 +57,19 @@ for round in $(seq "$rounds"); do
     changed[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
     "$work/$tool-$round/wwwroot/env/bin/python" -c 'import attrs, sys; sys.exit(attrs.__version__ != "24.3.0")' \
       || { echo "$tool did not install attrs 24.3.0" >&2; exit 1; }
+  done
+  dozen_requirements 24.3.0 no-redis >"$app/requirements.txt"
+  for tool in "${tools[@]}"; do
+    removed[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
+    if has "$tool" "$work/$tool-$round" redis; then
+      [ "$tool" = port ] || { echo "$tool kept the removed redis" >&2; exit 1; }
+      [ "$round" = 1 ] && echo "port: redis is still installed after its removal (in-place install)"
+    fi
+  done
+  dozen_requirements 24.3.0 >"$app/requirements.txt"
+  for tool in "${tools[@]}"; do
+    added[$tool]+="$(ms deploy "$tool" "$work/$tool-$round") "
+    has "$tool" "$work/$tool-$round" redis || { echo "$tool did not install redis" >&2; exit 1; }
     rm -rf "$work/$tool-$round"
   done
   echo "round $round/$rounds done"
@@ -61,13 +78,15 @@ done
 echo
 echo "== medians of $rounds rounds (ms; ratio = deploy.cmd port / tool, above 1 means faster)"
 printf "%-28s %12s %12s %12s\n" scenario "deploy.cmd" "kuduhook+pip" "kuduhook+uv"
-for scenario in first unchanged changed; do
+for scenario in first unchanged changed removed added; do
   declare -n times=$scenario
   p=$(median <<<"${times[port]}")
   k=$(median <<<"${times[pip]}")
   u=$(median <<<"${times[uv]}")
   label=$scenario
-  [ "$scenario" = changed ] && label="one requirement changed"
+  [ "$scenario" = changed ] && label="one requirement bumped"
+  [ "$scenario" = removed ] && label="one requirement removed"
+  [ "$scenario" = added ] && label="one requirement added"
   [ "$scenario" = first ] && label="first deploy"
   [ "$scenario" = unchanged ] && label="unchanged redeploy"
   printf "%-28s %12s %12s %12s\n" "$label" "$p" "$k" "$u"

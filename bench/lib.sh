@@ -62,9 +62,14 @@ for d in range(folders):
 PY
 }
 
-# dozen_requirements ATTRS: the benchmark app's requirements, a dozen real packages (29 wheels
-# with their dependencies), attrs at version ATTRS (24.2.0, or 24.3.0 for "one changed").
+# dozen_requirements ATTRS [no-redis]: the benchmark app's requirements, a dozen real packages
+# (29 wheels with their dependencies), attrs at version ATTRS (24.2.0, or 24.3.0 for "one
+# changed"); with no-redis, without redis (for "one removed").
 dozen_requirements() {
+  if [ "${2:-}" = no-redis ]; then
+    dozen_requirements "$1" | grep -v '^redis=='
+    return
+  fi
   cat <<REQ
 Flask==3.1.3
 requests==2.32.3

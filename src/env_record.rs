@@ -23,6 +23,11 @@ pub struct EnvRecord {
     pub rebuild_token: Option<String>,
     /// The last successful install into this env.
     pub install: Option<InstallRecord>,
+    /// What the env held of its own when it was made (pip, setuptools: name and version), kept
+    /// by exact reuse as a fresh env would hold them. `None` where that is not known (an
+    /// adopted env, an earlier kuduhook's): such an env is not reused.
+    #[serde(default)]
+    pub seeds: Option<Vec<(String, String)>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -189,7 +189,7 @@ impl EnvStore {
                 let started = std::time::Instant::now();
                 let files = std::thread::scope(|scope| {
                     let alongside = alongside.map(|job| scope.spawn(move || job(built)));
-                    let copied = copy_tree(built, &side);
+                    let copied = copy_tree(built, &side, false);
                     if let Some(job) = alongside {
                         made = Some(job.join().expect("the job beside the env copy panicked")?);
                     }
@@ -552,13 +552,16 @@ pub fn share_pool() -> &'static rayon::ThreadPool {
     })
 }
 
-/// Copies the folder tree `from` (on local disk) to `to`, which must not exist: folders level
-/// by level, files all at once, each by one of many workers. A link is copied as the file it
-/// leads to (the share refuses links); one to a folder is left out. Returns the files copied.
-pub fn copy_tree(from: &Path, to: &Path) -> Result<usize, DeployError> {
+/// Copies the folder tree `from` to `to`, which must not exist: folders level by level, files
+/// all at once, each by one of many workers (on a share each call is a round trip). With
+/// `keep_links`, a link is made again as the same link; without (the share refuses links), a
+/// link is copied as the file it leads to, and one to a folder is left out. Returns the files
+/// copied.
+pub fn copy_tree(from: &Path, to: &Path, keep_links: bool) -> Result<usize, DeployError> {
     use rayon::prelude::*;
     let mut levels: Vec<Vec<PathBuf>> = vec![vec![PathBuf::new()]];
     let mut files: Vec<PathBuf> = Vec::new();
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
     while let Some(level) = levels.last().filter(|l| !l.is_empty()) {
         let mut next = Vec::new();
         for dir in level {
@@ -566,8 +569,15 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<usize, DeployError> {
                 .map_err(|e| DeployError::io("list", from.join(dir), e))?;
             for entry in read.flatten() {
                 let relative = dir.join(entry.file_name());
+                let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+                if is_link && keep_links {
+                    let held = std::fs::read_link(entry.path())
+                        .map_err(|e| DeployError::io("read the link", entry.path(), e))?;
+                    links.push((relative, held));
+                    continue;
+                }
                 match std::fs::metadata(entry.path()) {
-                    Ok(meta) if meta.is_dir() && !entry.path().is_symlink() => next.push(relative),
+                    Ok(meta) if meta.is_dir() && !is_link => next.push(relative),
                     Ok(meta) if meta.is_file() => files.push(relative),
                     _ => {}
                 }
@@ -588,7 +598,21 @@ pub fn copy_tree(from: &Path, to: &Path) -> Result<usize, DeployError> {
                 .map_err(|e| DeployError::io("copy the env file to", to.join(file), e))
         })
     })?;
+    for (link, held) in &links {
+        copy_link(held, &to.join(link))
+            .map_err(|e| DeployError::io("make the link", to.join(link), e))?;
+    }
     Ok(files.len())
+}
+
+#[cfg(unix)]
+fn copy_link(held: &Path, at: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(held, at)
+}
+
+#[cfg(not(unix))]
+fn copy_link(held: &Path, at: &Path) -> io::Result<()> {
+    std::os::windows::fs::symlink_file(held, at)
 }
 
 /// Removes a folder tree like [`remove_any`], with many workers at once (on a share every call

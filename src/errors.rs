@@ -98,6 +98,9 @@ pub enum DeployError {
         installer: String,
         status: String,
     },
+    /// The env copied from the live one could not be proven to hold exactly what a fresh one
+    /// would: the pipeline builds a fresh env instead (never shown as a failure).
+    ReuseUnproven { why: String },
     /// A step's command exited non-zero.
     CommandFailed {
         step: String,
@@ -497,6 +500,11 @@ impl DeployError {
                          is writable"
                         .to_string(),
                 },
+            ),
+            DeployError::ReuseUnproven { why } => (
+                format!("the env copied from the live one cannot be proven exact: {why}"),
+                "kuduhook removes only what it can prove the requirements no longer need".into(),
+                "nothing: the deployment builds a fresh env instead".into(),
             ),
             DeployError::InstallFailed {
                 requirements,

@@ -115,6 +115,15 @@ impl Installer {
         }
     }
 
+    /// The arguments that make the installer choose every package's version as it would for
+    /// an empty env (the newest the requirements allow), rather than keep an installed one.
+    pub fn fresh_choice_args(&self) -> &'static [&'static str] {
+        match self {
+            Installer::Pip => &["--upgrade", "--upgrade-strategy", "eager"],
+            Installer::Uv { .. } => &["--upgrade"],
+        }
+    }
+
     /// The installer's arguments for installing `requirements` (relative to `app`, where it
     /// runs): non-interactive, the committed wheelhouse as a package source, then the user's
     /// own. The fingerprint of an install is taken over these, so they hold no env path.

@@ -10,7 +10,7 @@ use crate::platform::Platform;
 pub type Packages = BTreeMap<String, String>;
 
 /// The site-packages folders of the env at `env_dir`.
-fn site_packages(env_dir: &Path, platform: Platform) -> Vec<PathBuf> {
+pub fn site_packages(env_dir: &Path, platform: Platform) -> Vec<PathBuf> {
     match platform {
         Platform::Windows => vec![env_dir.join("Lib").join("site-packages")],
         Platform::Linux => std::fs::read_dir(env_dir.join("lib"))
@@ -88,9 +88,9 @@ pub fn changes(before: &Packages, after: &Packages) -> Changes {
 const LISTED: usize = 15;
 
 impl Changes {
-    /// One line for the log: "Packages: added a 1.0, b 2.0; upgraded c 1.0 -> 2.0; removed d
-    /// 0.1 (12 installed)".
-    pub fn summary(&self) -> String {
+    /// What changed, one part each: "added a 1.0, b 2.0", "changed c 1.0 -> 2.0", "removed d
+    /// 0.1"; empty when nothing did.
+    pub fn parts(&self) -> Vec<String> {
         fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
             let mut shown: Vec<String> = items.iter().take(LISTED).map(show).collect();
             if items.len() > LISTED {
@@ -117,6 +117,13 @@ impl Changes {
                 list(&self.removed, |(n, v)| format!("{n} {v}"))
             ));
         }
+        parts
+    }
+
+    /// One line for the log: "Packages: added a 1.0, b 2.0; upgraded c 1.0 -> 2.0; removed d
+    /// 0.1 (12 installed)".
+    pub fn summary(&self) -> String {
+        let parts = self.parts();
         if parts.is_empty() {
             return format!("Packages: no change ({} installed)", self.total);
         }

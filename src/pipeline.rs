@@ -428,7 +428,8 @@ impl Deployment<'_> {
                 Ok(validated.outcome)
             }
             BuiltinStep::PipInstall => {
-                let installer = self.installer.as_ref().expect("resolved with the runtime");
+                let installer = self.installer.clone().expect("resolved with the runtime");
+                let installer = &installer;
                 let plan = match self.install.take() {
                     Some(plan) => plan,
                     None => InstallPlan::new(c, installer, app),
@@ -438,7 +439,7 @@ impl Deployment<'_> {
                 // Only incremental mode installs into the env the site runs.
                 self.changed_in_place = c.env_mode.value == EnvMode::Incremental
                     && self.env.as_ref().is_some_and(|e| e.dir == live);
-                let outcome = pip::run(
+                let installed = pip::run(
                     c,
                     installer,
                     &plan,
@@ -446,7 +447,22 @@ impl Deployment<'_> {
                     &live,
                     app,
                     &self.runner,
-                )?;
+                );
+                let outcome = match installed {
+                    Err(DeployError::ReuseUnproven { why }) => {
+                        self.build_fresh_instead(&plan, why)?;
+                        pip::run(
+                            c,
+                            installer,
+                            &plan,
+                            self.env.as_mut(),
+                            &live,
+                            app,
+                            &self.runner,
+                        )?
+                    }
+                    other => other?,
+                };
                 self.changed_in_place = false;
                 if self.synced {
                     self.go_live()?;
@@ -460,6 +476,31 @@ impl Deployment<'_> {
                 tail::collectstatic_step(c, self.env.as_ref(), app, &self.runner)
             }
         }
+    }
+
+    /// Replaces the env copied from the live one (whose exactness could not be proven, `why`)
+    /// with a fresh one.
+    fn build_fresh_instead(&mut self, plan: &InstallPlan, why: String) -> Result<(), DeployError> {
+        info!(
+            "The env copied from the live one cannot be proven exact ({why}): building a fresh env instead"
+        );
+        if let Some(copied) = self.pending.take() {
+            remove_any(&copied)?;
+        }
+        let store = self.store.as_ref().expect("validate-env ran");
+        let inputs = EnvInputs {
+            runtime: self.runtime.as_ref().expect("detect-runtime ran"),
+            store,
+            installer: self.installer.as_ref().expect("resolved with the runtime"),
+            install: Some(plan),
+        };
+        let validated = env_step::build_fresh(self.config, &inputs, &self.runner, vec![why])?;
+        if let Outcome::Done(what) = &validated.outcome {
+            info!("{what}");
+        }
+        self.env = validated.env;
+        self.pending = validated.pending;
+        Ok(())
     }
 
     /// Whether pip-install runs in this deployment.

@@ -154,6 +154,25 @@ pub struct Interpreter {
 /// Python from 2.7 on, so even an unsupported interpreter can be named in an error. It runs in
 /// the interpreter's own folder: a pyenv shim picks its version from the `.python-version` of
 /// the current folder, and the repository's own must not decide what a shim runs.
+/// The PEP 508 marker values of the interpreter at `path` (what dependencies' markers are
+/// evaluated against).
+pub fn marker_environment(path: &Path) -> Result<pep508_rs::MarkerEnvironment, String> {
+    let neutral = path
+        .parent()
+        .filter(|p| p.is_dir())
+        .unwrap_or(Path::new("/"));
+    let output = Command::new(path)
+        .current_dir(neutral)
+        .args(["-E", "-s", "-c", crate::closure::MARKER_ENVIRONMENT_SCRIPT])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{} could not be run: {e}", path.display()))?;
+    if !output.status.success() {
+        return Err(format!("{} exited with {}", path.display(), output.status));
+    }
+    crate::closure::parse_marker_environment(&String::from_utf8_lossy(&output.stdout))
+}
+
 pub fn probe(path: &Path) -> Result<Interpreter, String> {
     let neutral = path
         .parent()

@@ -59,9 +59,10 @@ fn a_bumped_requirement_is_installed() {
     site.deploy(&[])
         .assert_ok()
         .assert_contains("Copying file: 'requirements.txt'")
-        .assert_contains("Rebuilding env: requirements.txt changed since the last install")
+        .assert_contains("Copied the live env")
+        .assert_contains("to install into: requirements.txt changed since the last install")
         .assert_contains("| Successfully installed kudupkg-2.0")
-        .assert_contains("Packages: changed kudupkg 1.0 -> 2.0");
+        .assert_contains("Reused 2 packages from the live env; changed kudupkg 1.0 -> 2.0 (");
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
     // The env's console script runs from the site's path after the switch.
     let hello = Command::new(site.env_dir().join("bin/kudupkg-hello"))

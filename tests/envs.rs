@@ -46,8 +46,8 @@ fn removed_requirement_is_uninstalled(settings: &[(&str, String)]) {
     site.write("requirements.txt", "kudupkg==2.0\n");
     deploy(&site, settings)
         .assert_ok()
-        .assert_contains("Rebuilding env: requirements.txt changed since the last install")
-        .assert_contains("Packages: changed kudupkg 1.0 -> 2.0; removed extrapkg 1.0")
+        .assert_contains("to install into: requirements.txt changed since the last install")
+        .assert_contains("from the live env; changed kudupkg 1.0 -> 2.0; removed extrapkg 1.0 (")
         .assert_contains("The site now runs the new env");
     assert_eq!(site.imported_version("extrapkg"), None, "extrapkg is gone");
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
@@ -166,10 +166,11 @@ fn move_mode_builds_beside_the_live_env_and_relocates_its_scripts() {
     site.write("requirements.txt", "kudupkg==2.0\n");
     deploy(&site, &settings)
         .assert_ok()
-        .assert_contains("env.kuduhook-new with Python")
+        .assert_contains("env.kuduhook-new in ")
         .assert_contains("(move switch, one atomic rename)");
     assert!(!site.env_dir().is_symlink());
-    // The console script was made at env.kuduhook-new and rewritten for env.
+    // The env was copied to env.kuduhook-new (its scripts rewritten for that path), installed
+    // into, and its console script rewritten for env when it was moved there.
     assert_eq!(hello(&site), "hello from kudupkg 2.0\n");
     assert_eq!(site.leftovers(), Vec::<String>::new());
 
@@ -239,9 +240,10 @@ fn a_dry_run_builds_nothing() {
     let site = Site::app("3.11");
     site.deploy(&[]).assert_ok();
     site.write("requirements.txt", "kudupkg==2.0\n");
-    site.deploy(&["--dry-run"])
-        .assert_ok()
-        .assert_contains("Would rebuild the env: requirements.txt changed");
+    site.deploy(&["--dry-run"]).assert_ok().assert_contains(
+        "Would copy the live env, install requirements.txt into the copy and remove what it \
+             no longer needs",
+    );
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
     let envs: Vec<_> = std::fs::read_dir(site.envs_dir()).unwrap().collect();
     assert_eq!(envs.len(), 1);

@@ -10,8 +10,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Site;
 use support::smb_mount::site_on_share;
+use support::{Site, build_wheel};
 
 /// `kuduhook deploy` for `site`, in a process group of its own (Kudu kills the whole tree).
 fn spawn_deploy(site: &Site, settings: &[(&str, &str)]) -> Child {
@@ -125,11 +125,21 @@ fn kill_9_at_any_point_of_a_rebuild_on_the_share_keeps_a_working_env() {
 }
 
 fn kill_9_at_any_point(site: &Site) {
+    build_wheel(&site.wheels_dir_of_its_own(), "extrapkg", "1.0", &[]);
     site.deploy(&[]).assert_ok();
+    // Each round changes the requirements: the new env is a copy of the live one (killed
+    // during the copy, the install and the removal of what is no longer needed), or a fresh
+    // one when forced (killed while it is made and filled).
     let marks = [
+        (KillAt::Line("Copied the live env"), true),
+        (
+            KillAt::Line("Removing what the requirements no longer need"),
+            true,
+        ),
+        (KillAt::Line("| Processing"), true),
+        (KillAt::Line("Reused "), true),
         (KillAt::Line("Rebuilding env:"), true),
         (KillAt::Line("Creating env"), true),
-        (KillAt::Line("| Processing"), true),
         (KillAt::Line("| Installing collected packages"), false),
         (KillAt::Line("Packages:"), false),
         (KillAt::After(Duration::from_millis(150)), true),
@@ -141,8 +151,14 @@ fn kill_9_at_any_point(site: &Site) {
     let mut killed_mid_rebuild = 0;
     for (round, (at, strictly_before_switch)) in marks.into_iter().enumerate() {
         let next = if version == "1.0" { "2.0" } else { "1.0" };
-        site.write("requirements.txt", &format!("kudupkg=={next}\n"));
-        let (log, killed) = deploy_and_kill(site, &[], at);
+        // Version 2.0 comes with a second package, which going back to 1.0 removes.
+        let extra = if next == "2.0" { "extrapkg==1.0\n" } else { "" };
+        site.write("requirements.txt", &format!("kudupkg=={next}\n{extra}"));
+        // From the fifth round on, fresh envs (a new force-rebuild token each round).
+        let token = format!("round-{round}");
+        let force = [("APPSETTING_KUDUHOOK_FORCE_ENV_REBUILD", token.as_str())];
+        let settings: &[(&str, &str)] = if round >= 4 { &force } else { &[] };
+        let (log, killed) = deploy_and_kill(site, settings, at);
         let serving = live_version(site);
         if killed && strictly_before_switch {
             assert_eq!(
@@ -155,7 +171,7 @@ fn kill_9_at_any_point(site: &Site) {
                 "round {round} ({at:?}): kudupkg {serving}\n{log}"
             );
         }
-        if killed && log.contains("Rebuilding env:") {
+        if killed && (log.contains("Rebuilding env:") || log.contains("Copied the live env")) {
             killed_mid_rebuild += 1;
         }
         // A killed deployment never leaves the manifest naming an archive that is not there
@@ -236,7 +252,7 @@ fn deploys_at_once(count: usize, site: &Site) {
         .collect();
     let rebuilt = logs
         .iter()
-        .filter(|l| l.contains("Rebuilding env:"))
+        .filter(|l| l.contains("Copied the live env"))
         .count();
     let waited = logs
         .iter()
@@ -251,7 +267,7 @@ fn deploys_at_once(count: usize, site: &Site) {
     assert_eq!(
         rebuilt,
         1,
-        "exactly one deployment rebuilt the env:\n{}",
+        "exactly one deployment built a new env:\n{}",
         logs.join("\n---\n")
     );
     assert_eq!(

@@ -10,18 +10,21 @@
 //! it over, once the new env is complete.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use crate::config::{DeployConfig, EnvMode, ForceRebuild, Setting};
 use crate::env_record::{EnvRecord, now_unix};
-use crate::env_store::{self, EnvStore, SwitchMode};
+use crate::env_store::{self, EnvStore, LiveEnv, SwitchMode};
 use crate::errors::DeployError;
 use crate::installer::Installer;
-use crate::logging::ago;
+use crate::logging::{ago, seconds};
+use crate::packages::{self, Packages};
 use crate::platform::Platform;
 use crate::process::Runner;
 use crate::python::{self, PythonVersion};
+use crate::requirements::{self, Root};
 use crate::steps::Outcome;
 use crate::steps::pip::InstallPlan;
 use crate::steps::runtime::Runtime;
@@ -33,6 +36,22 @@ pub struct PreparedEnv {
     /// The env's own interpreter (`env/bin/python`, `env\Scripts\python.exe`).
     pub python: PathBuf,
     pub record: EnvRecord,
+    /// Set when the env is a copy of the live one: pip-install then removes what the
+    /// requirements no longer need.
+    pub reuse: Option<Reuse>,
+}
+
+/// An env copied from the live one to install changed requirements into: what pruning it back
+/// to exactly the requirements needs ([`crate::closure`]).
+#[derive(Debug, Clone)]
+pub struct Reuse {
+    pub roots: Vec<Root>,
+    /// The live env's packages, to say what reuse kept.
+    pub before: Packages,
+    /// What a fresh env holds of its own.
+    pub seeds: Vec<(String, String)>,
+    /// How long the copy took.
+    pub copied: Duration,
 }
 
 /// What the validate-env step decided and made.
@@ -111,7 +130,26 @@ pub fn run(
         && let Some(plan) = inputs.install
         && let Some(reason) = install_reason(record.as_ref(), plan, inputs.installer)
     {
-        reasons.push(reason);
+        match reusable(c, record.as_ref(), plan, inputs.installer) {
+            Ok(_) if c.dry_run => {
+                return Ok(Validated {
+                    outcome: Outcome::Done(format!(
+                        "Would copy the live env, install {} into the copy and remove what it no \
+                         longer needs",
+                        plan.requirements
+                    )),
+                    env: None,
+                    pending: None,
+                });
+            }
+            Ok(roots) => {
+                let record = record.expect("a reusable env has a record");
+                return copy_live(c, store, record, roots, &reason);
+            }
+            Err(why_not) => reasons.push(format!(
+                "{reason}; the live env cannot be reused: {why_not}"
+            )),
+        }
     }
     let token = match &c.force_rebuild.value {
         ForceRebuild::Token(token) => Some(token.clone()),
@@ -134,6 +172,7 @@ pub fn run(
             python: env_python(live, c.platform),
             dir: live.clone(),
             record,
+            reuse: None,
         };
         return Ok(Validated {
             outcome,
@@ -141,6 +180,22 @@ pub fn run(
             pending: None,
         });
     }
+    build_fresh(c, inputs, runner, reasons)
+}
+
+/// Builds a fresh env for `reasons`.
+pub fn build_fresh(
+    config: &DeployConfig,
+    inputs: &EnvInputs,
+    runner: &Runner,
+    reasons: Vec<String>,
+) -> Result<Validated, DeployError> {
+    let c = config;
+    let (runtime, store) = (inputs.runtime, inputs.store);
+    let token = match &c.force_rebuild.value {
+        ForceRebuild::Token(token) => Some(token.clone()),
+        _ => None,
+    };
     let reason = reasons.join("; ");
     if c.dry_run {
         return Ok(Validated {
@@ -199,9 +254,7 @@ fn install_reason(
             plan.requirements
         )),
         Some(last) => Some(format!(
-            "{} changed since the last install into this env (fingerprint {} -> {}): exact \
-             mode installs into a fresh env so that removed packages go \
-             (KUDUHOOK_ENV_MODE=incremental installs over the live env instead)",
+            "{} changed since the last install into this env (fingerprint {} -> {})",
             plan.requirements,
             &last.fingerprint[..12],
             &plan.fingerprint[..12]
@@ -212,6 +265,105 @@ fn install_reason(
                 .to_string(),
         ),
     }
+}
+
+/// The roots of `plan`'s requirements when the live env can be copied and pruned to exactly
+/// them; else why not.
+fn reusable(
+    config: &DeployConfig,
+    record: Option<&EnvRecord>,
+    plan: &InstallPlan,
+    installer: &Installer,
+) -> Result<Vec<Root>, String> {
+    if config.platform == Platform::Windows {
+        return Err("reusing an env is proven on Linux only so far".into());
+    }
+    let record = record.ok_or("it has no record")?;
+    let kind = |name: &str| name.split_whitespace().next().unwrap_or("").to_string();
+    match &record.install {
+        None => return Err("no record of what was installed into it".into()),
+        // An env uv made has no pip; one pip made holds what pip seeded.
+        Some(last) if kind(&last.installer) != kind(&installer.name()) => {
+            return Err("another installer made it".into());
+        }
+        Some(_) => {}
+    }
+    if record.seeds.is_none() {
+        return Err(
+            "it was made before kuduhook recorded what a fresh env holds of its own".into(),
+        );
+    }
+    let live = config.env_dir();
+    crate::closure::installed(&live, config.platform)?;
+    let main = plan.files.first().ok_or("no requirements file")?;
+    let env = &config.env;
+    requirements::roots(main, &plan.app, &|name| env.get(name).map(str::to_string))
+}
+
+/// Builds the new env as a copy of the live one (relocated to its own path), to install the
+/// changed requirements into; pip-install prunes it back to exactly what they need.
+fn copy_live(
+    config: &DeployConfig,
+    store: &EnvStore,
+    record: EnvRecord,
+    roots: Vec<Root>,
+    reason: &str,
+) -> Result<Validated, DeployError> {
+    let live = &store.live;
+    let from = match store.live_env() {
+        LiveEnv::Link(to) => to,
+        _ => live.clone(),
+    };
+    let built = store.build_path(&format!("{}-{}", now_unix(), std::process::id()))?;
+    let started = Instant::now();
+    let keep_links =
+        store.staging.is_none() && env_store::links_work(built.parent().unwrap_or(live));
+    let copied = env_store::copy_tree(&from, &built, keep_links).and_then(|files| {
+        env_store::relocate_from(&built, &from, &built, config.platform)?;
+        if &from != live {
+            env_store::relocate_from(&built, live, &built, config.platform)?;
+        }
+        Ok(files)
+    });
+    let files = match copied {
+        Ok(files) => files,
+        Err(error) => {
+            let _ = env_store::remove_any(&built);
+            return Err(error);
+        }
+    };
+    let took = started.elapsed();
+    let seeds = record.seeds.clone().unwrap_or_default();
+    let record = EnvRecord {
+        created_unix: now_unix(),
+        reason: "copied from the previous env for changed requirements, pruned to them".into(),
+        ..record
+    };
+    record
+        .write(&built)
+        .map_err(|e| DeployError::io("write the env record in", &built, e))?;
+    let env = PreparedEnv {
+        python: env_python(&built, config.platform),
+        dir: built.clone(),
+        record,
+        reuse: Some(Reuse {
+            roots,
+            before: packages::installed(&from, config.platform),
+            seeds,
+            copied: took,
+        }),
+    };
+    Ok(Validated {
+        outcome: Outcome::Done(format!(
+            "Copied the live env ({files} files) to {} in {} to install into: {reason}; what the \
+             requirements no longer need is removed after the install, so the env holds exactly \
+             what a fresh one would",
+            built.display(),
+            seconds(took)
+        )),
+        env: Some(env),
+        pending: Some(built),
+    })
 }
 
 /// Gives a sound env that has no record (made by deploy.cmd, say) one, so that its installs
@@ -229,6 +381,7 @@ fn adopt(
         reason: "adopted an existing env (made before kuduhook)".into(),
         rebuild_token: token,
         install: None,
+        seeds: None,
     };
     if !dry_run {
         record
@@ -428,14 +581,23 @@ fn create(
     let parent = env_dir.parent().unwrap_or(target);
     // A staged env goes onto a filesystem that refuses links: it is made without any.
     let no_links = store.staging.is_some() || !env_store::links_work(parent);
+    // With pip on Linux, pip comes from the base interpreter rather than venv's ensurepip.
+    let seed = matches!(installer, Installer::Pip) && new.platform == Platform::Linux;
+    let without_pip = seed || matches!(installer, Installer::Uv { .. });
     if new.platform == Platform::Linux && no_links {
-        create_without_links(env_dir, interpreter, installer, runner)?;
+        create_without_links(env_dir, interpreter, without_pip, runner)?;
     } else {
-        create_with(installer, &tool, env_dir, interpreter, &cache, runner)?;
+        create_with(installer, &tool, env_dir, interpreter, &cache, runner, seed)?;
+    }
+    if seed {
+        seed_pip(env_dir, runtime, runner)?;
     }
     let marker = env_dir.join(kudu_marker(&runtime.interpreter.version));
     std::fs::write(&marker, b"Created by kuduhook\n")
         .map_err(|e| DeployError::io("write Kudu's env marker", &marker, e))?;
+    let seeds = packages::installed(env_dir, new.platform)
+        .into_iter()
+        .collect();
     let record = EnvRecord {
         python: runtime.interpreter.version.to_string(),
         interpreter: interpreter.clone(),
@@ -443,6 +605,7 @@ fn create(
         reason: new.reason,
         rebuild_token: new.rebuild_token,
         install: None,
+        seeds: Some(seeds),
     };
     record
         .write(env_dir)
@@ -451,11 +614,52 @@ fn create(
         dir: env_dir.to_path_buf(),
         python: env_python(env_dir, new.platform),
         record,
+        reuse: None,
     })
 }
 
+/// Gives the env made `--without-pip` the pip (and setuptools) venv would have given it: from
+/// the base interpreter's own where it has them, else from ensurepip as venv does.
+fn seed_pip(env_dir: &Path, runtime: &Runtime, runner: &Runner) -> Result<(), DeployError> {
+    let started = Instant::now();
+    let interpreter = &runtime.interpreter;
+    if let Some(seeded) =
+        crate::env_seed::from_base(&interpreter.path, &interpreter.version, env_dir)?
+    {
+        let names: Vec<String> = seeded
+            .seeds
+            .iter()
+            .map(|(n, v)| format!("{n} {v}"))
+            .collect();
+        info!(
+            "Seeded the env with {} copied from the base interpreter's own ({} files in {}; venv's \
+             ensurepip takes seconds to install the same)",
+            names.join(" and "),
+            seeded.files,
+            seconds(started.elapsed())
+        );
+        return Ok(());
+    }
+    info!(
+        "No {} in the base interpreter's own site-packages to copy: installing pip with \
+         ensurepip, as venv does",
+        crate::env_seed::venv_seeds(&interpreter.version).join(" and ")
+    );
+    let mut cmd = runner.command(env_python(env_dir, Platform::Linux));
+    cmd.args(["-m", "ensurepip", "--upgrade", "--default-pip"]);
+    let done = runner.run(&mut cmd, "python -m ensurepip")?;
+    match done.status.success() {
+        true => Ok(()),
+        false => Err(DeployError::EnvCreateFailed {
+            interpreter: interpreter.path.clone(),
+            env: env_dir.to_path_buf(),
+            detail: done.detail(),
+        }),
+    }
+}
+
 /// Creates the env with the installer's own venv, then with `python -m venv --copies` if that
-/// fails.
+/// fails; `without_pip` leaves pip out (it is seeded apart).
 fn create_with(
     installer: &Installer,
     tool: &str,
@@ -463,8 +667,12 @@ fn create_with(
     interpreter: &Path,
     cache: &Path,
     runner: &Runner,
+    without_pip: bool,
 ) -> Result<(), DeployError> {
     let mut cmd = installer.venv_command(runner, interpreter, env_dir, cache);
+    if without_pip {
+        cmd.arg("--without-pip");
+    }
     let first = runner.run(&mut cmd, tool)?;
     if !first.status.success() {
         // App Service Linux keeps the site on an SMB share that may refuse symlinks (EOPNOTSUPP):
@@ -477,6 +685,9 @@ fn create_with(
         env_store::remove_any(env_dir)?;
         let mut cmd = runner.command(interpreter);
         cmd.args(["-m", "venv", "--copies"]).arg(env_dir);
+        if without_pip {
+            cmd.arg("--without-pip");
+        }
         let second = runner.run(&mut cmd, "python -m venv --copies")?;
         if !second.status.success() {
             return Err(DeployError::EnvCreateFailed {
@@ -494,11 +705,11 @@ fn create_with(
 /// `mfsymlinks`): `python -m venv --copies` copies the interpreter instead of linking it, and a
 /// `lib64` folder made first stops CPython from linking `lib64 -> lib`, which it does on 64-bit
 /// Linux even with `--copies`. uv's venv links its interpreter, so with uv the env is made the
-/// same way, without pip (uv installs into it).
+/// same way, without pip (uv installs into it; pip is seeded apart).
 fn create_without_links(
     env_dir: &Path,
     interpreter: &Path,
-    installer: &Installer,
+    without_pip: bool,
     runner: &Runner,
 ) -> Result<(), DeployError> {
     info!(
@@ -509,7 +720,7 @@ fn create_without_links(
     std::fs::create_dir_all(&lib64).map_err(|e| DeployError::io("create", &lib64, e))?;
     let mut cmd = runner.command(interpreter);
     cmd.args(["-m", "venv", "--copies"]);
-    if matches!(installer, Installer::Uv { .. }) {
+    if without_pip {
         cmd.arg("--without-pip");
     }
     cmd.arg(env_dir);

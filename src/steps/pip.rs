@@ -9,16 +9,18 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use tracing::info;
 
+use crate::closure::{self, Pruned};
 use crate::config::{DeployConfig, EnvMode};
 use crate::env_record::{InstallRecord, now_unix};
 use crate::errors::DeployError;
 use crate::installer::Installer;
-use crate::logging::plural;
+use crate::logging::{plural, seconds};
 use crate::packages;
 use crate::paths;
 use crate::process::{Runner, describe_status};
@@ -34,6 +36,8 @@ pub struct InstallPlan {
     pub args: Vec<String>,
     pub files: Vec<PathBuf>,
     pub fingerprint: String,
+    /// Where the installer runs (relative paths in the requirements are taken from here).
+    pub app: PathBuf,
 }
 
 impl InstallPlan {
@@ -48,6 +52,7 @@ impl InstallPlan {
             args,
             files,
             fingerprint,
+            app: app.to_path_buf(),
         }
     }
 }
@@ -110,7 +115,14 @@ pub fn run(
             cache.display()
         );
     }
-    let mut cmd = installer.install_command(runner, &env.python, &plan.args, app, &cache);
+    let mut args = plan.args.clone();
+    if env.reuse.is_some() {
+        // In a copy of the live env, every package is chosen as a fresh install would choose
+        // it, not kept because an older version still satisfies.
+        args.extend(installer.fresh_choice_args().iter().map(|a| a.to_string()));
+    }
+    let installing = Instant::now();
+    let mut cmd = installer.install_command(runner, &env.python, &args, app, &cache);
     let what = format!("{} install", installer.name());
     let finished = runner.run(&mut cmd, &what)?;
     if !finished.status.success() {
@@ -120,10 +132,28 @@ pub fn run(
             status: describe_status(&finished.status),
         });
     }
-    info!(
-        "{}",
-        packages::changes(&before, &packages::installed(&env.dir, c.platform)).summary()
-    );
+    // What reuse bought, kept in the step's outcome so that `kuduhook status` shows it too.
+    let bought = match &env.reuse {
+        Some(reuse) => {
+            let installed_in = installing.elapsed();
+            let pruning = Instant::now();
+            let pruned = prune(env, c.platform)?;
+            let after = packages::installed(&env.dir, c.platform);
+            Some(format!(
+                "{} (copy {}, install {}, prune {}: {} files)",
+                reuse_summary(&reuse.before, &after),
+                seconds(reuse.copied),
+                seconds(installed_in),
+                seconds(pruning.elapsed()),
+                pruned.files
+            ))
+        }
+        None => {
+            let after = packages::installed(&env.dir, c.platform);
+            info!("{}", packages::changes(&before, &after).summary());
+            None
+        }
+    };
     env.record.install = Some(InstallRecord {
         fingerprint: plan.fingerprint.clone(),
         installer: installer.name(),
@@ -132,11 +162,59 @@ pub fn run(
     env.record
         .write(&env.dir)
         .map_err(|e| DeployError::io("write the env record in", &env.dir, e))?;
-    Ok(Outcome::Done(format!(
+    let installed = format!(
         "Installed {shown} with {} (fingerprint {})",
         installer.name(),
         &plan.fingerprint[..12]
-    )))
+    );
+    Ok(Outcome::Done(match bought {
+        Some(bought) => format!("{bought}; {}", lowercase_first(&installed)),
+        None => installed,
+    }))
+}
+
+fn lowercase_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Removes from the env copied from the live one what the requirements no longer need.
+fn prune(env: &PreparedEnv, platform: crate::platform::Platform) -> Result<Pruned, DeployError> {
+    let reuse = env.reuse.as_ref().expect("a copied env");
+    let unproven = |why: String| DeployError::ReuseUnproven { why };
+    let dists = closure::installed(&env.dir, platform).map_err(unproven)?;
+    let markers = crate::python::marker_environment(&env.python).map_err(unproven)?;
+    let needed = closure::closure(&reuse.roots, &dists, &markers).map_err(unproven)?;
+    let going = closure::unneeded(&dists, &needed, &reuse.seeds);
+    if !going.is_empty() {
+        let names: Vec<String> = going
+            .iter()
+            .map(|d| format!("{} {}", d.name, d.version))
+            .collect();
+        info!(
+            "Removing what the requirements no longer need: {}",
+            names.join(", ")
+        );
+    }
+    closure::prune(&env.dir, &dists, &needed, &reuse.seeds).map_err(unproven)
+}
+
+/// "Reused 14 packages from the live env; added gunicorn 23.0.0; changed a 1 -> 2; removed
+/// packaging 26.3".
+pub fn reuse_summary(before: &packages::Packages, after: &packages::Packages) -> String {
+    let reused = after
+        .iter()
+        .filter(|(name, version)| before.get(*name) == Some(version))
+        .count();
+    let mut parts = vec![format!(
+        "Reused {} from the live env",
+        plural(reused, "package")
+    )];
+    parts.extend(packages::changes(before, after).parts());
+    parts.join("; ")
 }
 
 /// The requirement files an install reads: the main file first, then each `-r`/`-c` include.
@@ -164,36 +242,14 @@ pub fn requirement_files(main: &Path) -> Vec<PathBuf> {
 
 /// The files a requirements text includes with `-r`, `-c`, `--requirement`, `--constraint`.
 fn includes(text: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for line in text.lines() {
-        // pip treats ` #` (or a leading #) as a comment.
-        let line = match line.find(" #") {
-            Some(i) => &line[..i],
-            None => line,
-        };
-        let line = line.trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        for option in ["--requirement", "--constraint", "-r", "-c"] {
-            if let Some(rest) = line.strip_prefix(option) {
-                // "-rfile" is allowed for the short forms; "--requirementX" is not an option.
-                let value = match rest.strip_prefix('=') {
-                    Some(value) => value,
-                    None if rest.starts_with(char::is_whitespace) || !option.starts_with("--") => {
-                        rest
-                    }
-                    None => break,
-                };
-                let value = value.trim();
-                if !value.is_empty() {
-                    found.push(value.to_string());
-                }
-                break;
-            }
-        }
-    }
-    found
+    use crate::requirements::{Line, logical_lines, parse_line};
+    logical_lines(text)
+        .into_iter()
+        .filter_map(|(_, line)| match parse_line(&line) {
+            Ok(Line::Include(file) | Line::Constraints(file)) => Some(file),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The fingerprint that decides whether an install can be skipped: the installer, its

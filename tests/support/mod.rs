@@ -101,6 +101,19 @@ pub fn build_wheel(dir: &Path, name: &str, version: &str, scripts: &[&str]) {
     assert!(status.status.success(), "make_wheel failed: {status:?}");
 }
 
+/// Builds a wheel into `dir` from `make_wheel.py`'s arguments after its OUTDIR: `name`,
+/// `version`, console scripts, and options (`--requires SPEC`, `--extra NAME`, `--module NAME`).
+pub fn build_wheel_with(dir: &Path, args: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/make_wheel.py");
+    let status = Command::new(python("3.11"))
+        .arg(script)
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run make_wheel.py");
+    assert!(status.status.success(), "make_wheel failed: {status:?}");
+}
+
 /// Wheels most tests install: `kudupkg` 1.0 and 2.0 (console script `kudupkg-hello`), and a
 /// stand-in `django` 4.2 that makes an app look like a Django app.
 pub fn shared_wheels() -> &'static Path {
