@@ -78,7 +78,7 @@ pub fn from_base(
                 std::fs::create_dir_all(parent)
                     .map_err(|e| DeployError::io("create", parent, e))?;
             }
-            match std::fs::copy(base_site.join(relative), &to) {
+            match crate::paths::copy_file_keeping_mtime(&base_site.join(relative), &to) {
                 Ok(_) => Ok(()),
                 // A RECORD may list bytecode that was never written.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -593,7 +593,7 @@ pub fn copy_tree(from: &Path, to: &Path, keep_links: bool) -> Result<usize, Depl
             })?;
         }
         files.par_iter().try_for_each(|file| {
-            std::fs::copy(from.join(file), to.join(file))
+            paths::copy_file_keeping_mtime(&from.join(file), &to.join(file))
                 .map(|_| ())
                 .map_err(|e| DeployError::io("copy the env file to", to.join(file), e))
         })

@@ -84,6 +84,19 @@ pub fn shared_temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> 
     builder.tempfile_in(dir)
 }
 
+/// Copies the file `from` to `to` (created, or truncated) with its permissions and modification
+/// time. Python's bytecode records the time of its source: an env copied with new times would
+/// recompile every module it imports (and a platform start from its archive too).
+pub fn copy_file_keeping_mtime(from: &Path, to: &Path) -> std::io::Result<u64> {
+    let mut source = std::fs::File::open(from)?;
+    let meta = source.metadata()?;
+    let mut copy = std::fs::File::create(to)?;
+    let bytes = std::io::copy(&mut source, &mut copy)?;
+    copy.set_permissions(meta.permissions())?;
+    copy.set_modified(meta.modified()?)?;
+    Ok(bytes)
+}
+
 /// Writes `bytes` to `path` atomically: beside it in a [`shared_temp_file`], renamed over it,
 /// so a reader sees the old content or the new, never half. Not fsynced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -52,6 +52,28 @@ fn snapshot(env: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// How many of the env's compiled modules no longer match their source's time (Python would
+/// compile them again on import).
+fn stale_bytecode(env: &Path) -> String {
+    const CHECK: &str = r#"
+import glob, importlib.util, os, struct, sysconfig
+site = sysconfig.get_paths()["purelib"]
+stale = 0
+for source in glob.glob(site + "/**/*.py", recursive=True):
+    compiled = importlib.util.cache_from_source(source)
+    if os.path.exists(compiled):
+        with open(compiled, "rb") as f:
+            recorded = struct.unpack("<I", f.read(16)[8:12])[0]
+        stale += recorded != int(os.stat(source).st_mtime) & 0xFFFFFFFF
+print(f"{stale} stale")
+"#;
+    let out = Command::new(env.join("bin/python"))
+        .args(["-c", CHECK])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// The packages the random requirements choose from: versions to bump and downgrade, a
 /// dependency with a minimum, extras, a marker-gated dependency that never applies here, a
 /// parent whose child is orphaned when it goes, two packages that ship the same module, and
@@ -200,6 +222,9 @@ fn a_package_replaced_by_another_shipping_the_same_module_keeps_the_module() {
         "the new console script runs from the new env: {seen}"
     );
     assert_eq!(site.leftovers(), Vec::<String>::new());
+    // The copy kept its files' times: the bytecode of what was reused is still valid, so the
+    // site's first imports read it rather than compile again.
+    assert_eq!(stale_bytecode(&site.env_dir()), "0 stale");
     // `kuduhook status` says what reuse bought too.
     let status = Command::new(support::kuduhook())
         .args(["status", "--target"])
@@ -286,6 +311,18 @@ fn a_new_env_gets_from_the_base_interpreter_what_venv_would_give_it() {
             seeds_and_scripts(&plain.path().join("env")),
             "Python {minor}: the same distributions and scripts as python -m venv gives"
         );
+        // What pip installed was compiled to bytecode (by compileall, after the install).
+        let compiled = Command::new(site.env_python())
+            .args([
+                "-B",
+                "-c",
+                "import importlib.util, os, kudupkg; \
+                 print(os.path.exists(importlib.util.cache_from_source(kudupkg.__file__)))",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&compiled.stdout).trim(), "True");
+        assert_eq!(stale_bytecode(&site.env_dir()), "0 stale");
         // Its pip works for the user's own steps, from the site's path.
         let pip = Command::new(site.env_dir().join(format!("bin/pip{minor}")))
             .args(["install", "-q", "--no-index", "--find-links"])

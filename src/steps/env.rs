@@ -278,6 +278,11 @@ fn reusable(
     if config.platform == Platform::Windows {
         return Err("reusing an env is proven on Linux only so far".into());
     }
+    if matches!(installer, Installer::Uv { .. }) {
+        // Measured (bench/deploy.sh): uv links a fresh env's packages from its cache in less
+        // time than the live env takes to copy.
+        return Err("uv fills a fresh env from its cache faster than the env copies".into());
+    }
     let record = record.ok_or("it has no record")?;
     let kind = |name: &str| name.split_whitespace().next().unwrap_or("").to_string();
     match &record.install {
