@@ -30,6 +30,8 @@ pub mod name {
     pub const KUDUHOOK_ENV_NAME: &str = "KUDUHOOK_ENV_NAME";
     pub const CUSTOM_REQUIREMENTSTXT_PATH: &str = "CUSTOM_REQUIREMENTSTXT_PATH";
     pub const KUDUHOOK_PIP_ARGS: &str = "KUDUHOOK_PIP_ARGS";
+    pub const KUDUHOOK_DEPENDENCIES: &str = "KUDUHOOK_DEPENDENCIES";
+    pub const KUDUHOOK_DEPENDENCY_GROUPS: &str = "KUDUHOOK_DEPENDENCY_GROUPS";
     pub const KUDUHOOK_INSTALLER: &str = "KUDUHOOK_INSTALLER";
     pub const KUDUHOOK_UV: &str = "KUDUHOOK_UV";
     pub const KUDUHOOK_ENV_MODE: &str = "KUDUHOOK_ENV_MODE";
@@ -173,6 +175,11 @@ pub struct DeployConfig {
     pub force_rebuild: Setting<ForceRebuild>,
     pub env_name: Setting<String>,
     pub requirements: Setting<String>,
+    /// `KUDUHOOK_DEPENDENCIES`: the dependency source to install from, when one is named
+    /// (requirements file, uv.lock, poetry.lock, Pipfile.lock, pyproject.toml).
+    pub dependencies: Option<Setting<String>>,
+    /// Extras and dependency groups installed besides the main dependencies.
+    pub dependency_groups: Setting<Vec<String>>,
     pub pip_args: Setting<Vec<String>>,
     pub installer: Setting<InstallerChoice>,
     /// `KUDUHOOK_UV`: the uv program to use.
@@ -427,6 +434,25 @@ impl DeployConfig {
             "requirements.txt".into(),
         );
         check_relative_path(&requirements)?;
+        let dependencies = lookup
+            .non_empty(name::KUDUHOOK_DEPENDENCIES)
+            .map(|s| Setting::new(s.value.trim().to_string(), s.origin));
+        if let Some(named) = &dependencies {
+            check_relative_path(named)?;
+        }
+        let dependency_groups = lookup.layered(
+            name::KUDUHOOK_DEPENDENCY_GROUPS,
+            |v| {
+                v.split([',', ' ', ';'])
+                    .filter(|g| !g.is_empty())
+                    .map(String::from)
+                    .collect()
+            },
+            step_option(&steps, BuiltinStep::PipInstall, |e| {
+                Some(e.groups.clone()).filter(|g| !g.is_empty())
+            }),
+            Vec::new(),
+        );
         let pip_args = lookup.layered(
             name::KUDUHOOK_PIP_ARGS,
             |v| v.split_whitespace().map(String::from).collect(),
@@ -501,8 +527,8 @@ impl DeployConfig {
                 _ => None,
             },
             EnvMode::Exact,
-            "exact (the default: changed requirements get a fresh env, so removed packages \
-             go) or incremental (install over the live env, like deploy.cmd)",
+            "exact (the default: changed requirements get a copy of the live env pruned to them, \
+             so removed packages go) or incremental (install over the live env, like deploy.cmd)",
         )?;
         let env_switch = lookup.choice(
             name::KUDUHOOK_ENV_SWITCH,
@@ -552,6 +578,8 @@ impl DeployConfig {
             force_rebuild,
             env_name,
             requirements,
+            dependencies,
+            dependency_groups,
             pip_args,
             installer,
             uv,
@@ -765,6 +793,24 @@ mod tests {
         // The config keeps paths, not the folder: leak it for the test's duration.
         std::mem::forget(repo);
         config
+    }
+
+    #[test]
+    fn dependency_groups_come_from_an_app_setting_or_steps_json() {
+        let steps = r#"{"steps": [{"step": "detect-runtime"}, {"step": "validate-env"},
+            {"step": "pip-install", "groups": ["dev", "web"]}]}"#;
+        let c = resolve(&[], "", Some(steps));
+        assert_eq!(c.dependency_groups.value, ["dev", "web"]);
+        assert_eq!(
+            c.dependency_groups.origin.to_string(),
+            "deploy/steps.json (step pip-install)"
+        );
+        let c = resolve(
+            &[("APPSETTING_KUDUHOOK_DEPENDENCY_GROUPS", "docs, test")],
+            "",
+            Some(steps),
+        );
+        assert_eq!(c.dependency_groups.value, ["docs", "test"]);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct InstallRecord {
     pub fingerprint: String,
     pub installer: String,
     pub installed_unix: u64,
+    /// The dependency source installed (`requirements.txt`, `uv.lock`, ...).
+    #[serde(default)]
+    pub source: Option<String>,
 }
 
 impl EnvRecord {

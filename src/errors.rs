@@ -98,6 +98,38 @@ pub enum DeployError {
         installer: String,
         status: String,
     },
+    /// KUDUHOOK_DEPENDENCIES names a file the app does not have.
+    DependencySourceMissing { file: String, origin: Origin },
+    /// More than one dependency source, none named.
+    DependencySourcesAmbiguous { found: Vec<String> },
+    /// uv.lock or poetry.lock without the pyproject.toml it locks.
+    LockWithoutProject { lock: String },
+    /// A project whose tool needs a lock (Poetry, pipenv), without it.
+    LockMissing {
+        project: String,
+        lock: String,
+        command: String,
+    },
+    /// A lock made for other requirements than the project's now.
+    LockOutdated {
+        lock: String,
+        project: String,
+        command: String,
+    },
+    /// A dependency source that cannot be read or used.
+    DependenciesUnknown { file: String, detail: String },
+    /// The project's (or lock's) Python constraint excludes the selected interpreter.
+    PythonNotAllowed {
+        file: String,
+        requires: String,
+        version: String,
+    },
+    /// A selected extra or dependency group the project does not declare.
+    UnknownDependencyGroup {
+        group: String,
+        file: String,
+        available: Vec<String>,
+    },
     /// The env copied from the live one could not be proven to hold exactly what a fresh one
     /// would: the pipeline builds a fresh env instead (never shown as a failure).
     ReuseUnproven { why: String },
@@ -499,6 +531,82 @@ impl DeployError {
                          modules (on Debian: apt-get install python3-venv), and that the target \
                          is writable"
                         .to_string(),
+                },
+            ),
+            DeployError::DependencySourceMissing { file, origin } => (
+                format!("the dependency source {file} named by {origin} is not in the app"),
+                "kuduhook installs the app's dependencies from the file that setting names".into(),
+                format!("commit {file}, or point {origin} at the app's requirements file or lock"),
+            ),
+            DeployError::DependencySourcesAmbiguous { found } => (
+                format!("the app has more than one dependency source: {}", found.join(", ")),
+                "kuduhook installs from one of them and cannot tell which one the app is meant \
+                 to run with (a requirements.txt exported from a lock may have drifted from it)"
+                    .into(),
+                format!(
+                    "remove the ones the app does not use, or name the one to install with the \
+                     app setting KUDUHOOK_DEPENDENCIES (for example KUDUHOOK_DEPENDENCIES={})",
+                    found.last().map(String::as_str).unwrap_or("requirements.txt")
+                ),
+            ),
+            DeployError::LockWithoutProject { lock } => (
+                format!("the app has {lock} but no pyproject.toml"),
+                format!("{lock} locks the dependencies of the project pyproject.toml declares"),
+                "commit pyproject.toml beside the lock".into(),
+            ),
+            DeployError::LockMissing {
+                project,
+                lock,
+                command,
+            } => (
+                format!("the app's {project} has no {lock}"),
+                format!(
+                    "the versions to install are those {lock} pins; without it, what would run \
+                     is unknown"
+                ),
+                format!("run `{command}` and commit {lock}"),
+            ),
+            DeployError::LockOutdated {
+                lock,
+                project,
+                command,
+            } => (
+                format!("{lock} does not match {project}"),
+                "the lock was made for other requirements than the project declares now: \
+                 installing it would not give what the project asks for"
+                    .into(),
+                format!("run `{command}` and commit the updated lock"),
+            ),
+            DeployError::DependenciesUnknown { file, detail } => (
+                format!("the app's dependencies cannot be read from {file}: {detail}"),
+                "kuduhook deploys an app only with the dependencies it declares, never without \
+                 them"
+                    .into(),
+                format!("fix {file} (the tool that made it can check it), or deploy a requirements.txt"),
+            ),
+            DeployError::PythonNotAllowed {
+                file,
+                requires,
+                version,
+            } => (
+                format!("{file} requires Python {requires}, and the selected Python is {version}"),
+                "the project says it does not run on this Python".into(),
+                "select a Python it allows (the site's stack, runtime.txt, .python-version or \
+                 PYTHON_VERSION), or change the project's Python constraint"
+                    .into(),
+            ),
+            DeployError::UnknownDependencyGroup {
+                group,
+                file,
+                available,
+            } => (
+                format!("{file} declares no extra or dependency group {group:?}"),
+                "KUDUHOOK_DEPENDENCY_GROUPS (or steps.json's \"groups\") selects extras and groups \
+                 by the names the project declares"
+                    .into(),
+                match available.is_empty() {
+                    true => format!("remove {group:?} from the selection: {file} declares none"),
+                    false => format!("select among: {}", available.join(", ")),
                 },
             ),
             DeployError::ReuseUnproven { why } => (

@@ -20,6 +20,7 @@ use tracing::{error, info};
 pub mod cli;
 pub mod closure;
 pub mod config;
+pub mod dependencies;
 pub mod deploy_record;
 pub mod env_record;
 pub mod env_seed;

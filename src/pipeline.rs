@@ -17,6 +17,7 @@ use std::time::Instant;
 use tracing::{info, info_span, warn};
 
 use crate::config::{DeployConfig, EnvMode};
+use crate::dependencies::{self, Prepared};
 use crate::deploy_record::{DeploymentRecord, StepRecord};
 use crate::env_store::{EnvStore, Switched, remove_any};
 use crate::errors::{DeployError, site_state as state};
@@ -94,7 +95,21 @@ fn run_steps(
         crate::sync::check_not_nested(&config.source.value, &config.target.value)
             .map_err(untouched)?;
     }
-    let python_skip = python_skip_reason(config);
+    let wants_python = [
+        BuiltinStep::DetectRuntime,
+        BuiltinStep::ValidateEnv,
+        BuiltinStep::PipInstall,
+    ]
+    .into_iter()
+    .any(|step| plan_has(config, step));
+    let (python_skip, source) = match python_skip_reason(config) {
+        Some(skip) => (Some(skip), None),
+        None if !wants_python => (None, None),
+        None => match dependencies::choose(&config.source.value, config).map_err(untouched)? {
+            Some(source) => (None, Some(source)),
+            None => (Some(NO_DEPENDENCIES.to_string()), None),
+        },
+    };
     let wants_runtime = plan_has(config, BuiltinStep::DetectRuntime);
     let runner = Runner {
         env: &config.env,
@@ -116,6 +131,25 @@ fn run_steps(
     {
         info!("{line}");
     }
+    let dependencies = match (source, &runtime) {
+        (Some(source), Some(runtime)) => {
+            info!("Dependencies: {} ({})", source.file, source.why);
+            let out = crate::paths::local_state_dir(&config.target.value).join("dependencies");
+            let prepared = dependencies::prepare(
+                source,
+                &config.source.value,
+                &runtime.interpreter,
+                &config.dependency_groups.value,
+                &out,
+            )
+            .map_err(untouched)?;
+            if let Some(summary) = &prepared.summary {
+                info!("Installing {summary}");
+            }
+            Some(prepared)
+        }
+        _ => None,
+    };
     let plan = plan(config);
     let leaky = process::leaky_variables_present(&config.env);
     if !leaky.is_empty() {
@@ -167,6 +201,7 @@ fn run_steps(
         runner,
         python_skip,
         runtime,
+        dependencies,
         installer,
         store: None,
         env: None,
@@ -316,14 +351,17 @@ fn plan(config: &DeployConfig) -> Vec<Planned> {
     plan
 }
 
-/// Why the Python steps do not apply to this app, like deploy.cmd decided it.
+/// Why the Python steps do not apply to this app, like deploy.cmd decided it (an app without
+/// any dependency source is the other case, found with the source).
 fn python_skip_reason(config: &DeployConfig) -> Option<String> {
     let source = &config.source.value;
     if source.join(".skipPythonDeployment").exists() {
         return Some("the app has a .skipPythonDeployment file".into());
     }
     let requirements = &config.requirements;
-    if !source.join(&requirements.value).is_file() {
+    if requirements.origin != crate::config::Origin::Default
+        && !source.join(&requirements.value).is_file()
+    {
         return Some(format!(
             "no {} in the app (from {}): like deploy.cmd, kuduhook builds an env only for an app \
              with requirements; add the file, even empty, to get one",
@@ -333,12 +371,19 @@ fn python_skip_reason(config: &DeployConfig) -> Option<String> {
     None
 }
 
+/// Why the Python steps are skipped for an app that declares no dependencies at all.
+const NO_DEPENDENCIES: &str = "no requirements.txt, pyproject.toml, uv.lock, poetry.lock or \
+     Pipfile.lock in the app: like deploy.cmd, kuduhook builds an env only for an app that \
+     declares its dependencies; add requirements.txt, even empty, to get one";
+
 /// A deployment in progress: what earlier steps found and made.
 struct Deployment<'a> {
     config: &'a DeployConfig,
     runner: Runner<'a>,
     python_skip: Option<String>,
     runtime: Option<Runtime>,
+    /// What pip-install installs, from the app's dependency source.
+    dependencies: Option<Prepared>,
     installer: Option<Installer>,
     /// The site's envs, once validate-env has looked at them.
     store: Option<EnvStore>,
@@ -409,7 +454,9 @@ impl Deployment<'_> {
                 let installer = self.installer.as_ref().expect("resolved with the runtime");
                 let install = self
                     .pip_planned()
-                    .then(|| InstallPlan::new(c, installer, app));
+                    .then_some(self.dependencies.as_ref())
+                    .flatten()
+                    .map(|deps| InstallPlan::new(c, installer, app, deps));
                 let inputs = EnvInputs {
                     runtime: runtime(),
                     store: &store,
@@ -432,7 +479,10 @@ impl Deployment<'_> {
                 let installer = &installer;
                 let plan = match self.install.take() {
                     Some(plan) => plan,
-                    None => InstallPlan::new(c, installer, app),
+                    None => {
+                        let deps = self.dependencies.as_ref().expect("found with the runtime");
+                        InstallPlan::new(c, installer, app, deps)
+                    }
                 };
                 let live = self.store.as_ref().map(|s| s.live.clone());
                 let live = live.unwrap_or_else(|| c.env_dir());

@@ -145,7 +145,8 @@ pub fn render(status: &Status) -> String {
                     Some(i) => {
                         let _ = writeln!(
                             out,
-                            "  requirements installed {} ({}) with {}, fingerprint {}",
+                            "  {} installed {} ({}) with {}, fingerprint {}",
+                            i.source.as_deref().unwrap_or("requirements"),
                             utc(i.installed_unix),
                             ago(i.installed_unix, now),
                             i.installer,

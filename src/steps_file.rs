@@ -96,6 +96,8 @@ pub struct StepEntry {
     pub requirements: Option<String>,
     /// `pip-install`: extra arguments for `pip install`.
     pub pip_args: Vec<String>,
+    /// `pip-install`: extras and dependency groups to install besides the main dependencies.
+    pub groups: Vec<String>,
 }
 
 /// The pipeline a repository asks for.
@@ -131,6 +133,7 @@ struct RawStepFields {
     env_name: Option<String>,
     requirements: Option<String>,
     pip_args: Option<Vec<String>>,
+    groups: Option<Vec<String>>,
 }
 
 impl TryFrom<RawStepFields> for RawStep {
@@ -165,7 +168,7 @@ impl TryFrom<RawStepFields> for RawStep {
                 &["ignore", "full_compare", "checksum", "outside_links"]
             }
             StepAction::Builtin(BuiltinStep::ValidateEnv) => &["env_name"],
-            StepAction::Builtin(BuiltinStep::PipInstall) => &["requirements", "pip_args"],
+            StepAction::Builtin(BuiltinStep::PipInstall) => &["requirements", "pip_args", "groups"],
             StepAction::Builtin(_) => &[],
             StepAction::Run(_) => &["name"],
         };
@@ -177,6 +180,7 @@ impl TryFrom<RawStepFields> for RawStep {
             ("env_name", raw.env_name.is_some()),
             ("requirements", raw.requirements.is_some()),
             ("pip_args", raw.pip_args.is_some()),
+            ("groups", raw.groups.is_some()),
             ("name", raw.name.is_some()),
         ] {
             if given && !allowed.contains(&option) {
@@ -216,6 +220,7 @@ impl TryFrom<RawStepFields> for RawStep {
             env_name: raw.env_name,
             requirements: raw.requirements,
             pip_args: raw.pip_args.unwrap_or_default(),
+            groups: raw.groups.unwrap_or_default(),
         }))
     }
 }

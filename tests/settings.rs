@@ -258,7 +258,7 @@ fn without_requirements_the_python_steps_are_skipped_like_deploy_cmd() {
     site.remove("requirements.txt");
     site.deploy(&[])
         .assert_ok()
-        .assert_contains("skipped: no requirements.txt in the app")
+        .assert_contains("skipped: no requirements.txt, pyproject.toml, uv.lock, poetry.lock or Pipfile.lock in the app")
         .assert_lacks("Rebuilding env");
     assert!(site.target_file("app.py").is_file());
     assert!(!site.env_dir().exists());

@@ -396,6 +396,8 @@ pub fn describe(options: &InitOptions, plan: &Plan, written: bool) -> String {
     for f in &plan.files {
         out.push_str(&format!("{:<15} {}\n", verb(f), f.path));
     }
+    out.push_str(&crate::dependencies::describe_for_init(&options.app));
+    out.push('\n');
     if written {
         out.push_str(&format!(
             "Next: commit these files (git add .deployment deploy && git commit), then rehearse the \

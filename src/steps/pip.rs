@@ -17,6 +17,7 @@ use tracing::info;
 
 use crate::closure::{self, Pruned};
 use crate::config::{DeployConfig, EnvMode};
+use crate::dependencies::Prepared;
 use crate::env_record::{InstallRecord, now_unix};
 use crate::errors::DeployError;
 use crate::installer::Installer;
@@ -31,9 +32,12 @@ use crate::steps::env::PreparedEnv;
 /// fingerprint of both.
 #[derive(Debug, Clone)]
 pub struct InstallPlan {
-    /// The requirements file as configured (`requirements.txt`), relative to the app.
+    /// The dependency source as the log names it (`requirements.txt`, `uv.lock`), relative to
+    /// the app.
     pub requirements: String,
     pub args: Vec<String>,
+    /// The requirements file installed first (the app's own, or the one generated from a
+    /// lock), then every file it includes and every file the source was read from.
     pub files: Vec<PathBuf>,
     pub fingerprint: String,
     /// Where the installer runs (relative paths in the requirements are taken from here).
@@ -41,14 +45,37 @@ pub struct InstallPlan {
 }
 
 impl InstallPlan {
-    /// The install of `config`'s requirements in `app` with `installer`.
-    pub fn new(config: &DeployConfig, installer: &Installer, app: &Path) -> InstallPlan {
-        let requirements = config.requirements.value.clone();
-        let args = installer.install_args(&requirements, app, &config.pip_args.value, &config.env);
-        let files = requirement_files(&app.join(&requirements));
-        let fingerprint = fingerprint(&files, app, &installer.name(), &args);
+    /// The install of `dependencies` in `app` with `installer`.
+    pub fn new(
+        config: &DeployConfig,
+        installer: &Installer,
+        app: &Path,
+        dependencies: &Prepared,
+    ) -> InstallPlan {
+        let mut args = installer.install_args(
+            &dependencies.requirements,
+            app,
+            &config.pip_args.value,
+            &config.env,
+        );
+        if dependencies.no_deps {
+            // A lock's pins are the whole resolution.
+            args.push("--no-deps".into());
+        }
+        let mut files = requirement_files(&app.join(&dependencies.requirements));
+        files.extend(dependencies.inputs.iter().cloned());
+        // The groups selected change what a lock or pyproject.toml installs.
+        let mut fingerprinted = args.clone();
+        fingerprinted.extend(
+            config
+                .dependency_groups
+                .value
+                .iter()
+                .map(|g| format!("group:{g}")),
+        );
+        let fingerprint = fingerprint(&files, app, &installer.name(), &fingerprinted);
         InstallPlan {
-            requirements,
+            requirements: dependencies.source.file.clone(),
             args,
             files,
             fingerprint,
@@ -121,6 +148,13 @@ pub fn run(
         // it, not kept because an older version still satisfies.
         args.extend(installer.fresh_choice_args().iter().map(|a| a.to_string()));
     }
+    // pip compiles what it installs one file at a time; into a new env, compileall does the
+    // same on every core afterwards.
+    let compile_after =
+        env.reuse.is_none() && env.dir != live && matches!(installer, Installer::Pip);
+    if compile_after {
+        args.push("--no-compile".into());
+    }
     let installing = Instant::now();
     let mut cmd = installer.install_command(runner, &env.python, &args, app, &cache);
     let what = format!("{} install", installer.name());
@@ -131,6 +165,9 @@ pub fn run(
             installer: installer.name(),
             status: describe_status(&finished.status),
         });
+    }
+    if compile_after {
+        compile_bytecode(env, c.platform, runner)?;
     }
     // What reuse bought, kept in the step's outcome so that `kuduhook status` shows it too.
     let bought = match &env.reuse {
@@ -158,6 +195,7 @@ pub fn run(
         fingerprint: plan.fingerprint.clone(),
         installer: installer.name(),
         installed_unix: now_unix(),
+        source: Some(plan.requirements.clone()),
     });
     env.record
         .write(&env.dir)
@@ -179,6 +217,34 @@ fn lowercase_first(text: &str) -> String {
         .next()
         .map(|c| c.to_lowercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+/// Compiles the env's site-packages to bytecode on every core, as pip would have file by file
+/// (`compileall -j 0`; files that do not compile are left to Python, as pip leaves them).
+fn compile_bytecode(
+    env: &PreparedEnv,
+    platform: crate::platform::Platform,
+    runner: &Runner,
+) -> Result<(), DeployError> {
+    let started = Instant::now();
+    let mut cmd = runner.command(&env.python);
+    cmd.args(["-m", "compileall", "-qq", "-j", "0"])
+        .args(packages::site_packages(&env.dir, platform));
+    let done = runner.run(&mut cmd, "python -m compileall")?;
+    if done.status.success() {
+        info!(
+            "Compiled the installed packages to bytecode on every core in {}",
+            seconds(started.elapsed())
+        );
+    } else {
+        info!(
+            "python -m compileall {} in {}: a file that does not compile is compiled (or \
+             reported) by Python when it is imported, as with pip",
+            describe_status(&done.status),
+            seconds(started.elapsed())
+        );
+    }
+    Ok(())
 }
 
 /// Removes from the env copied from the live one what the requirements no longer need.

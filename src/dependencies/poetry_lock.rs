@@ -1,0 +1,213 @@
+//! poetry.lock: the packages reached from pyproject.toml's Poetry dependencies (or its
+//! `[project]` ones, Poetry 2) and the selected groups and extras, through each locked
+//! package's dependencies whose markers hold for this interpreter, pinned as locked.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+
+use pep508_rs::{MarkerEnvironment, MarkerTree, PackageName, Requirement, VerbatimUrl};
+
+use super::Lines;
+use super::pyproject::Project;
+use crate::errors::DeployError;
+
+/// One edge: a dependency's name, the extras asked of it, and whether its markers hold.
+struct Edge {
+    name: PackageName,
+    extras: Vec<String>,
+    applies: bool,
+    optional: bool,
+}
+
+/// The requirement lines pinning what `lock` installs here.
+pub fn pinned(
+    lock: &Path,
+    project: &Project,
+    markers: &MarkerEnvironment,
+    groups: &[String],
+) -> Result<Lines, DeployError> {
+    let unreadable = |detail: String| DeployError::DependenciesUnknown {
+        file: lock.display().to_string(),
+        detail,
+    };
+    let text = std::fs::read_to_string(lock).map_err(|e| unreadable(e.to_string()))?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| unreadable(e.message().to_string()))?;
+    let packages: Vec<&toml::Table> = doc
+        .get("package")
+        .and_then(|p| p.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.as_table())
+        .collect();
+    let name_of = |p: &toml::Table| {
+        PackageName::from_str(p.get("name").and_then(|n| n.as_str()).unwrap_or_default()).ok()
+    };
+    // The project's own requirements: Poetry's tables, else [project] (Poetry 2).
+    let mut roots: Vec<Edge> = Vec::new();
+    let mut push_poetry = |deps: &BTreeMap<String, toml::Value>| -> Result<(), DeployError> {
+        for (name, spec) in deps {
+            for edge in edges(name, spec, markers).map_err(unreadable)? {
+                if !edge.optional {
+                    roots.push(edge);
+                }
+            }
+        }
+        Ok(())
+    };
+    push_poetry(&project.poetry_dependencies)?;
+    for group in groups {
+        match project.poetry_groups.get(group) {
+            Some(deps) => push_poetry(deps)?,
+            None if project.optional.contains_key(group) => {}
+            None => return Err(project.unknown_group(group)),
+        }
+    }
+    let mut pep621: Vec<&String> = project.dependencies.iter().collect();
+    for group in groups {
+        pep621.extend(project.optional.get(group).into_iter().flatten());
+    }
+    for text in pep621 {
+        let requirement = Requirement::<VerbatimUrl>::from_str(text)
+            .map_err(|e| unreadable(format!("pyproject.toml's {text:?}: {e}")))?;
+        roots.push(Edge {
+            applies: requirement.marker.evaluate(markers, &[]),
+            name: requirement.name,
+            extras: requirement.extras.iter().map(|e| e.to_string()).collect(),
+            optional: false,
+        });
+    }
+    let mut wanted: BTreeMap<PackageName, BTreeSet<String>> = BTreeMap::new();
+    let mut queue: Vec<Edge> = roots;
+    while let Some(edge) = queue.pop() {
+        if !edge.applies {
+            continue;
+        }
+        let package = packages
+            .iter()
+            .find(|p| name_of(p).as_ref() == Some(&edge.name))
+            .ok_or_else(|| DeployError::LockOutdated {
+                lock: lock.display().to_string(),
+                project: project.path.display().to_string(),
+                command: "poetry lock".into(),
+            })?;
+        let seen = wanted.contains_key(&edge.name);
+        let extras = wanted.entry(edge.name.clone()).or_default();
+        let mut grew = false;
+        for extra in &edge.extras {
+            grew |= extras.insert(extra.clone());
+        }
+        if seen && !grew {
+            continue;
+        }
+        let asked: BTreeSet<PackageName> = edge
+            .extras
+            .iter()
+            .filter_map(|extra| {
+                package
+                    .get("extras")
+                    .and_then(|e| e.get(extra))
+                    .and_then(|l| l.as_array())
+            })
+            .flatten()
+            .filter_map(|item| item.as_str())
+            .filter_map(|item| {
+                PackageName::from_str(item.split([' ', '(', '[', ';']).next().unwrap_or(item)).ok()
+            })
+            .collect();
+        if let Some(deps) = package.get("dependencies").and_then(|d| d.as_table()) {
+            for (name, spec) in deps {
+                for dep in edges(name, spec, markers).map_err(unreadable)? {
+                    if !dep.optional || asked.contains(&dep.name) {
+                        queue.push(dep);
+                    }
+                }
+            }
+        }
+    }
+    let base = lock.parent().unwrap_or(Path::new("."));
+    let mut lines = Vec::new();
+    for name in wanted.keys() {
+        let package = packages
+            .iter()
+            .find(|p| name_of(p).as_ref() == Some(name))
+            .expect("a wanted package is locked");
+        let version = package
+            .get("version")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let source = package.get("source").and_then(|s| s.as_table());
+        let kind = source
+            .and_then(|s| s.get("type"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("");
+        let url = source
+            .and_then(|s| s.get("url"))
+            .and_then(|u| u.as_str())
+            .unwrap_or("");
+        let line = match kind {
+            "directory" | "file" => {
+                let absolute = crate::paths::normalize(&base.join(url));
+                format!("{name} @ file://{}", absolute.display())
+            }
+            "git" => {
+                let commit = source
+                    .and_then(|s| s.get("resolved_reference").or_else(|| s.get("reference")))
+                    .and_then(|r| r.as_str())
+                    .map(|r| format!("@{r}"))
+                    .unwrap_or_default();
+                format!("{name} @ git+{url}{commit}")
+            }
+            "url" => format!("{name} @ {url}"),
+            _ => format!("{name}=={version}"),
+        };
+        let hashes = package
+            .get("files")
+            .and_then(|f| f.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.get("hash").and_then(|h| h.as_str()).map(str::to_string))
+            .collect();
+        lines.push((line, hashes));
+    }
+    Ok(super::pinned_lines(lines, "poetry.lock"))
+}
+
+/// The edges one Poetry dependency entry stands for: `"^1.0"`, `{version, markers, extras,
+/// optional}`, or a list of such tables (constraints for different markers).
+fn edges(name: &str, spec: &toml::Value, markers: &MarkerEnvironment) -> Result<Vec<Edge>, String> {
+    let package = PackageName::from_str(name).map_err(|e| format!("{name}: {e}"))?;
+    let one = |table: Option<&toml::Table>| -> Result<Edge, String> {
+        let applies = match table
+            .and_then(|t| t.get("markers"))
+            .and_then(|m| m.as_str())
+        {
+            Some(text) => MarkerTree::from_str(text)
+                .map_err(|e| format!("{name}: markers {text:?}: {e}"))?
+                .evaluate(markers, &[]),
+            None => true,
+        };
+        Ok(Edge {
+            name: package.clone(),
+            extras: table
+                .and_then(|t| t.get("extras"))
+                .and_then(|e| e.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect(),
+            applies,
+            optional: table
+                .and_then(|t| t.get("optional"))
+                .and_then(|o| o.as_bool())
+                == Some(true),
+        })
+    };
+    match spec {
+        toml::Value::Table(table) => Ok(vec![one(Some(table))?]),
+        toml::Value::Array(items) => items.iter().map(|i| one(i.as_table())).collect(),
+        _ => Ok(vec![one(None)?]),
+    }
+}
