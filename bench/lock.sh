@@ -24,9 +24,11 @@ dozen_requirements 24.2.0 >"$work/requirements-app/requirements.txt"
 cp -r examples/flask-app "$work/lock-app"
 rm "$work/lock-app/requirements.txt"
 {
-  printf '[project]\nname = "app"\nversion = "1.0"\nrequires-python = ">=3.11"\ndependencies = [\n'
+  printf '[project]\nname = "app"\nversion = "1.0"\nrequires-python = ">=3.11.3"\ndependencies = [\n'
   dozen_requirements 24.2.0 | sed 's/.*/  "&",/'
   printf ']\n'
+  # The wheels downloaded are Linux's: lock for Linux only (uv locks for every platform).
+  printf '\n[tool.uv]\nenvironments = ["sys_platform == '"'"'linux'"'"'"]\n'
 } >"$work/lock-app/pyproject.toml"
 (cd "$work/lock-app" && "$KUDUHOOK_UV" lock --quiet --no-index --find-links "$wheels" --python "$python")
 echo "uv.lock pins $(grep -c '^\[\[package\]\]' "$work/lock-app/uv.lock") packages (the project included)"

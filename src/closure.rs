@@ -574,6 +574,48 @@ mod tests {
     }
 
     #[test]
+    fn a_path_or_vcs_requirement_is_found_by_the_url_pip_recorded() {
+        let (_dir, env) = env(&[
+            ("localpkg", "1.0", &["dep"], &[]),
+            ("vcspkg", "2.0", &[], &[]),
+            ("dep", "1.0", &[], &[]),
+        ]);
+        let site = env.join("lib/python3.11/site-packages");
+        std::fs::write(
+            site.join("localpkg-1.0.dist-info/direct_url.json"),
+            r#"{"url": "file:///app/libs/local", "dir_info": {"editable": true}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            site.join("vcspkg-2.0.dist-info/direct_url.json"),
+            r#"{"url": "https://github.com/o/vcspkg.git", "vcs_info": {"vcs": "git", "commit_id": "abc"}}"#,
+        )
+        .unwrap();
+        let dists = installed(&env, Platform::Linux).unwrap();
+        let editable = Root::Unnamed {
+            url: crate::requirements::canonical_url("/app/libs/local/", Path::new("/")),
+        };
+        let vcs = Root::Unnamed {
+            url: crate::requirements::canonical_url(
+                "git+https://github.com/o/vcspkg.git@v2",
+                Path::new("/"),
+            ),
+        };
+        let needed = closure(&[editable.clone(), vcs], &dists, &markers()).unwrap();
+        assert_eq!(names(&needed), ["dep", "localpkg", "vcspkg"]);
+        let only_editable = closure(&[editable], &dists, &markers()).unwrap();
+        assert_eq!(names(&only_editable), ["dep", "localpkg"]);
+        let elsewhere = Root::Unnamed {
+            url: "file:///app/libs/other".into(),
+        };
+        let why = closure(&[elsewhere], &dists, &markers()).unwrap_err();
+        assert_eq!(
+            why,
+            "nothing installed was recorded as installed from file:///app/libs/other"
+        );
+    }
+
+    #[test]
     fn reads_quoted_record_paths() {
         assert_eq!(first_csv_field("\"a,b\"\"c.py\",sha256=x,1"), "a,b\"c.py");
         assert_eq!(first_csv_field("plain.py,,"), "plain.py");

@@ -358,6 +358,16 @@ content-hash = "x"
         .assert_failed()
         .assert_contains("poetry.lock does not match")
         .assert_contains("fix: run `poetry lock` and commit the updated lock");
+    // A lock for another Python (Poetry's own constraint syntax).
+    site.write("pyproject.toml", &pyproject);
+    let lock = std::fs::read_to_string(site.repo.join("poetry.lock")).unwrap();
+    site.write(
+        "poetry.lock",
+        &lock.replace("python-versions = \"^3.11\"", "python-versions = \"^3.12\""),
+    );
+    site.deploy(&[])
+        .assert_failed()
+        .assert_contains("poetry.lock requires Python ^3.12, and the selected Python is 3.11.7");
 }
 
 #[test]

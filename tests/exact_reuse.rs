@@ -353,3 +353,52 @@ fn a_base_interpreter_without_pip_of_its_own_gets_it_from_ensurepip() {
     assert!(pip.status.success());
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
 }
+
+#[test]
+fn reuse_honours_constraints_wheel_paths_and_direct_references() {
+    let site = Site::empty();
+    let wheels = site.wheels_dir_of_its_own();
+    universe(&wheels);
+    // A wheel committed in the repository, named by path; another named by a file URL.
+    std::fs::create_dir_all(site.repo.join("vendor")).unwrap();
+    std::fs::copy(
+        wheels.join("alpha-2.0-py3-none-any.whl"),
+        site.repo.join("vendor/alpha-2.0-py3-none-any.whl"),
+    )
+    .unwrap();
+    let tool = format!(
+        "tool @ file://{}",
+        wheels.join("tool-2.0-py3-none-any.whl").display()
+    );
+    site.write("constraints.txt", "beta==1.0\n");
+    app(
+        &site,
+        &format!("-c constraints.txt\n./vendor/alpha-2.0-py3-none-any.whl\nbeta\n{tool}\n"),
+    );
+    site.deploy(&[]).assert_ok();
+    // The URL requirement goes; the constraint still holds beta at 1.0 (beta 2.0 is there).
+    app(
+        &site,
+        "-c constraints.txt\n./vendor/alpha-2.0-py3-none-any.whl\nbeta\n",
+    );
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("from the live env; removed tool 2.0 (")
+        .assert_lacks("cannot be proven exact");
+    let fresh = Site::empty();
+    universe(&fresh.wheels_dir_of_its_own());
+    std::fs::create_dir_all(fresh.repo.join("vendor")).unwrap();
+    std::fs::copy(
+        site.repo.join("vendor/alpha-2.0-py3-none-any.whl"),
+        fresh.repo.join("vendor/alpha-2.0-py3-none-any.whl"),
+    )
+    .unwrap();
+    fresh.write("constraints.txt", "beta==1.0\n");
+    app(
+        &fresh,
+        "-c constraints.txt\n./vendor/alpha-2.0-py3-none-any.whl\nbeta\n",
+    );
+    fresh.deploy(&[]).assert_ok();
+    assert_eq!(snapshot(&site.env_dir()), snapshot(&fresh.env_dir()));
+    assert!(snapshot(&site.env_dir()).contains("\"beta==1.0\""));
+}

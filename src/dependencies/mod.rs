@@ -235,14 +235,12 @@ pub fn prepare(
     let file = app.join(&source.file);
     let version = &interpreter.version;
     let markers = || {
-        crate::python::marker_environment(&interpreter.path).map_err(|detail| {
-            DeployError::DependenciesUnknown {
-                file: source.file.clone(),
-                detail: format!(
-                    "the marker values of {}: {detail}",
-                    interpreter.path.display()
-                ),
-            }
+        cached_markers(interpreter, out_dir).map_err(|detail| DeployError::DependenciesUnknown {
+            file: source.file.clone(),
+            detail: format!(
+                "the marker values of {}: {detail}",
+                interpreter.path.display()
+            ),
         })
     };
     let pyproject = app.join("pyproject.toml");
@@ -269,7 +267,7 @@ pub fn prepare(
         Kind::PoetryLock => {
             let project = pyproject::read(&pyproject)?;
             project.check_python(version)?;
-            poetry_lock::pinned(&file, &project, &markers()?, groups)?
+            poetry_lock::pinned(&file, &project, &markers()?, version, groups)?
         }
         Kind::PipfileLock => pipfile_lock::pinned(&file, &markers()?, version, groups)?,
     };
@@ -283,8 +281,11 @@ pub fn prepare(
         text.push_str(line);
         text.push('\n');
     }
-    crate::paths::write_atomically(&generated, text.as_bytes())
-        .map_err(|e| DeployError::io("write", &generated, e))?;
+    // Unchanged (the usual redeploy): left as it is.
+    if std::fs::read(&generated).ok().as_deref() != Some(text.as_bytes()) {
+        crate::paths::write_atomically(&generated, text.as_bytes())
+            .map_err(|e| DeployError::io("write", &generated, e))?;
+    }
     let mut inputs = vec![file];
     if source.kind != Kind::Pyproject && pyproject.is_file() {
         inputs.push(pyproject);
@@ -296,6 +297,44 @@ pub fn prepare(
         inputs,
         summary: Some(lines.summary),
     })
+}
+
+/// The interpreter's marker values, asked of it once and kept in `dir` under a name made of
+/// its path, size and modification time (an interpreter replaced in place is asked again): a
+/// lock app's unchanged redeploy then runs no Python to read its lock.
+fn cached_markers(
+    interpreter: &Interpreter,
+    dir: &Path,
+) -> Result<pep508_rs::MarkerEnvironment, String> {
+    use sha2::{Digest, Sha256};
+    let meta = std::fs::metadata(&interpreter.path).map_err(|e| e.to_string())?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let mut key = Sha256::new();
+    key.update(interpreter.path.to_string_lossy().as_bytes());
+    key.update(meta.len().to_le_bytes());
+    key.update(modified.map(|d| d.as_nanos()).unwrap_or(0).to_le_bytes());
+    let key: String = key
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cached = dir.join(format!("markers-{key}.json"));
+    if let Ok(text) = std::fs::read_to_string(&cached)
+        && let Ok(markers) = crate::closure::parse_marker_environment(&text)
+    {
+        return Ok(markers);
+    }
+    let markers = crate::python::marker_environment(&interpreter.path)?;
+    if std::fs::create_dir_all(dir).is_ok()
+        && let Ok(json) = serde_json::to_string(&markers)
+    {
+        let _ = crate::paths::write_atomically(&cached, json.as_bytes());
+    }
+    Ok(markers)
 }
 
 /// `sha256:…` hashes as pip's per-requirement options.

@@ -11,6 +11,7 @@ use pep508_rs::{MarkerEnvironment, MarkerTree, PackageName, Requirement, Verbati
 use super::Lines;
 use super::pyproject::Project;
 use crate::errors::DeployError;
+use crate::python::PythonVersion;
 
 /// One edge: a dependency's name, the extras asked of it, and whether its markers hold.
 struct Edge {
@@ -25,6 +26,7 @@ pub fn pinned(
     lock: &Path,
     project: &Project,
     markers: &MarkerEnvironment,
+    version: &PythonVersion,
     groups: &[String],
 ) -> Result<Lines, DeployError> {
     let unreadable = |detail: String| DeployError::DependenciesUnknown {
@@ -35,6 +37,19 @@ pub fn pinned(
     let doc: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| unreadable(e.message().to_string()))?;
+    let python = doc
+        .get("metadata")
+        .and_then(|m| m.get("python-versions"))
+        .and_then(|v| v.as_str());
+    if let Some(constraint) = python
+        && allows(constraint, version) == Some(false)
+    {
+        return Err(DeployError::PythonNotAllowed {
+            file: lock.display().to_string(),
+            requires: constraint.to_string(),
+            version: version.to_string(),
+        });
+    }
     let packages: Vec<&toml::Table> = doc
         .get("package")
         .and_then(|p| p.as_array())
@@ -209,5 +224,81 @@ fn edges(name: &str, spec: &toml::Value, markers: &MarkerEnvironment) -> Result<
         toml::Value::Table(table) => Ok(vec![one(Some(table))?]),
         toml::Value::Array(items) => items.iter().map(|i| one(i.as_table())).collect(),
         _ => Ok(vec![one(None)?]),
+    }
+}
+
+/// Whether Poetry's version constraint `constraint` (`^3.11`, `~3.11`, `>=3.9,<4.0`,
+/// `3.11.*`, `*`, alternatives joined by `||`) allows `version`; `None` where it cannot be
+/// read (the check is then left to the installer).
+pub fn allows(constraint: &str, version: &PythonVersion) -> Option<bool> {
+    use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
+    let full = Version::from_str(&version.to_string()).ok()?;
+    let mut any = false;
+    for alternative in constraint.split("||") {
+        let mut specifiers = Vec::new();
+        for term in alternative
+            .split([',', ' '])
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            specifiers.extend(pep440_terms(term)?);
+        }
+        let joined = VersionSpecifiers::from_str(&specifiers.join(",")).ok()?;
+        any |= joined.contains(&full);
+    }
+    Some(any)
+}
+
+/// One Poetry term as PEP 440 specifiers.
+fn pep440_terms(term: &str) -> Option<Vec<String>> {
+    let numbers =
+        |text: &str| -> Option<Vec<u64>> { text.split('.').map(|n| n.parse().ok()).collect() };
+    if term == "*" {
+        return Some(Vec::new());
+    }
+    if let Some(rest) = term.strip_prefix('^') {
+        let parts = numbers(rest)?;
+        let upper = match parts.as_slice() {
+            [major, ..] if *major > 0 || parts.len() == 1 => format!("{}", major + 1),
+            [0, minor, ..] if *minor > 0 || parts.len() == 2 => format!("0.{}", minor + 1),
+            [0, 0, patch, ..] => format!("0.0.{}", patch + 1),
+            _ => return None,
+        };
+        return Some(vec![format!(">={rest}"), format!("<{upper}")]);
+    }
+    if let Some(rest) = term.strip_prefix('~').filter(|r| !r.starts_with('=')) {
+        let parts = numbers(rest)?;
+        let upper = match parts.as_slice() {
+            [major] => format!("{}", major + 1),
+            [major, minor, ..] => format!("{major}.{}", minor + 1),
+            _ => return None,
+        };
+        return Some(vec![format!(">={rest}"), format!("<{upper}")]);
+    }
+    if term.starts_with(|c: char| c.is_ascii_digit()) {
+        // A bare version: that release series.
+        let series = term.trim_end_matches(".*");
+        return Some(vec![format!("=={series}.*")]);
+    }
+    Some(vec![term.to_string()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_poetrys_python_constraints() {
+        let v = |s| PythonVersion::parse(s).unwrap();
+        assert_eq!(allows("^3.11", &v("3.11.7")), Some(true));
+        assert_eq!(allows("^3.11", &v("3.10.13")), Some(false));
+        assert_eq!(allows("^3.12", &v("3.11.7")), Some(false));
+        assert_eq!(allows("~3.11", &v("3.12.1")), Some(false));
+        assert_eq!(allows(">=3.9,<4.0", &v("3.11.7")), Some(true));
+        assert_eq!(allows(">=3.8 <3.11", &v("3.11.7")), Some(false));
+        assert_eq!(allows("3.11.*", &v("3.11.7")), Some(true));
+        assert_eq!(allows("^3.8 || ^4.0", &v("3.11.7")), Some(true));
+        assert_eq!(allows("*", &v("3.6.15")), Some(true));
+        assert_eq!(allows("^three", &v("3.11.7")), None);
     }
 }
