@@ -41,7 +41,8 @@ export PIP_NO_INDEX=1 PIP_FIND_LINKS=$wheels PIP_DISABLE_PIP_VERSION_CHECK=1
 export KUDU_SYNC_CMD=$PWD/target/tools/node/node_modules/.bin/kudusync
 kuduhook=$PWD/target/release/kuduhook
 
-tools=(port pip uv)
+# TOOLS="port pip" times only those (default all three).
+read -r -a tools <<<"${TOOLS:-port pip uv}"
 declare -A first unchanged changed removed added
 # has TOOL SITE MODULE: whether the site's env imports MODULE.
 has() { "$2/wwwroot/env/bin/python" -c "import $3" 2>/dev/null; }
@@ -80,9 +81,9 @@ echo "== medians of $rounds rounds (ms; ratio = deploy.cmd port / tool, above 1 
 printf "%-28s %12s %12s %12s\n" scenario "deploy.cmd" "kuduhook+pip" "kuduhook+uv"
 for scenario in first unchanged changed removed added; do
   declare -n times=$scenario
-  p=$(median <<<"${times[port]}")
-  k=$(median <<<"${times[pip]}")
-  u=$(median <<<"${times[uv]}")
+  p=$(median <<<"${times[port]:-}")
+  k=$(median <<<"${times[pip]:-}")
+  u=$(median <<<"${times[uv]:-}")
   label=$scenario
   [ "$scenario" = changed ] && label="one requirement bumped"
   [ "$scenario" = removed ] && label="one requirement removed"
@@ -92,6 +93,6 @@ for scenario in first unchanged changed removed added; do
   printf "%-28s %12s %12s %12s\n" "$label" "$p" "$k" "$u"
   printf "%-28s %12s %12s %12s\n" "  ratio" "1.0x" "$(ratio "$p" "$k")" "$(ratio "$p" "$u")"
 done
-f_pip=$(median <<<"${first[pip]}")
-f_uv=$(median <<<"${first[uv]}")
+f_pip=$(median <<<"${first[pip]:-}")
+f_uv=$(median <<<"${first[uv]:-}")
 echo "first deploy, kuduhook+pip / kuduhook+uv: $(ratio "$f_pip" "$f_uv")"

@@ -358,6 +358,14 @@ content-hash = "x"
         .assert_failed()
         .assert_contains("poetry.lock does not match")
         .assert_contains("fix: run `poetry lock` and commit the updated lock");
+    // A constraint the locked version no longer meets: out of date too.
+    site.write(
+        "pyproject.toml",
+        &pyproject.replace("alpha = \"^2.0\"", "alpha = \"^3.0\""),
+    );
+    site.deploy(&[])
+        .assert_failed()
+        .assert_contains("poetry.lock does not match");
     // A lock for another Python (Poetry's own constraint syntax).
     site.write("pyproject.toml", &pyproject);
     let lock = std::fs::read_to_string(site.repo.join("poetry.lock")).unwrap();

@@ -19,6 +19,8 @@ struct Edge {
     extras: Vec<String>,
     applies: bool,
     optional: bool,
+    /// The version constraint in Poetry's syntax, where one is given.
+    constraint: Option<String>,
 }
 
 /// The requirement lines pinning what `lock` installs here.
@@ -87,12 +89,39 @@ pub fn pinned(
     for text in pep621 {
         let requirement = Requirement::<VerbatimUrl>::from_str(text)
             .map_err(|e| unreadable(format!("pyproject.toml's {text:?}: {e}")))?;
+        let constraint = match &requirement.version_or_url {
+            Some(pep508_rs::VersionOrUrl::VersionSpecifier(s)) => Some(s.to_string()),
+            _ => None,
+        };
         roots.push(Edge {
             applies: requirement.marker.evaluate(markers, &[]),
             name: requirement.name,
             extras: requirement.extras.iter().map(|e| e.to_string()).collect(),
             optional: false,
+            constraint,
         });
+    }
+    let outdated = || DeployError::LockOutdated {
+        lock: lock.display().to_string(),
+        project: project.path.display().to_string(),
+        command: "poetry lock".into(),
+    };
+    // What the project asks for must be what the lock pins: every dependency locked, at a
+    // version its constraint allows.
+    for root in &roots {
+        let package = packages
+            .iter()
+            .find(|p| name_of(p).as_ref() == Some(&root.name))
+            .ok_or_else(outdated)?;
+        let locked = package
+            .get("version")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        if let Some(constraint) = &root.constraint
+            && satisfies(constraint, locked) == Some(false)
+        {
+            return Err(outdated());
+        }
     }
     let mut wanted: BTreeMap<PackageName, BTreeSet<String>> = BTreeMap::new();
     let mut queue: Vec<Edge> = roots;
@@ -103,11 +132,7 @@ pub fn pinned(
         let package = packages
             .iter()
             .find(|p| name_of(p).as_ref() == Some(&edge.name))
-            .ok_or_else(|| DeployError::LockOutdated {
-                lock: lock.display().to_string(),
-                project: project.path.display().to_string(),
-                command: "poetry lock".into(),
-            })?;
+            .ok_or_else(outdated)?;
         let seen = wanted.contains_key(&edge.name);
         let extras = wanted.entry(edge.name.clone()).or_default();
         let mut grew = false;
@@ -204,8 +229,16 @@ fn edges(name: &str, spec: &toml::Value, markers: &MarkerEnvironment) -> Result<
                 .evaluate(markers, &[]),
             None => true,
         };
+        let constraint = match table {
+            Some(t) => t
+                .get("version")
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            None => spec.as_str().map(str::to_string),
+        };
         Ok(Edge {
             name: package.clone(),
+            constraint,
             extras: table
                 .and_then(|t| t.get("extras"))
                 .and_then(|e| e.as_array())
@@ -231,8 +264,14 @@ fn edges(name: &str, spec: &toml::Value, markers: &MarkerEnvironment) -> Result<
 /// `3.11.*`, `*`, alternatives joined by `||`) allows `version`; `None` where it cannot be
 /// read (the check is then left to the installer).
 pub fn allows(constraint: &str, version: &PythonVersion) -> Option<bool> {
+    satisfies(constraint, &version.to_string())
+}
+
+/// Whether Poetry's constraint `constraint` allows the version `version`; `None` where either
+/// cannot be read.
+fn satisfies(constraint: &str, version: &str) -> Option<bool> {
     use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
-    let full = Version::from_str(&version.to_string()).ok()?;
+    let full = Version::from_str(version).ok()?;
     let mut any = false;
     for alternative in constraint.split("||") {
         let mut specifiers = Vec::new();
@@ -300,5 +339,8 @@ mod tests {
         assert_eq!(allows("^3.8 || ^4.0", &v("3.11.7")), Some(true));
         assert_eq!(allows("*", &v("3.6.15")), Some(true));
         assert_eq!(allows("^three", &v("3.11.7")), None);
+        assert_eq!(satisfies("^2.0", "2.3"), Some(true));
+        assert_eq!(satisfies("^3.0", "2.3"), Some(false));
+        assert_eq!(satisfies(">=2,<3", "2.0"), Some(true));
     }
 }
