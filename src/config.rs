@@ -38,6 +38,8 @@ pub mod name {
     pub const KUDUHOOK_ENV_SWITCH: &str = "KUDUHOOK_ENV_SWITCH";
     pub const KUDUHOOK_ENV_ARCHIVE: &str = "KUDUHOOK_ENV_ARCHIVE";
     pub const KUDUHOOK_LOCK_WAIT: &str = "KUDUHOOK_LOCK_WAIT";
+    pub const KUDUHOOK_START_CHECK: &str = "KUDUHOOK_START_CHECK";
+    pub const KUDUHOOK_START_CHECK_TIMEOUT: &str = "KUDUHOOK_START_CHECK_TIMEOUT";
     pub const KUDUHOOK_SYNC_IGNORE: &str = "KUDUHOOK_SYNC_IGNORE";
     pub const KUDUHOOK_SYNC_FULL_COMPARE: &str = "KUDUHOOK_SYNC_FULL_COMPARE";
     pub const KUDUHOOK_SYNC_CHECKSUM: &str = "KUDUHOOK_SYNC_CHECKSUM";
@@ -141,6 +143,18 @@ pub enum EnvMode {
     Incremental,
 }
 
+/// What the start-check step checks (`KUDUHOOK_START_CHECK`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartCheck {
+    /// The entry the platform would detect.
+    Auto,
+    Off,
+    /// `module:callable`, imported.
+    Entry(String),
+    /// A command, run by the shell with the env activated.
+    Command(String),
+}
+
 /// How long a deployment waits for another one on the same site, by default.
 pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
 
@@ -185,6 +199,9 @@ pub struct DeployConfig {
     /// `KUDUHOOK_UV`: the uv program to use.
     pub uv: Option<Setting<PathBuf>>,
     pub env_mode: Setting<EnvMode>,
+    pub start_check: Setting<StartCheck>,
+    /// Seconds the start check may take (`KUDUHOOK_START_CHECK_TIMEOUT`).
+    pub start_check_timeout: Setting<u64>,
     /// `KUDUHOOK_ENV_SWITCH`: `None` is auto (link where the filesystem allows it).
     pub env_switch: Setting<Option<SwitchMode>>,
     /// `KUDUHOOK_ENV_ARCHIVE`: ship the env as an archive the platform extracts to local disk
@@ -551,6 +568,25 @@ impl DeployConfig {
             None,
             "auto (the default: where the site is on a network filesystem), true, or false",
         )?;
+        let start_check = lookup.layered(
+            name::KUDUHOOK_START_CHECK,
+            |v| match v {
+                _ if v.eq_ignore_ascii_case("off") || v.eq_ignore_ascii_case("false") => {
+                    StartCheck::Off
+                }
+                _ if v.eq_ignore_ascii_case("auto") => StartCheck::Auto,
+                _ if v.contains(char::is_whitespace) => StartCheck::Command(v.to_string()),
+                _ => StartCheck::Entry(v.to_string()),
+            },
+            None,
+            StartCheck::Auto,
+        );
+        let start_check_timeout = lookup.choice(
+            name::KUDUHOOK_START_CHECK_TIMEOUT,
+            |v| v.parse::<u64>().ok().filter(|s| *s > 0),
+            60,
+            "a number of seconds, such as 60",
+        )?;
         let lock_wait = lookup.choice(
             name::KUDUHOOK_LOCK_WAIT,
             |v| v.parse::<u64>().ok().map(Duration::from_secs),
@@ -584,6 +620,8 @@ impl DeployConfig {
             installer,
             uv,
             env_mode,
+            start_check,
+            start_check_timeout,
             env_switch,
             env_archive,
             lock_wait,

@@ -189,7 +189,7 @@ impl EnvStore {
                 let started = std::time::Instant::now();
                 let files = std::thread::scope(|scope| {
                     let alongside = alongside.map(|job| scope.spawn(move || job(built)));
-                    let copied = copy_tree(built, &side, false);
+                    let copied = copy_tree(built, &side, CopyAs::Files);
                     if let Some(job) = alongside {
                         made = Some(job.join().expect("the job beside the env copy panicked")?);
                     }
@@ -552,12 +552,24 @@ pub fn share_pool() -> &'static rayon::ThreadPool {
     })
 }
 
+/// How [`copy_tree`] makes each entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CopyAs {
+    /// Every file copied; a link copied as the file it leads to, one to a folder left out
+    /// (for a filesystem that refuses links: the share).
+    Files,
+    /// Links made again as the same links; the installed packages' files (under `lib/`) hard-linked rather than
+    /// copied: an env copied to be installed into on the same disk. pip and Python never
+    /// write into an existing file (they write a new one and rename it, or unlink first), so
+    /// the copy's changes do not reach the original; the rest (scripts, `pyvenv.cfg`, records)
+    /// is copied, as it is rewritten.
+    PackagesShared,
+}
+
 /// Copies the folder tree `from` to `to`, which must not exist: folders level by level, files
-/// all at once, each by one of many workers (on a share each call is a round trip). With
-/// `keep_links`, a link is made again as the same link; without (the share refuses links), a
-/// link is copied as the file it leads to, and one to a folder is left out. Returns the files
-/// copied.
-pub fn copy_tree(from: &Path, to: &Path, keep_links: bool) -> Result<usize, DeployError> {
+/// all at once, each by one of many workers (on a share each call is a round trip), each
+/// file's modification time kept. Returns the files copied (or linked).
+pub fn copy_tree(from: &Path, to: &Path, mode: CopyAs) -> Result<usize, DeployError> {
     use rayon::prelude::*;
     let mut levels: Vec<Vec<PathBuf>> = vec![vec![PathBuf::new()]];
     let mut files: Vec<PathBuf> = Vec::new();
@@ -570,7 +582,7 @@ pub fn copy_tree(from: &Path, to: &Path, keep_links: bool) -> Result<usize, Depl
             for entry in read.flatten() {
                 let relative = dir.join(entry.file_name());
                 let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
-                if is_link && keep_links {
+                if is_link && mode != CopyAs::Files {
                     let held = std::fs::read_link(entry.path())
                         .map_err(|e| DeployError::io("read the link", entry.path(), e))?;
                     links.push((relative, held));
@@ -593,9 +605,16 @@ pub fn copy_tree(from: &Path, to: &Path, keep_links: bool) -> Result<usize, Depl
             })?;
         }
         files.par_iter().try_for_each(|file| {
-            paths::copy_file_keeping_mtime(&from.join(file), &to.join(file))
+            let (source, copy) = (from.join(file), to.join(file));
+            if mode == CopyAs::PackagesShared
+                && file.starts_with("lib")
+                && std::fs::hard_link(&source, &copy).is_ok()
+            {
+                return Ok(());
+            }
+            paths::copy_file_keeping_mtime(&source, &copy)
                 .map(|_| ())
-                .map_err(|e| DeployError::io("copy the env file to", to.join(file), e))
+                .map_err(|e| DeployError::io("copy the env file to", copy, e))
         })
     })?;
     for (link, held) in &links {

@@ -98,6 +98,12 @@ pub enum DeployError {
         installer: String,
         status: String,
     },
+    /// The app did not import (or the check command failed) as the platform will start it.
+    StartCheckFailed {
+        what: String,
+        output: Vec<String>,
+        timed_out: Option<u64>,
+    },
     /// KUDUHOOK_DEPENDENCIES names a file the app does not have.
     DependencySourceMissing { file: String, origin: Origin },
     /// More than one dependency source, none named.
@@ -532,6 +538,38 @@ impl DeployError {
                          is writable"
                         .to_string(),
                 },
+            ),
+            DeployError::StartCheckFailed {
+                what,
+                output,
+                timed_out,
+            } => (
+                match timed_out {
+                    Some(limit) => format!(
+                        "the start check did not finish within {limit}s: the app {what} hangs"
+                    ),
+                    None => format!(
+                        "the app does not start: the check that it {what} failed{}",
+                        match output.last() {
+                            Some(last) => format!(": {last}"),
+                            None => String::new(),
+                        }
+                    ),
+                },
+                match output.is_empty() {
+                    true => "App Service starts the site this way; a site that cannot would \
+                             crash at its next start"
+                        .into(),
+                    false => format!(
+                        "App Service starts the site this way; it would crash at its next start. \
+                         The check printed:\n    {}",
+                        output.join("\n    ")
+                    ),
+                },
+                "fix the error and push again (`kuduhook rehearse --serve` starts the site \
+                 locally); KUDUHOOK_START_CHECK=module:callable names another entry, =off skips \
+                 the check"
+                    .into(),
             ),
             DeployError::DependencySourceMissing { file, origin } => (
                 format!("the dependency source {file} named by {origin} is not in the app"),

@@ -30,7 +30,7 @@ use crate::process::{self, Runner};
 use crate::steps::env::{self as env_step, EnvInputs, PreparedEnv, env_python};
 use crate::steps::pip::InstallPlan;
 use crate::steps::runtime::{self, Runtime};
-use crate::steps::{Outcome, custom, pip, sync, tail};
+use crate::steps::{Outcome, custom, pip, start_check, sync, tail};
 use crate::steps_file::{BuiltinStep, StepAction};
 
 /// A failed deployment: the error, and what the site serves now.
@@ -519,6 +519,7 @@ impl Deployment<'_> {
                 }
                 Ok(outcome)
             }
+            BuiltinStep::StartCheck => start_check::run(c, self.env.as_ref(), app, &self.runner),
             BuiltinStep::WebConfig => {
                 tail::web_config(app, &runtime().interpreter.version, c.dry_run)
             }

@@ -90,6 +90,15 @@ impl Finished {
     }
 }
 
+/// Kills `child` and every process of its group (started with `process_group(0)`).
+pub fn kill_group(child: &mut std::process::Child) {
+    #[cfg(target_os = "linux")]
+    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+    let _ = child.kill();
+}
+
 /// "exited with code 1", "was killed by signal 9".
 pub fn describe_status(status: &ExitStatus) -> String {
     if let Some(code) = status.code() {

@@ -26,6 +26,7 @@ pub enum BuiltinStep {
     DetectRuntime,
     ValidateEnv,
     PipInstall,
+    StartCheck,
     WebConfig,
     Collectstatic,
 }
@@ -38,6 +39,7 @@ impl BuiltinStep {
             BuiltinStep::DetectRuntime => "detect-runtime",
             BuiltinStep::ValidateEnv => "validate-env",
             BuiltinStep::PipInstall => "pip-install",
+            BuiltinStep::StartCheck => "start-check",
             BuiltinStep::WebConfig => "web-config",
             BuiltinStep::Collectstatic => "collectstatic",
         }
@@ -48,7 +50,9 @@ impl BuiltinStep {
         match self {
             // web-config picks web.X.Y.config by the detected Python.
             BuiltinStep::ValidateEnv | BuiltinStep::WebConfig => Some(BuiltinStep::DetectRuntime),
-            BuiltinStep::PipInstall | BuiltinStep::Collectstatic => Some(BuiltinStep::ValidateEnv),
+            BuiltinStep::PipInstall | BuiltinStep::StartCheck | BuiltinStep::Collectstatic => {
+                Some(BuiltinStep::ValidateEnv)
+            }
             _ => None,
         }
     }
@@ -398,6 +402,7 @@ mod tests {
                 "detect-runtime",
                 "validate-env",
                 "pip-install",
+                "start-check",
                 "sync",
                 "web-config",
                 "collectstatic"

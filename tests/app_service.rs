@@ -32,7 +32,7 @@ fn the_flask_example_deploys_and_serves_its_page() {
         ("PIP_FIND_LINKS", flask_wheels.to_str().unwrap()),
     ]);
     r.push()
-        .assert_contains("==> [3/6] pip-install")
+        .assert_contains("==> [3/7] pip-install")
         .assert_contains("added blinker")
         .assert_contains(SUCCEEDED);
     assert!(
@@ -75,6 +75,10 @@ def application(environ, start_response):
     )
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [body.encode()]
+
+
+# What App Service's gunicorn serves from app.py.
+app = application
 "#;
 
 const SERVE: &str = r#"import sys

@@ -13,8 +13,8 @@ fn first_deploy_syncs_the_app_builds_the_env_and_installs() {
     let site = Site::app("3.11");
     let run = site.deploy(&[]);
     run.assert_ok()
-        .assert_contains("==> [1/6] detect-runtime")
-        .assert_contains("==> [4/6] sync")
+        .assert_contains("==> [1/7] detect-runtime")
+        .assert_contains("==> [5/7] sync")
         .assert_contains("First deployment: no previous manifest")
         .assert_contains("Python 3.11 requested by runtime.txt line 1")
         .assert_contains("Rebuilding env: no env at")

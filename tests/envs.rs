@@ -233,6 +233,7 @@ fn wheelhouse_is_a_package_source(settings: &[(&str, String)]) {
     let site = Site::app("3.11");
     build_wheel(&site.repo.join("wheelhouse"), "housepkg", "3.1", &[]);
     site.write("requirements.txt", "housepkg==3.1\n");
+    site.write("app.py", "import housepkg\n\n\ndef app():\n    return 1\n");
     // No other package source at all: only the committed wheelhouse.
     let mut settings = settings.to_vec();
     settings.push(("PIP_FIND_LINKS", String::new()));

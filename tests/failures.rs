@@ -45,7 +45,10 @@ fn fails_before_touching_the_site(file: &str, content: &str) -> Run {
 /// A change the failing deployment would have synced.
 fn push_change(site: &Site) {
     site.write("new_module.py", "X = 1\n");
-    site.write("app.py", "changed = True\n");
+    site.write(
+        "app.py",
+        "changed = True\n\n\ndef app():\n    return 'changed'\n",
+    );
 }
 
 #[test]

@@ -238,7 +238,8 @@ fn deploys_at_once(count: usize, site: &Site) {
     // A file the app wrote, which no deployment may lose.
     std::fs::write(site.target_file("uploads/photo.jpg"), "jpeg").unwrap();
     site.write("requirements.txt", "kudupkg==2.0\n");
-    site.write("app.py", "import kudupkg\nVERSION = 2\n");
+    let app = "import kudupkg\nVERSION = 2\n\n\ndef app():\n    return VERSION\n";
+    site.write("app.py", app);
 
     let children: Vec<Child> = (0..count).map(|_| spawn_deploy(site, &[])).collect();
     let logs: Vec<String> = children
@@ -284,7 +285,7 @@ fn deploys_at_once(count: usize, site: &Site) {
     assert_eq!(live_version(site), "2.0");
     assert_eq!(
         std::fs::read_to_string(site.target_file("app.py")).unwrap(),
-        "import kudupkg\nVERSION = 2\n"
+        app
     );
     assert_eq!(
         std::fs::read_to_string(site.target_file("uploads/photo.jpg")).unwrap(),

@@ -243,9 +243,9 @@ fn pre_and_post_build_commands_run_around_the_install() {
         ],
     )
     .assert_ok()
-    .assert_contains("==> [3/8] PRE_BUILD_COMMAND (from app setting PRE_BUILD_COMMAND)")
-    .assert_contains("==> [4/8] pip-install")
-    .assert_contains("==> [5/8] POST_BUILD_COMMAND");
+    .assert_contains("==> [3/9] PRE_BUILD_COMMAND (from app setting PRE_BUILD_COMMAND)")
+    .assert_contains("==> [4/9] pip-install")
+    .assert_contains("==> [5/9] POST_BUILD_COMMAND");
     assert_eq!(
         std::fs::read_to_string(site.target_file("order.txt")).unwrap(),
         "pre\npost\n"

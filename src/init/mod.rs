@@ -451,6 +451,7 @@ mod tests {
                 "detect-runtime",
                 "validate-env",
                 "pip-install",
+                "start-check",
                 "sync",
                 "deploy.cmd line 3",
                 "web-config",

@@ -2,7 +2,7 @@
 //! on as it comes, and killed (with everything it started) once it has printed nothing and
 //! used no CPU for the idle timeout (`SCM_COMMAND_IDLE_TIMEOUT`).
 
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -50,7 +50,7 @@ pub fn run(
                 }
                 if !idle_killed && active_at.elapsed() >= idle {
                     idle_killed = true;
-                    kill_group(&mut child);
+                    crate::process::kill_group(&mut child);
                 }
             }
         }
@@ -63,14 +63,6 @@ pub fn run(
         status,
         idle_killed,
     })
-}
-
-fn kill_group(child: &mut Child) {
-    #[cfg(target_os = "linux")]
-    if let Some(pid) = rustix::process::Pid::from_raw(child.id() as i32) {
-        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-    }
-    let _ = child.kill();
 }
 
 /// The CPU time (clock ticks) used so far by the processes of `group`, including children they

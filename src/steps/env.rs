@@ -321,9 +321,15 @@ fn copy_live(
     };
     let built = store.build_path(&format!("{}-{}", now_unix(), std::process::id()))?;
     let started = Instant::now();
-    let keep_links =
+    // On the same local disk the packages are shared, not copied; onto or from a share that
+    // refuses links, every file is copied.
+    let same_disk =
         store.staging.is_none() && env_store::links_work(built.parent().unwrap_or(live));
-    let copied = env_store::copy_tree(&from, &built, keep_links).and_then(|files| {
+    let mode = match same_disk {
+        true => env_store::CopyAs::PackagesShared,
+        false => env_store::CopyAs::Files,
+    };
+    let copied = env_store::copy_tree(&from, &built, mode).and_then(|files| {
         env_store::relocate_from(&built, &from, &built, config.platform)?;
         if &from != live {
             env_store::relocate_from(&built, live, &built, config.platform)?;

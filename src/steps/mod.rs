@@ -5,6 +5,7 @@ pub mod custom;
 pub mod env;
 pub mod pip;
 pub mod runtime;
+pub mod start_check;
 pub mod sync;
 pub mod tail;
 

@@ -1,0 +1,183 @@
+//! The start-check step: before the site changes, import the app the way App Service Linux
+//! will start it, with the new env and the new code, so that a push whose app cannot import
+//! fails here rather than crash the site at its next start.
+//!
+//! The entry is found as the platform finds it ([`crate::platform::linux_start::detect_entry`]:
+//! Django's `<project>.wsgi`, else `application.py`/`app.py`/`index.py`/`server.py` exposing
+//! `app`), or named by `KUDUHOOK_START_CHECK` (`module:callable`, or a command run by the shell
+//! with the env activated; `off` skips the check). The import runs with the env's own python in
+//! the app's folder, with the app settings in its environment, and is stopped after
+//! `KUDUHOOK_START_CHECK_TIMEOUT` seconds (an import that hangs would hang the start too).
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::config::{DeployConfig, StartCheck};
+use crate::errors::DeployError;
+use crate::logging::seconds;
+use crate::platform::{Platform, linux_start};
+use crate::process::Runner;
+use crate::steps::Outcome;
+use crate::steps::env::PreparedEnv;
+
+/// Imports `module[:callable]` and checks the callable is one, as gunicorn will.
+const IMPORT_SCRIPT: &str = r#"
+import importlib, sys
+module, _, name = sys.argv[1].partition(":")
+loaded = importlib.import_module(module)
+name = name or "application"
+target = getattr(loaded, name, None)
+if target is None:
+    sys.exit(f"{module} has no {name}: gunicorn serves {module}:{name}")
+if not callable(target):
+    sys.exit(f"{module}:{name} is not callable: gunicorn serves a WSGI or ASGI callable")
+"#;
+
+/// What the check runs.
+enum Check {
+    Import { entry: String, found: String },
+    Command(String),
+}
+
+/// The start-check step.
+pub fn run(
+    config: &DeployConfig,
+    env: Option<&PreparedEnv>,
+    app: &Path,
+    runner: &Runner,
+) -> Result<Outcome, DeployError> {
+    if config.platform == Platform::Windows {
+        return Ok(Outcome::Skipped(
+            "App Service on Windows starts the app by its web.config: not checked here".into(),
+        ));
+    }
+    let setting = &config.start_check;
+    let check = match &setting.value {
+        StartCheck::Off => {
+            return Ok(Outcome::Skipped(format!(
+                "turned off by {}",
+                setting.origin
+            )));
+        }
+        StartCheck::Entry(entry) => Check::Import {
+            entry: entry.clone(),
+            found: format!("named by {}", setting.origin),
+        },
+        StartCheck::Command(command) => Check::Command(command.clone()),
+        StartCheck::Auto => match linux_start::detect_entry(app) {
+            Some(entry) => Check::Import {
+                entry: entry.module,
+                found: entry.found,
+            },
+            None => {
+                return Ok(Outcome::Skipped(
+                    "no entry the platform would start (no Django project, no application.py, \
+                     app.py, index.py or server.py); set KUDUHOOK_START_CHECK to \
+                     module:callable to check the one your startup command runs"
+                        .into(),
+                ));
+            }
+        },
+    };
+    let what = match &check {
+        Check::Import { entry, found } => format!("imports {entry} ({found})"),
+        Check::Command(command) => format!("runs `{command}`"),
+    };
+    let Some(env) = env else {
+        return Ok(Outcome::Done(format!("Would check that the app {what}")));
+    };
+    if config.dry_run {
+        return Ok(Outcome::Done(format!("Would check that the app {what}")));
+    }
+    let mut cmd = match &check {
+        Check::Import { entry, .. } => {
+            let mut cmd = runner.command(&env.python);
+            cmd.args(["-c", IMPORT_SCRIPT, entry]);
+            cmd
+        }
+        Check::Command(command) => {
+            let [shell, flag] = config.platform.shell();
+            let mut cmd = runner.command(shell);
+            cmd.args([flag, command.as_str()]);
+            let bin = env.dir.join(config.platform.env_bin_dir());
+            let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+                &config.env.get("PATH").unwrap_or_default(),
+            )))
+            .unwrap_or_default();
+            cmd.env("VIRTUAL_ENV", &env.dir).env("PATH", path);
+            cmd
+        }
+    };
+    cmd.current_dir(app)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null());
+    let limit = Duration::from_secs(config.start_check_timeout.value);
+    let started = Instant::now();
+    let finished = run_with_limit(&mut cmd, limit)
+        .map_err(|e| DeployError::io("run the start check in", app, e))?;
+    match finished {
+        Finished::Passed => Ok(Outcome::Done(format!(
+            "The app {what} with the new env and code, as App Service will start it ({})",
+            seconds(started.elapsed())
+        ))),
+        Finished::Failed(output) => Err(DeployError::StartCheckFailed {
+            what,
+            output: last_lines(&output, 12),
+            timed_out: None,
+        }),
+        Finished::TimedOut(output) => Err(DeployError::StartCheckFailed {
+            what,
+            output: last_lines(&output, 12),
+            timed_out: Some(limit.as_secs()),
+        }),
+    }
+}
+
+enum Finished {
+    Passed,
+    Failed(String),
+    TimedOut(String),
+}
+
+/// Runs `cmd` (its output captured), stopping it and everything it started after `limit`.
+fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(cmd, 0);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn()?;
+    // Both pipes are read at once, so that neither fills while the other is waited on.
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = read(Box::new(child.stdout.take().expect("piped")));
+    let err = read(Box::new(child.stderr.take().expect("piped")));
+    let output = move || out.join().unwrap_or_default() + &err.join().unwrap_or_default();
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let output = output();
+            return Ok(match status.success() {
+                true => Finished::Passed,
+                false => Finished::Failed(output),
+            });
+        }
+        if Instant::now() >= deadline {
+            crate::process::kill_group(&mut child);
+            let _ = child.wait();
+            return Ok(Finished::TimedOut(output()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn last_lines(text: &str, count: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let from = lines.len().saturating_sub(count);
+    lines[from..].iter().map(|l| l.to_string()).collect()
+}

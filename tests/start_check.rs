@@ -1,0 +1,97 @@
+//! A deployment is a success only if the site then starts: before the site changes, the
+//! start-check step imports the app the way App Service Linux will start it, with the new env
+//! and the new code. A push whose app cannot import fails there, and the site keeps serving
+//! the previous deployment. Real venvs and pip, no network.
+
+mod support;
+
+use support::Site;
+
+/// The app's file as the site serves it.
+fn served_app(site: &Site) -> String {
+    std::fs::read_to_string(site.target_file("app.py")).unwrap()
+}
+
+#[test]
+fn an_app_that_cannot_import_fails_before_the_site_changes() {
+    let site = Site::app("3.11");
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("==> [4/7] start-check")
+        .assert_contains(
+            "The app imports app:app (app.py, exposing app) with the new env and code",
+        );
+    let serving = served_app(&site);
+    site.write(
+        "app.py",
+        "import kudupkg\nimport missing_module_xyz\n\n\ndef app():\n    return 1\n",
+    );
+    site.write("requirements.txt", "kudupkg==2.0\n");
+    site.deploy(&[])
+        .assert_failed()
+        .assert_contains("error: the app does not start: the check that it imports app:app (app.py, exposing app) failed: ModuleNotFoundError: No module named 'missing_module_xyz'")
+        .assert_contains("File \"")
+        .assert_contains("fix: fix the error and push again")
+        .assert_contains("Nothing in the target was changed");
+    assert_eq!(served_app(&site), serving, "the previous files serve");
+    assert_eq!(
+        site.imported_version("kudupkg").as_deref(),
+        Some("1.0"),
+        "and the previous env"
+    );
+    assert_eq!(site.leftovers(), Vec::<String>::new());
+}
+
+#[test]
+fn an_entry_that_is_not_callable_fails_and_a_setting_names_another_or_turns_it_off() {
+    let site = Site::app("3.11");
+    site.write(
+        "app.py",
+        "import kudupkg\n\napp = 'not a WSGI app'\n\n\ndef real():\n    return 1\n",
+    );
+    site.deploy(&[])
+        .assert_failed()
+        .assert_contains("app:app is not callable");
+    site.deploy_with(&[], &[("APPSETTING_KUDUHOOK_START_CHECK", "app:real")])
+        .assert_ok()
+        .assert_contains("The app imports app:real (named by app setting KUDUHOOK_START_CHECK)");
+    site.deploy_with(&[], &[("APPSETTING_KUDUHOOK_START_CHECK", "off")])
+        .assert_ok()
+        .assert_contains("skipped: turned off by app setting KUDUHOOK_START_CHECK");
+}
+
+#[test]
+fn a_check_command_runs_with_the_env_and_a_hanging_import_is_stopped() {
+    let site = Site::app("3.11");
+    site.deploy_with(
+        &[],
+        &[(
+            "APPSETTING_KUDUHOOK_START_CHECK",
+            "python -c 'import kudupkg, sys; sys.exit(kudupkg.__version__ != \"1.0\")'",
+        )],
+    )
+    .assert_ok()
+    .assert_contains("The app runs `python -c");
+    site.write(
+        "app.py",
+        "import time\ntime.sleep(600)\n\n\ndef app():\n    return 1\n",
+    );
+    let started = std::time::Instant::now();
+    site.deploy_with(&[], &[("APPSETTING_KUDUHOOK_START_CHECK_TIMEOUT", "3")])
+        .assert_failed()
+        .assert_contains("error: the start check did not finish within 3s: the app imports app:app")
+        .assert_contains("Nothing in the target was changed");
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    assert!(!served_app(&site).contains("sleep"));
+}
+
+#[test]
+fn an_app_without_an_entry_the_platform_would_start_is_not_checked_and_says_how_to() {
+    let site = Site::app("3.11");
+    site.remove("app.py");
+    site.write("main.py", "import kudupkg\n");
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("skipped: no entry the platform would start")
+        .assert_contains("set KUDUHOOK_START_CHECK to module:callable");
+}
