@@ -519,7 +519,23 @@ impl Deployment<'_> {
                 }
                 Ok(outcome)
             }
-            BuiltinStep::StartCheck => start_check::run(c, self.env.as_ref(), app, &self.runner),
+            BuiltinStep::StartCheck => {
+                // The live env, unchanged, shipped as an archive: checked from its archive.
+                let archived = match (&self.pending, &self.archives, &self.store) {
+                    (None, Some(archives), Some(store)) => {
+                        archives.current_for(&store.live).map(|archive| {
+                            let interpreter = &runtime().interpreter;
+                            start_check::ArchivedEnv {
+                                archive,
+                                interpreter: interpreter.path.clone(),
+                                minor: interpreter.version.minor_version(),
+                            }
+                        })
+                    }
+                    _ => None,
+                };
+                start_check::run(c, self.env.as_ref(), app, &self.runner, archived.as_ref())
+            }
             BuiltinStep::WebConfig => {
                 tail::web_config(app, &runtime().interpreter.version, c.dry_run)
             }

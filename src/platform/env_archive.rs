@@ -394,6 +394,22 @@ impl SiteArchives {
         self.dir.join(file_name(&self.env_name, &record))
     }
 
+    /// The archive of the env at `live` as it is now, when one was packed and the env has not
+    /// changed since (what the platform extracts at its next start).
+    pub fn current_for(&self, live: &Path) -> Option<PathBuf> {
+        let out = self.path_for(live);
+        let now = FolderState::of(live, &self.minor)?;
+        (out.is_file() && FolderState::read(&out).as_ref() == Some(&now)).then_some(out)
+    }
+
+    /// Extracts the archive `archive` into `dir` (local disk), as the platform does at start.
+    pub fn extract(archive: &Path, dir: &Path) -> io::Result<()> {
+        let file = std::fs::File::open(archive)?;
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
+        tar.set_preserve_mtime(true);
+        tar.unpack(dir)
+    }
+
     /// Packs a new env, built at `built` on local disk, into its archive.
     pub fn pack_built(&self, built: &Path) -> Result<Packed, DeployError> {
         self.pack_into(built, &[built.to_path_buf()], &self.path_for(built))

@@ -47,6 +47,7 @@ pub fn run(
     env: Option<&PreparedEnv>,
     app: &Path,
     runner: &Runner,
+    archive: Option<&ArchivedEnv>,
 ) -> Result<Outcome, DeployError> {
     if config.platform == Platform::Windows {
         return Ok(Outcome::Skipped(
@@ -91,13 +92,36 @@ pub fn run(
     if config.dry_run {
         return Ok(Outcome::Done(format!("Would check that the app {what}")));
     }
-    let mut cmd = match &check {
-        Check::Import { entry, .. } => {
+    // Where the site ships its env as an archive and the env did not change, the check runs
+    // the way the platform starts: the archive extracted to local disk, its packages on the
+    // base interpreter's PYTHONPATH (rather than imports across the network share).
+    let started = Instant::now();
+    let extracted = match (archive, &check) {
+        (Some(archived), Check::Import { .. }) => {
+            let dir = crate::paths::local_state_dir(&config.target.value)
+                .join(format!("start-check-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            crate::platform::env_archive::SiteArchives::extract(&archived.archive, &dir)
+                .map_err(|e| DeployError::io("extract the env's archive into", &dir, e))?;
+            Some(TempEnv(dir))
+        }
+        _ => None,
+    };
+    let mut cmd = match (&check, &extracted, archive) {
+        (Check::Import { entry, .. }, Some(TempEnv(dir)), Some(archived)) => {
+            let mut cmd = runner.command(&archived.interpreter);
+            cmd.args(["-c", IMPORT_SCRIPT, entry]).env(
+                "PYTHONPATH",
+                linux_start::site_packages(dir, &archived.minor),
+            );
+            cmd
+        }
+        (Check::Import { entry, .. }, _, _) => {
             let mut cmd = runner.command(&env.python);
             cmd.args(["-c", IMPORT_SCRIPT, entry]);
             cmd
         }
-        Check::Command(command) => {
+        (Check::Command(command), _, _) => {
             let [shell, flag] = config.platform.shell();
             let mut cmd = runner.command(shell);
             cmd.args([flag, command.as_str()]);
@@ -114,12 +138,16 @@ pub fn run(
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null());
     let limit = Duration::from_secs(config.start_check_timeout.value);
-    let started = Instant::now();
     let finished = run_with_limit(&mut cmd, limit)
         .map_err(|e| DeployError::io("run the start check in", app, e))?;
+    drop(extracted);
+    let with = match archive.is_some() && matches!(check, Check::Import { .. }) {
+        true => "the env's archive as the platform extracts it, and the new code",
+        false => "the new env and code",
+    };
     match finished {
         Finished::Passed => Ok(Outcome::Done(format!(
-            "The app {what} with the new env and code, as App Service will start it ({})",
+            "The app {what} with {with}, as App Service will start it ({})",
             seconds(started.elapsed())
         ))),
         Finished::Failed(output) => Err(DeployError::StartCheckFailed {
@@ -132,6 +160,23 @@ pub fn run(
             output: last_lines(&output, 12),
             timed_out: Some(limit.as_secs()),
         }),
+    }
+}
+
+/// The live env's archive, when the check runs from it: what the platform extracts at start,
+/// and the base interpreter that runs it.
+pub struct ArchivedEnv {
+    pub archive: std::path::PathBuf,
+    pub interpreter: std::path::PathBuf,
+    pub minor: String,
+}
+
+/// A folder removed when dropped.
+struct TempEnv(std::path::PathBuf);
+
+impl Drop for TempEnv {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
