@@ -7,6 +7,10 @@
 //! - [`cli`]: the command line; [`kudu`]: Kudu's environment and `.deployment`;
 //!   [`config`]: settings precedence; [`steps_file`]: `deploy/steps.json`.
 //! - [`pipeline`]: runs the steps in [`steps`], one module per step.
+//! - [`dependencies`]: where the app's dependencies come from (requirements.txt, uv.lock,
+//!   poetry.lock, Pipfile.lock, pyproject.toml); [`requirements`] and [`closure`]: what an
+//!   exact env must hold and the removal of the rest; [`env_seed`]: pip for a new env without
+//!   ensurepip; [`env_store`]: where envs are built and how they go live.
 //! - [`python`], [`platform`], [`manifest`], [`env_record`], [`process`], [`paths`]: what the
 //!   steps use.
 //! - [`errors`]: every failure and its text; [`logging`]: the deployment log's format.

@@ -103,12 +103,18 @@ fn an_app_without_an_entry_the_platform_would_start_is_not_checked_and_says_how_
 fn on_the_share_an_unchanged_env_is_checked_from_its_archive() {
     let (site, _share) = support::smb_mount::site_on_share(Site::app("3.11"), 0.2);
     site.deploy(&[]).assert_ok();
-    site.write("app.py", "import kudupkg\n\n\ndef app():\n    return 'v2'\n");
+    site.write(
+        "app.py",
+        "import kudupkg\n\n\ndef app():\n    return 'v2'\n",
+    );
     site.deploy(&[])
         .assert_ok()
         .assert_contains("The app imports app:app (app.py, exposing app) with the env's archive as the platform extracts it, and the new code");
     let serving = served_app(&site);
-    site.write("app.py", "import kudupkg\nimport missing_module_xyz\n\n\ndef app():\n    return 1\n");
+    site.write(
+        "app.py",
+        "import kudupkg\nimport missing_module_xyz\n\n\ndef app():\n    return 1\n",
+    );
     site.deploy(&[])
         .assert_failed()
         .assert_contains("No module named 'missing_module_xyz'")
