@@ -10,7 +10,7 @@
 //! `KUDUHOOK_START_CHECK_TIMEOUT` seconds (an import that hangs would hang the start too).
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -97,18 +97,11 @@ pub fn run(
     // base interpreter's PYTHONPATH (rather than imports across the network share).
     let started = Instant::now();
     let extracted = match (archive, &check) {
-        (Some(archived), Check::Import { .. }) => {
-            let dir = crate::paths::local_state_dir(&config.target.value)
-                .join(format!("start-check-{}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&dir);
-            crate::platform::env_archive::SiteArchives::extract(&archived.archive, &dir)
-                .map_err(|e| DeployError::io("extract the env's archive into", &dir, e))?;
-            Some(TempEnv(dir))
-        }
+        (Some(archived), Check::Import { .. }) => Some(extracted_env(config, archived)?),
         _ => None,
     };
     let mut cmd = match (&check, &extracted, archive) {
-        (Check::Import { entry, .. }, Some(TempEnv(dir)), Some(archived)) => {
+        (Check::Import { entry, .. }, Some(dir), Some(archived)) => {
             let mut cmd = runner.command(&archived.interpreter);
             cmd.args(["-c", IMPORT_SCRIPT, entry]).env(
                 "PYTHONPATH",
@@ -140,7 +133,6 @@ pub fn run(
     let limit = Duration::from_secs(config.start_check_timeout.value);
     let finished = run_with_limit(&mut cmd, limit)
         .map_err(|e| DeployError::io("run the start check in", app, e))?;
-    drop(extracted);
     let with = match archive.is_some() && matches!(check, Check::Import { .. }) {
         true => "the env's archive as the platform extracts it, and the new code",
         false => "the new env and code",
@@ -166,19 +158,37 @@ pub fn run(
 /// The live env's archive, when the check runs from it: what the platform extracts at start,
 /// and the base interpreter that runs it.
 pub struct ArchivedEnv {
-    pub archive: std::path::PathBuf,
-    pub interpreter: std::path::PathBuf,
+    pub archive: PathBuf,
+    pub interpreter: PathBuf,
     pub minor: String,
 }
 
-/// A folder removed when dropped.
-struct TempEnv(std::path::PathBuf);
-
-impl Drop for TempEnv {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+/// The live env's archive extracted on local disk, as the platform extracts it at start: kept
+/// in kuduhook's local state under the archive's name (named by the env's record), so a
+/// redeploy with the same env extracts nothing; an archive of another env replaces it.
+fn extracted_env(config: &DeployConfig, archived: &ArchivedEnv) -> Result<PathBuf, DeployError> {
+    let root = crate::paths::local_state_dir(&config.target.value).join("start-check");
+    let name = archived
+        .archive
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let dir = root.join(name.trim_end_matches(".tar.gz"));
+    if dir.join(EXTRACTED).is_file() {
+        return Ok(dir);
     }
+    let _ = std::fs::remove_dir_all(&root);
+    let partial = root.join(format!("partial-{}", std::process::id()));
+    crate::platform::env_archive::SiteArchives::extract(&archived.archive, &partial)
+        .and_then(|()| std::fs::write(partial.join(EXTRACTED), b""))
+        .and_then(|()| std::fs::rename(&partial, &dir))
+        .map_err(|e| DeployError::io("extract the env's archive into", &partial, e))?;
+    Ok(dir)
 }
+
+/// Marks an extraction as complete.
+const EXTRACTED: &str = ".kuduhook-extracted";
 
 enum Finished {
     Passed,
