@@ -29,6 +29,8 @@ pub struct Dist {
     pub name: PackageName,
     pub version: String,
     pub dist_info: PathBuf,
+    /// Its METADATA's `Requires-Dist` values, read with its name and version.
+    requires: Vec<String>,
 }
 
 impl Dist {
@@ -39,10 +41,8 @@ impl Dist {
 
     /// Its `Requires-Dist` entries.
     fn requires(&self) -> Result<Vec<Requirement<VerbatimUrl>>, String> {
-        let metadata = self.dist_info.join("METADATA");
-        let text = std::fs::read_to_string(&metadata)
-            .map_err(|e| format!("{} could not be read: {e}", metadata.display()))?;
-        header_values(&text, "Requires-Dist")
+        self.requires
+            .iter()
             .map(|value| {
                 Requirement::from_str(value).map_err(|e| {
                     format!(
@@ -155,6 +155,9 @@ pub fn installed(env_dir: &Path, platform: Platform) -> Result<Vec<Dist>, String
                 name,
                 version,
                 dist_info: entry.path(),
+                requires: header_values(&text, "Requires-Dist")
+                    .map(str::to_string)
+                    .collect(),
             });
         }
     }
@@ -256,16 +259,10 @@ pub fn closure(
         let dist = by_name
             .get(&name)
             .ok_or_else(|| format!("{name} (needed by {wanted_by}) is not installed"))?;
-        let seen = expanded.contains_key(&name);
-        let done = expanded.entry(name.clone()).or_default();
-        let mut grew = false;
-        for extra in extras {
-            grew |= done.insert(extra);
-        }
-        if seen && !grew {
+        if !wants(&mut expanded, &name, extras) {
             continue;
         }
-        let all_extras: Vec<ExtraName> = done.iter().cloned().collect();
+        let all_extras: Vec<ExtraName> = expanded[&name].iter().cloned().collect();
         for requirement in dist.requires()? {
             if requirement.evaluate_markers(markers, &all_extras) {
                 queue.push((
@@ -279,6 +276,22 @@ pub fn closure(
     }
     needed.names = expanded.into_keys().collect();
     Ok(needed)
+}
+
+/// Records that `key` is wanted with `extras` in a walk of a dependency graph; whether it must
+/// be expanded: the first time it is reached, or again with an extra not asked before.
+pub(crate) fn wants<K: Ord + Clone, E: Ord>(
+    wanted: &mut BTreeMap<K, BTreeSet<E>>,
+    key: &K,
+    extras: impl IntoIterator<Item = E>,
+) -> bool {
+    let first = !wanted.contains_key(key);
+    let known = wanted.entry(key.clone()).or_default();
+    let mut grew = false;
+    for extra in extras {
+        grew |= known.insert(extra);
+    }
+    first || grew
 }
 
 /// What pruning removed.

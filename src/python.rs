@@ -155,8 +155,35 @@ pub struct Interpreter {
 /// the interpreter's own folder: a pyenv shim picks its version from the `.python-version` of
 /// the current folder, and the repository's own must not decide what a shim runs.
 /// The PEP 508 marker values of the interpreter at `path` (what dependencies' markers are
-/// evaluated against).
-pub fn marker_environment(path: &Path) -> Result<pep508_rs::MarkerEnvironment, String> {
+/// evaluated against), asked of it once and kept in `cache` under a name made of its path,
+/// size and modification time (an interpreter replaced in place is asked again): a lock app's
+/// unchanged redeploy, or the pruning of a reused env, then runs no Python for them.
+pub fn marker_environment(
+    path: &Path,
+    cache: &Path,
+) -> Result<pep508_rs::MarkerEnvironment, String> {
+    use sha2::{Digest, Sha256};
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let mut key = Sha256::new();
+    key.update(path.to_string_lossy().as_bytes());
+    key.update(meta.len().to_le_bytes());
+    key.update(modified.map(|d| d.as_nanos()).unwrap_or(0).to_le_bytes());
+    let key: String = key
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let cached = cache.join(format!("markers-{key}.json"));
+    if let Ok(text) = std::fs::read_to_string(&cached)
+        && let Ok(markers) = crate::closure::parse_marker_environment(&text)
+    {
+        return Ok(markers);
+    }
     let neutral = path
         .parent()
         .filter(|p| p.is_dir())
@@ -170,7 +197,12 @@ pub fn marker_environment(path: &Path) -> Result<pep508_rs::MarkerEnvironment, S
     if !output.status.success() {
         return Err(format!("{} exited with {}", path.display(), output.status));
     }
-    crate::closure::parse_marker_environment(&String::from_utf8_lossy(&output.stdout))
+    let json = String::from_utf8_lossy(&output.stdout);
+    let markers = crate::closure::parse_marker_environment(&json)?;
+    if std::fs::create_dir_all(cache).is_ok() {
+        let _ = crate::paths::write_atomically(&cached, json.trim().as_bytes());
+    }
+    Ok(markers)
 }
 
 pub fn probe(path: &Path) -> Result<Interpreter, String> {

@@ -24,10 +24,11 @@ mod pyproject;
 mod uv_lock;
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use crate::config::{DeployConfig, Origin, Setting};
 use crate::errors::DeployError;
-use crate::python::Interpreter;
+use crate::python::{Interpreter, PythonVersion};
 
 /// The kinds of dependency source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,12 +236,14 @@ pub fn prepare(
     let file = app.join(&source.file);
     let version = &interpreter.version;
     let markers = || {
-        cached_markers(interpreter, out_dir).map_err(|detail| DeployError::DependenciesUnknown {
-            file: source.file.clone(),
-            detail: format!(
-                "the marker values of {}: {detail}",
-                interpreter.path.display()
-            ),
+        crate::python::marker_environment(&interpreter.path, out_dir).map_err(|detail| {
+            DeployError::DependenciesUnknown {
+                file: source.file.clone(),
+                detail: format!(
+                    "the marker values of {}: {detail}",
+                    interpreter.path.display()
+                ),
+            }
         })
     };
     let pyproject = app.join("pyproject.toml");
@@ -299,42 +302,44 @@ pub fn prepare(
     })
 }
 
-/// The interpreter's marker values, asked of it once and kept in `dir` under a name made of
-/// its path, size and modification time (an interpreter replaced in place is asked again): a
-/// lock app's unchanged redeploy then runs no Python to read its lock.
-fn cached_markers(
-    interpreter: &Interpreter,
-    dir: &Path,
-) -> Result<pep508_rs::MarkerEnvironment, String> {
-    use sha2::{Digest, Sha256};
-    let meta = std::fs::metadata(&interpreter.path).map_err(|e| e.to_string())?;
-    let modified = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-    let mut key = Sha256::new();
-    key.update(interpreter.path.to_string_lossy().as_bytes());
-    key.update(meta.len().to_le_bytes());
-    key.update(modified.map(|d| d.as_nanos()).unwrap_or(0).to_le_bytes());
-    let key: String = key
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let cached = dir.join(format!("markers-{key}.json"));
-    if let Ok(text) = std::fs::read_to_string(&cached)
-        && let Ok(markers) = crate::closure::parse_marker_environment(&text)
-    {
-        return Ok(markers);
+/// The error for a dependency file that cannot be read or used, by its path.
+pub(crate) fn unreadable(file: &Path) -> impl Fn(String) -> DeployError + Copy + '_ {
+    move |detail| DeployError::DependenciesUnknown {
+        file: file.display().to_string(),
+        detail,
     }
-    let markers = crate::python::marker_environment(&interpreter.path)?;
-    if std::fs::create_dir_all(dir).is_ok()
-        && let Ok(json) = serde_json::to_string(&markers)
-    {
-        let _ = crate::paths::write_atomically(&cached, json.as_bytes());
+}
+
+/// Reads the TOML file at `path` (pyproject.toml, uv.lock, poetry.lock).
+pub(crate) fn read_toml(path: &Path) -> Result<toml::Table, DeployError> {
+    let text = std::fs::read_to_string(path).map_err(|e| unreadable(path)(e.to_string()))?;
+    text.parse()
+        .map_err(|e: toml::de::Error| unreadable(path)(e.message().to_string()))
+}
+
+/// Fails when the PEP 440 constraint `requires` (a `requires-python`) of `file` excludes
+/// `version`.
+pub(crate) fn check_python(
+    file: &Path,
+    requires: &str,
+    version: &PythonVersion,
+) -> Result<(), DeployError> {
+    use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
+    let specifiers = VersionSpecifiers::from_str(requires).map_err(|e| {
+        unreadable(file)(format!(
+            "requires-python {requires:?} could not be read: {e}"
+        ))
+    })?;
+    let full =
+        Version::from_str(&version.to_string()).expect("a Python version is a PEP 440 version");
+    match specifiers.contains(&full) {
+        true => Ok(()),
+        false => Err(DeployError::PythonNotAllowed {
+            file: file.display().to_string(),
+            requires: requires.to_string(),
+            version: version.to_string(),
+        }),
     }
-    Ok(markers)
 }
 
 /// `sha256:…` hashes as pip's per-requirement options.

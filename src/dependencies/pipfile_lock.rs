@@ -17,10 +17,7 @@ pub fn pinned(
     version: &PythonVersion,
     groups: &[String],
 ) -> Result<Lines, DeployError> {
-    let unreadable = |detail: String| DeployError::DependenciesUnknown {
-        file: lock.display().to_string(),
-        detail,
-    };
+    let unreadable = super::unreadable(lock);
     let bytes = std::fs::read(lock).map_err(|e| unreadable(e.to_string()))?;
     let doc: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;

@@ -31,14 +31,8 @@ pub fn pinned(
     version: &PythonVersion,
     groups: &[String],
 ) -> Result<Lines, DeployError> {
-    let unreadable = |detail: String| DeployError::DependenciesUnknown {
-        file: lock.display().to_string(),
-        detail,
-    };
-    let text = std::fs::read_to_string(lock).map_err(|e| unreadable(e.to_string()))?;
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| unreadable(e.message().to_string()))?;
+    let unreadable = super::unreadable(lock);
+    let doc = super::read_toml(lock)?;
     let python = doc
         .get("metadata")
         .and_then(|m| m.get("python-versions"))
@@ -133,13 +127,7 @@ pub fn pinned(
             .iter()
             .find(|p| name_of(p).as_ref() == Some(&edge.name))
             .ok_or_else(outdated)?;
-        let seen = wanted.contains_key(&edge.name);
-        let extras = wanted.entry(edge.name.clone()).or_default();
-        let mut grew = false;
-        for extra in &edge.extras {
-            grew |= extras.insert(extra.clone());
-        }
-        if seen && !grew {
+        if !crate::closure::wants(&mut wanted, &edge.name, edge.extras.iter().cloned()) {
             continue;
         }
         let asked: BTreeSet<PackageName> = edge

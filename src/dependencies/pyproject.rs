@@ -3,9 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
 
 use crate::dependencies::Lines;
 use crate::errors::DeployError;
@@ -31,14 +28,8 @@ pub struct Project {
 
 /// Reads pyproject.toml at `path`.
 pub fn read(path: &Path) -> Result<Project, DeployError> {
-    let unreadable = |detail: String| DeployError::DependenciesUnknown {
-        file: path.display().to_string(),
-        detail,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| unreadable(e.to_string()))?;
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| unreadable(e.message().to_string()))?;
+    let unreadable = super::unreadable(path);
+    let doc = super::read_toml(path)?;
     let strings = |value: Option<&toml::Value>, what: &str| -> Result<Vec<String>, DeployError> {
         match value {
             None => Ok(Vec::new()),
@@ -151,22 +142,7 @@ impl Project {
         let Some(requires) = &self.requires_python else {
             return Ok(());
         };
-        let specifiers = VersionSpecifiers::from_str(requires).map_err(|e| {
-            DeployError::DependenciesUnknown {
-                file: self.path.display().to_string(),
-                detail: format!("requires-python {requires:?} could not be read: {e}"),
-            }
-        })?;
-        let full =
-            Version::from_str(&version.to_string()).expect("a Python version is a PEP 440 version");
-        match specifiers.contains(&full) {
-            true => Ok(()),
-            false => Err(DeployError::PythonNotAllowed {
-                file: self.path.display().to_string(),
-                requires: requires.clone(),
-                version: version.to_string(),
-            }),
-        }
+        super::check_python(&self.path, requires, version)
     }
 
     /// The requirement lines of `[project] dependencies` plus the selected extras and

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::str::FromStr;
 
-use pep508_rs::pep440_rs::{Version, VersionSpecifiers};
+use pep508_rs::pep440_rs::VersionSpecifiers;
 use pep508_rs::{ExtraName, MarkerEnvironment, MarkerTree, PackageName, Requirement, VerbatimUrl};
 
 use super::Lines;
@@ -42,25 +42,10 @@ pub fn pinned(
     version: &PythonVersion,
     groups: &[String],
 ) -> Result<Lines, DeployError> {
-    let unreadable = |detail: String| DeployError::DependenciesUnknown {
-        file: lock.display().to_string(),
-        detail,
-    };
-    let text = std::fs::read_to_string(lock).map_err(|e| unreadable(e.to_string()))?;
-    let doc: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| unreadable(e.message().to_string()))?;
+    let unreadable = super::unreadable(lock);
+    let doc = super::read_toml(lock)?;
     if let Some(requires) = doc.get("requires-python").and_then(|v| v.as_str()) {
-        let specifiers = VersionSpecifiers::from_str(requires)
-            .map_err(|e| unreadable(format!("requires-python {requires:?}: {e}")))?;
-        let full = Version::from_str(&version.to_string()).expect("a PEP 440 version");
-        if !specifiers.contains(&full) {
-            return Err(DeployError::PythonNotAllowed {
-                file: lock.display().to_string(),
-                requires: requires.to_string(),
-                version: version.to_string(),
-            });
-        }
+        super::check_python(lock, requires, version)?;
     }
     let packages: Vec<Package> = doc
         .get("package")
@@ -112,13 +97,7 @@ pub fn pinned(
             }
         };
         let key = (package.name.clone(), package.version.clone());
-        let seen = wanted.contains_key(&key);
-        let extras = wanted.entry(key).or_default();
-        let mut grew = false;
-        for extra in &dep.extras {
-            grew |= extras.insert(extra.clone());
-        }
-        if seen && !grew {
+        if !crate::closure::wants(&mut wanted, &key, dep.extras.iter().cloned()) {
             continue;
         }
         for edge in &package.dependencies {

@@ -174,7 +174,7 @@ pub fn run(
         Some(reuse) => {
             let installed_in = installing.elapsed();
             let pruning = Instant::now();
-            let pruned = prune(env, c.platform)?;
+            let pruned = prune(env, c.platform, &c.target.value)?;
             let after = packages::installed(&env.dir, c.platform);
             Some(format!(
                 "{} (copy {}, install {}, prune {}: {} files)",
@@ -248,11 +248,18 @@ fn compile_bytecode(
 }
 
 /// Removes from the env copied from the live one what the requirements no longer need.
-fn prune(env: &PreparedEnv, platform: crate::platform::Platform) -> Result<Pruned, DeployError> {
+fn prune(
+    env: &PreparedEnv,
+    platform: crate::platform::Platform,
+    target: &Path,
+) -> Result<Pruned, DeployError> {
     let reuse = env.reuse.as_ref().expect("a copied env");
     let unproven = |why: String| DeployError::ReuseUnproven { why };
     let dists = closure::installed(&env.dir, platform).map_err(unproven)?;
-    let markers = crate::python::marker_environment(&env.python).map_err(unproven)?;
+    // The env's markers are its base interpreter's: asked once per interpreter, then kept.
+    let cache = crate::paths::local_state_dir(target).join("dependencies");
+    let markers =
+        crate::python::marker_environment(&env.record.interpreter, &cache).map_err(unproven)?;
     let needed = closure::closure(&reuse.roots, &dists, &markers).map_err(unproven)?;
     let going = closure::unneeded(&dists, &needed, &reuse.seeds);
     if !going.is_empty() {
