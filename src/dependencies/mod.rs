@@ -169,7 +169,7 @@ fn choose_with(
         return Ok(Some(Source {
             kind: Kind::Pyproject,
             file: "pyproject.toml".into(),
-            why: "its [project] dependencies (no requirements file or lock in the app)".into(),
+            why: "its [project] dependencies, as the app has no requirements file or lock".into(),
         }));
     }
     if project.is_poetry {

@@ -231,8 +231,45 @@ fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Finishe
     }
 }
 
+/// The output's last `count` lines, without the traceback frames of Python's own import
+/// machinery and of the check's script (`File "<frozen …>"`, `File "<string>"`, and the
+/// lines under them): what is left points at the app's own code.
 fn last_lines(text: &str, count: usize) -> Vec<String> {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut lines: Vec<&str> = Vec::new();
+    let mut skipping: Option<usize> = None;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let indent = line.len() - line.trim_start().len();
+        if let Some(frame) = skipping {
+            if indent > frame {
+                continue;
+            }
+            skipping = None;
+        }
+        if line.trim_start().starts_with("File \"<") {
+            skipping = Some(indent);
+            continue;
+        }
+        lines.push(line);
+    }
     let from = lines.len().saturating_sub(count);
     lines[from..].iter().map(|l| l.to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_apps_own_frames_are_what_a_failure_shows() {
+        let traceback = "Traceback (most recent call last):\n  File \"<string>\", line 4, in <module>\n    loaded = importlib.import_module(module)\n             ^^^^^^\n  File \"<frozen importlib._bootstrap>\", line 1204, in _gcd_import\n  File \"/app/app.py\", line 2, in <module>\n    import missing_thing\nModuleNotFoundError: No module named 'missing_thing'\n";
+        assert_eq!(
+            last_lines(traceback, 12),
+            [
+                "Traceback (most recent call last):",
+                "  File \"/app/app.py\", line 2, in <module>",
+                "    import missing_thing",
+                "ModuleNotFoundError: No module named 'missing_thing'",
+            ]
+        );
+    }
 }
