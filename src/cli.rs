@@ -68,6 +68,14 @@ pub enum Command {
     /// with which installer, and the last deployment's steps with outcomes and timings.
     Status(StatusArgs),
 
+    /// Bring back the previous successful deployment's files and env, in one step.
+    ///
+    /// Every deployment keeps what its sync replaced and the env it replaced (the last
+    /// KUDUHOOK_KEEP_RELEASES deployments, default 2: the live one and the one before it).
+    /// Rolling back puts those back under the deploy lock; `kuduhook status` then says the
+    /// site was rolled back, and the next `git push` deploys on top of it.
+    Rollback(RollbackArgs),
+
     /// Sync a folder into another, as KuduSync does: a drop-in for KUDU_SYNC_CMD.
     ///
     /// Takes KuduSync's flags. Copies what changed (size or modification time; content for
@@ -147,6 +155,18 @@ pub struct StatusArgs {
     /// Print the status as JSON, for scripts
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct RollbackArgs {
+    /// The site's folder [default: DEPLOYMENT_TARGET, else ../artifacts/wwwroot]
+    #[arg(long, value_name = "DIR")]
+    pub target: Option<PathBuf>,
+
+    /// Go back to the kept release of this commit (a prefix is enough) [default: the one
+    /// before the live one]
+    #[arg(long, value_name = "COMMIT")]
+    pub to: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Args)]

@@ -38,6 +38,7 @@ pub mod name {
     pub const KUDUHOOK_ENV_SWITCH: &str = "KUDUHOOK_ENV_SWITCH";
     pub const KUDUHOOK_ENV_ARCHIVE: &str = "KUDUHOOK_ENV_ARCHIVE";
     pub const KUDUHOOK_LOCK_WAIT: &str = "KUDUHOOK_LOCK_WAIT";
+    pub const KUDUHOOK_KEEP_RELEASES: &str = "KUDUHOOK_KEEP_RELEASES";
     pub const KUDUHOOK_START_CHECK: &str = "KUDUHOOK_START_CHECK";
     pub const KUDUHOOK_START_CHECK_TIMEOUT: &str = "KUDUHOOK_START_CHECK_TIMEOUT";
     pub const KUDUHOOK_SYNC_IGNORE: &str = "KUDUHOOK_SYNC_IGNORE";
@@ -209,6 +210,9 @@ pub struct DeployConfig {
     pub env_archive: Setting<Option<bool>>,
     /// How long to wait for another deployment of the same target.
     pub lock_wait: Setting<Duration>,
+    /// `KUDUHOOK_KEEP_RELEASES`: how many successful deployments the site keeps, the live one
+    /// included, for `kuduhook rollback` (1: none to go back to).
+    pub keep_releases: Setting<usize>,
     /// Ignore entries on top of [`DEFAULT_SYNC_IGNORE`].
     pub sync_ignore: Setting<Vec<String>>,
     /// Names compared by content on top of `web.config`.
@@ -593,6 +597,13 @@ impl DeployConfig {
             DEFAULT_LOCK_WAIT,
             "a number of seconds, such as 600",
         )?;
+        let keep_releases = lookup.choice(
+            name::KUDUHOOK_KEEP_RELEASES,
+            |v| v.parse::<usize>().ok().filter(|n| (1..=100).contains(n)),
+            crate::release::DEFAULT_KEEP,
+            "a number of releases from 1 to 100, such as 2 (the live one and the one before it; \
+             1 keeps none to roll back to)",
+        )?;
         // Oryx's DISABLE_COLLECTSTATIC=true; any value but an explicit "off" turns it off.
         let disable_collectstatic = lookup.layered(
             name::DISABLE_COLLECTSTATIC,
@@ -625,6 +636,7 @@ impl DeployConfig {
             env_switch,
             env_archive,
             lock_wait,
+            keep_releases,
             sync_ignore,
             sync_full_compare,
             sync_checksum,

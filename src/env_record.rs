@@ -28,6 +28,10 @@ pub struct EnvRecord {
     /// adopted env, an earlier kuduhook's): such an env is not reused.
     #[serde(default)]
     pub seeds: Option<Vec<(String, String)>>,
+    /// Names this env among the site's (the releases kept name the env each one ran); a new
+    /// one per env made. `None` in records of earlier versions.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +60,16 @@ impl EnvRecord {
 }
 
 /// Seconds since the Unix epoch.
+/// A new env id: the time in nanoseconds and the process, unique on a site (one deployment at
+/// a time makes envs).
+pub fn new_id() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{nanos}-{}", std::process::id())
+}
+
 pub fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

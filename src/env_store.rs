@@ -257,23 +257,21 @@ impl EnvStore {
         remove_any(&switched.built)
     }
 
-    /// Removes the env the site ran before `switched`. Only what kuduhook made is removed: a
-    /// link that led somewhere else keeps its folder.
-    pub fn retire(&self, switched: &Switched) -> Result<Option<PathBuf>, DeployError> {
-        let old = match &switched.previous {
-            Previous::Nothing => return Ok(None),
-            Previous::Link(to) if !to.starts_with(&self.envs_dir) => return Ok(None),
-            Previous::Link(to) => to.clone(),
-            Previous::Folder(folder) => folder.clone(),
-        };
-        remove_fast(&old)?;
-        Ok(Some(old))
+    /// The env the site ran before `switched`, when kuduhook made it (its to keep for a
+    /// rollback, or remove): a link that led somewhere else keeps its folder.
+    pub fn previous_ours(&self, switched: &Switched) -> Option<Previous> {
+        match &switched.previous {
+            Previous::Nothing => None,
+            Previous::Link(to) if !to.starts_with(&self.envs_dir) => None,
+            other => Some(other.clone()),
+        }
     }
 
-    /// Removes what interrupted deployments left: envs the site does not run, half-made
-    /// links, displaced folders. A displaced folder is put back first if the live path is
-    /// empty (a deployment killed between two renames). Returns what it did, for the log.
-    pub fn clean_leftovers(&self) -> Result<Vec<String>, DeployError> {
+    /// Removes what interrupted deployments left: envs the site does not run (but those in
+    /// `spare`, kept for rollbacks), half-made links, displaced folders. A displaced folder is
+    /// put back first if the live path is empty (a deployment killed between two renames).
+    /// Returns what it did, for the log.
+    pub fn clean_leftovers(&self, spare: &[PathBuf]) -> Result<Vec<String>, DeployError> {
         let mut done = Vec::new();
         for suffix in ["kuduhook-old", "kuduhook-previous"] {
             let side = self.beside(suffix);
@@ -312,7 +310,7 @@ impl EnvStore {
         if let Ok(entries) = std::fs::read_dir(&self.envs_dir) {
             for entry in entries.flatten() {
                 let path = entry.path();
-                if Some(&path) != live_to.as_ref() {
+                if Some(&path) != live_to.as_ref() && !spare.contains(&path) {
                     remove_any(&path)?;
                     done.push(format!(
                         "Removed the env {}, unused (left by an interrupted or failed deployment)",
@@ -796,8 +794,14 @@ mod tests {
             tool,
             format!("#!{}/bin/python\nprint()\n", s.live.display())
         );
-        assert_eq!(s.retire(&switched).unwrap(), Some(s.beside("kuduhook-old")));
-        assert!(!s.beside("kuduhook-old").exists());
+        assert_eq!(
+            s.previous_ours(&switched),
+            Some(Previous::Folder(s.beside("kuduhook-old")))
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.beside("kuduhook-old").join("marker")).unwrap(),
+            "old"
+        );
     }
 
     #[test]
@@ -810,19 +814,19 @@ mod tests {
         let orphan = s.build_path("2").unwrap();
         fake_env(&orphan, "half-built");
         std::os::unix::fs::symlink(&orphan, s.beside("kuduhook-link")).unwrap();
-        let done = s.clean_leftovers().unwrap();
+        let done = s.clean_leftovers(&[]).unwrap();
         assert_eq!(done.len(), 2, "{done:?}");
         assert!(!orphan.exists());
         assert_eq!(live_marker(&s), "live");
 
         // Killed between the two renames of a non-atomic switch: the live path is empty.
         std::fs::rename(&s.live, s.beside("kuduhook-old")).unwrap();
-        s.clean_leftovers().unwrap();
+        s.clean_leftovers(&[]).unwrap();
         assert_eq!(live_marker(&s), "live");
     }
 
     #[test]
-    fn only_envs_kuduhook_made_are_retired() {
+    fn only_envs_kuduhook_made_are_its_to_keep_or_remove() {
         let root = tempfile::tempdir().unwrap();
         let s = store(root.path(), SwitchMode::Link);
         let elsewhere = root.path().join("users-own-env");
@@ -831,7 +835,7 @@ mod tests {
         let built = s.build_path("1").unwrap();
         fake_env(&built, "ours");
         let switched = s.go_live(&built).unwrap();
-        assert_eq!(s.retire(&switched).unwrap(), None);
+        assert_eq!(s.previous_ours(&switched), None);
         assert!(elsewhere.join("marker").exists());
     }
 }

@@ -177,6 +177,13 @@ pub enum DeployError {
     },
     /// `kuduhook status` found no record of a deployment into the target.
     NoDeploymentRecord { target: PathBuf, record: PathBuf },
+    /// `kuduhook rollback` found no release kept before the live one.
+    NoReleaseToRollBackTo { target: PathBuf, kept: Vec<String> },
+    /// `kuduhook rollback --to` named a commit no kept release (before the live one) has.
+    ReleaseNotKept { commit: String, kept: Vec<String> },
+    /// A release to roll back has no undo log of its files (an in-place deployment, or one
+    /// whose sync step was disabled).
+    ReleaseNotUndoable { commit: String },
     /// The local App Service's app settings file has a line that is not `NAME=value`.
     AppSettingsInvalid {
         path: PathBuf,
@@ -239,6 +246,16 @@ pub mod site_state {
         back to the previous env, which serves it.";
     pub const ENV_CHANGED_IN_PLACE: &str = "The app's files were updated; the env was changed \
         in place (KUDUHOOK_ENV_MODE=incremental) and may hold part of the new requirements.";
+    pub const FILES_AND_ENV_RESTORED: &str = "The previous files were put back and the site \
+        was switched back to the previous env: it serves the previous deployment.";
+    pub const FILES_RESTORED: &str = "The previous files were put back; the env was not \
+        changed: the site serves the previous deployment.";
+    pub const FILES_NOT_RESTORED: &str = "Not every previous file could be put back: the \
+        undo log stays beside the site, and the next deployment finishes putting them back \
+        before it starts.";
+    pub const ROLLBACK_FAILED: &str = "The rollback stopped: run `kuduhook status` to see what \
+        the site serves; releases that were undone are no longer listed, the rest can be rolled \
+        back again.";
     pub const SYNC_PARTIAL: &str = "The sync stopped part-way: some files in the target are \
         new, the rest are the previous deployment's. The manifest was not written; the next \
         sync finishes the job and cleans up.";
@@ -761,6 +778,45 @@ impl DeployError {
                  its progress), or wait longer with the setting KUDUHOOK_LOCK_WAIT (seconds); a \
                  killed deployment never holds the lock"
                     .to_string(),
+            ),
+            DeployError::NoReleaseToRollBackTo { target, kept } => (
+                format!(
+                    "there is no release to roll back to in {}: kept {}",
+                    target.display(),
+                    match kept.is_empty() {
+                        true => "none".to_string(),
+                        false => format!("only the live one ({})", kept.join(", ")),
+                    }
+                ),
+                format!(
+                    "a rollback goes back to a successful deployment kept before the live one; \
+                     a site keeps {} of them ({}, default {}), starting with the deployment \
+                     after the first one by a kuduhook that keeps releases",
+                    crate::config::name::KUDUHOOK_KEEP_RELEASES,
+                    "the live one included",
+                    crate::release::DEFAULT_KEEP
+                ),
+                "deploy the commit you want (git push it, or `git revert` and push); to roll back \
+                 next time, keep KUDUHOOK_KEEP_RELEASES at 2 or more"
+                    .to_string(),
+            ),
+            DeployError::ReleaseNotKept { commit, kept } => (
+                format!("no release kept before the live one has commit {commit}"),
+                format!(
+                    "the site keeps these releases, newest (live) first: {}",
+                    kept.join(", ")
+                ),
+                "name one of the older ones with --to, or run `kuduhook rollback` without --to \
+                 for the one before the live one; to go further back, raise \
+                 KUDUHOOK_KEEP_RELEASES for the next deployments"
+                    .to_string(),
+            ),
+            DeployError::ReleaseNotUndoable { commit } => (
+                format!("release {commit} cannot be rolled back: its files were not kept"),
+                "its deployment did not sync the files (an in-place deployment, or the sync step \
+                 was disabled), so there is no record of what it replaced"
+                    .to_string(),
+                "deploy the commit you want instead (git push it)".to_string(),
             ),
             DeployError::NoDeploymentRecord { target, record } => (
                 format!("no deployment into {} is recorded", target.display()),

@@ -6,7 +6,9 @@
 //! A map of the crate, in the order a deployment uses it:
 //! - [`cli`]: the command line; [`kudu`]: Kudu's environment and `.deployment`;
 //!   [`config`]: settings precedence; [`steps_file`]: `deploy/steps.json`.
-//! - [`pipeline`]: runs the steps in [`steps`], one module per step.
+//! - [`pipeline`]: runs the steps in [`steps`], one module per step; [`release`]: what the
+//!   site serves (going live, the releases kept, rolling back files and env, `kuduhook
+//!   rollback`); [`sync`]: the sync with its undo log.
 //! - [`dependencies`]: where the app's dependencies come from (requirements.txt, uv.lock,
 //!   poetry.lock, Pipfile.lock, pyproject.toml); [`requirements`] and [`closure`]: what an
 //!   exact env must hold and the removal of the rest; [`env_seed`]: pip for a new env without
@@ -43,6 +45,7 @@ pub mod platform;
 pub mod process;
 pub mod python;
 pub mod rehearsal;
+pub mod release;
 pub mod requirements;
 pub mod status;
 pub mod steps;
@@ -59,6 +62,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Deploy(args) => deploy(&args),
         Command::Sync(args) => sync_command(&args),
         Command::Status(args) => status_command(&args),
+        Command::Rollback(args) => rollback_command(&args),
         Command::Init(args) => init_command(&args),
         Command::Rehearse(args) => rehearse_command(&args),
         Command::RehearseReceive(args) => rehearse_receive(&args),
@@ -166,6 +170,24 @@ fn status_command(args: &cli::StatusArgs) -> ExitCode {
         }
         Err(e) => {
             report(&e, None);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rollback_command(args: &cli::RollbackArgs) -> ExitCode {
+    let env = kudu::KuduEnv::from_process();
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let options = release::rollback::RollbackOptions {
+        target: config::target_of(args.target.as_deref(), &env, &cwd),
+        to: args.to.clone(),
+        platform: platform::Platform::host(),
+        lock_wait: config::DEFAULT_LOCK_WAIT,
+    };
+    match release::rollback::rollback(&options) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e, Some(errors::site_state::ROLLBACK_FAILED));
             ExitCode::FAILURE
         }
     }

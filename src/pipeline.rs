@@ -5,13 +5,12 @@
 //! file, the Python version and interpreter, the installer, the paths), so that a bad push
 //! fails before the site is touched. Then the deploy lock is taken: one deployment at a time.
 //!
-//! The default steps build and fill a new env (from the repository's requirements) before the
-//! sync, so a failed install leaves the site's files and env as they were. A new env goes live
-//! (one atomic switch) once it is complete and the files are synced, so that the steps after
-//! that run the new env from its usual path. When a later step fails, the site is switched
-//! back to the previous env, which is removed only when the deployment succeeds.
+//! The default steps build and fill a new env (from the repository's requirements) and check
+//! that the app starts with it before the sync, so a failed install or a broken import leaves
+//! the site's files and env as they were. What the site serves is [`crate::release`]'s: the
+//! steps prepare the release, it goes live (the env switch, once the files are synced), and at
+//! the end it is recorded, or on a failure rolled back, files and env.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use tracing::{info, info_span, warn};
@@ -19,15 +18,15 @@ use tracing::{info, info_span, warn};
 use crate::config::{DeployConfig, EnvMode};
 use crate::dependencies::{self, Prepared};
 use crate::deploy_record::{DeploymentRecord, StepRecord};
-use crate::env_store::{EnvStore, Switched, remove_any};
+use crate::env_store::remove_any;
 use crate::errors::{DeployError, site_state as state};
 use crate::installer::{self, Installer};
 use crate::lock::{self, DeployLock};
 use crate::logging::seconds;
-use crate::platform::env_archive::SiteArchives;
-use crate::platform::{Platform, linux_start};
+use crate::platform::Platform;
 use crate::process::{self, Runner};
-use crate::steps::env::{self as env_step, EnvInputs, PreparedEnv, env_python};
+use crate::release::Release;
+use crate::steps::env::{self as env_step, EnvInputs, PreparedEnv};
 use crate::steps::pip::InstallPlan;
 use crate::steps::runtime::{self, Runtime};
 use crate::steps::{Outcome, custom, pip, start_check, sync, tail};
@@ -195,26 +194,17 @@ fn run_steps(
         && plan
             .iter()
             .any(|s| s.action == StepAction::Builtin(BuiltinStep::Sync));
+    let release = Release::prepare(config, !sync_planned).map_err(untouched)?;
     let mut deployment = Deployment {
         config,
-        synced: !sync_planned,
         runner,
         python_skip,
         runtime,
         dependencies,
         installer,
-        store: None,
         env: None,
         install: None,
-        pending: None,
-        switched: None,
-        changed_in_place: false,
-        files_changed: false,
-        sync_partial: false,
-        start_file: None,
-        archives: None,
-        live_archive: None,
-        sync_ran: false,
+        release,
         _lock: lock,
     };
     for (index, step) in plan.iter().enumerate() {
@@ -385,31 +375,11 @@ struct Deployment<'a> {
     /// What pip-install installs, from the app's dependency source.
     dependencies: Option<Prepared>,
     installer: Option<Installer>,
-    /// The site's envs, once validate-env has looked at them.
-    store: Option<EnvStore>,
     env: Option<PreparedEnv>,
     /// The install validate-env planned (and compared with the env's last), for pip-install.
     install: Option<InstallPlan>,
-    /// Whether the app's files are in the target yet (the sync step has run, or there is none).
-    synced: bool,
-    /// A new env the site does not run yet.
-    pending: Option<PathBuf>,
-    /// The switch to a new env, undone if the deployment fails.
-    switched: Option<Switched>,
-    /// An incremental install changed the live env in place.
-    changed_in_place: bool,
-    files_changed: bool,
-    /// This deployment's sync step ran (its record is sealed when the deployment succeeds).
-    sync_ran: bool,
-    /// The sync failed after it had started changing the target.
-    sync_partial: bool,
-    /// The platform's start file this deployment changed (`oryx-manifest.toml`), undone on
-    /// failure.
-    start_file: Option<linux_start::ManifestChange>,
-    /// Where the env is shipped as an archive too (decided once, with the store).
-    archives: Option<SiteArchives>,
-    /// The live env's archive as the manifest names it, where the env is shipped as one.
-    live_archive: Option<String>,
+    /// What the site will serve: the new env and files, going live, recorded or rolled back.
+    release: Release<'a>,
     /// Held until the deployment ends.
     _lock: Option<DeployLock>,
 }
@@ -430,7 +400,7 @@ impl Deployment<'_> {
         }
         // Before the sync (and in a dry run, whose sync copies nothing) the app's files are
         // read from the repository.
-        let app = if c.dry_run || !self.synced {
+        let app = if c.dry_run || !self.release.synced {
             &c.source.value
         } else {
             &c.target.value
@@ -438,13 +408,12 @@ impl Deployment<'_> {
         let runtime = || self.runtime.as_ref().expect("detect-runtime runs first");
         match builtin {
             BuiltinStep::Sync => {
-                let (outcome, changed) = sync::run(c).map_err(|failure| {
-                    self.sync_partial = failure.target_changed;
+                let outcome = sync::run(c, Release::undo_dir(c)).map_err(|failure| {
+                    self.release.sync_partial = failure.target_changed;
                     failure.error
                 })?;
-                self.files_changed |= changed;
-                self.synced = true;
-                self.sync_ran = !c.in_place;
+                self.release.synced = true;
+                self.release.sync_ran = !c.in_place;
                 self.go_live()?;
                 Ok(outcome)
             }
@@ -465,11 +434,12 @@ impl Deployment<'_> {
                 };
                 let validated = env_step::run(c, &inputs, &self.runner)?;
                 self.env = validated.env;
-                self.pending = validated.pending;
-                self.store = Some(store);
-                self.archives = self.site_archives();
+                self.release.pending_env = validated.pending;
+                self.release.store = Some(store);
+                self.release
+                    .decide_archives(&runtime().interpreter.version.minor_version());
                 self.install = install;
-                if !self.pip_planned() && self.synced {
+                if !self.pip_planned() && self.release.synced {
                     self.go_live()?;
                 }
                 Ok(validated.outcome)
@@ -484,11 +454,13 @@ impl Deployment<'_> {
                         InstallPlan::new(c, installer, app, deps)
                     }
                 };
-                let live = self.store.as_ref().map(|s| s.live.clone());
+                let live = self.release.store.as_ref().map(|s| s.live.clone());
                 let live = live.unwrap_or_else(|| c.env_dir());
                 // Only incremental mode installs into the env the site runs.
-                self.changed_in_place = c.env_mode.value == EnvMode::Incremental
-                    && self.env.as_ref().is_some_and(|e| e.dir == live);
+                self.release.changing_in_place(
+                    c.env_mode.value == EnvMode::Incremental
+                        && self.env.as_ref().is_some_and(|e| e.dir == live),
+                );
                 let installed = pip::run(
                     c,
                     installer,
@@ -513,15 +485,16 @@ impl Deployment<'_> {
                     }
                     other => other?,
                 };
-                self.changed_in_place = false;
-                if self.synced {
+                self.release.changed_in_place = false;
+                if self.release.synced {
                     self.go_live()?;
                 }
                 Ok(outcome)
             }
             BuiltinStep::StartCheck => {
                 // The live env, unchanged, shipped as an archive: checked from its archive.
-                let archived = match (&self.pending, &self.archives, &self.store) {
+                let r = &self.release;
+                let archived = match (&r.pending_env, &r.archives, &r.store) {
                     (None, Some(archives), Some(store)) => {
                         archives.current_for(&store.live).map(|archive| {
                             let interpreter = &runtime().interpreter;
@@ -551,10 +524,10 @@ impl Deployment<'_> {
         info!(
             "The env copied from the live one cannot be proven exact ({why}): building a fresh env instead"
         );
-        if let Some(copied) = self.pending.take() {
+        if let Some(copied) = self.release.pending_env.take() {
             remove_any(&copied)?;
         }
-        let store = self.store.as_ref().expect("validate-env ran");
+        let store = self.release.store.as_ref().expect("validate-env ran");
         let inputs = EnvInputs {
             runtime: self.runtime.as_ref().expect("detect-runtime ran"),
             store,
@@ -566,7 +539,7 @@ impl Deployment<'_> {
             info!("{what}");
         }
         self.env = validated.env;
-        self.pending = validated.pending;
+        self.release.pending_env = validated.pending;
         Ok(())
     }
 
@@ -575,216 +548,21 @@ impl Deployment<'_> {
         plan_has(self.config, BuiltinStep::PipInstall)
     }
 
-    /// Switches the site to the new env, if one is waiting: from here on the steps run it
-    /// from the live path. It happens once both the env is complete and the files are synced,
-    /// so the new files and the new env start serving together.
+    /// The env as the steps run it, for going live.
     fn go_live(&mut self) -> Result<(), DeployError> {
-        let (Some(built), Some(store)) = (self.pending.take(), &self.store) else {
-            return Ok(());
-        };
-        let archives = self.archives.as_ref();
-        let pack = archives.map(|archives| |built: &std::path::Path| archives.pack_built(built));
-        let (switched, packed) = match store.go_live_with(&built, pack) {
-            Ok(done) => done,
-            Err(error) => {
-                let _ = remove_any(&built);
-                return Err(error);
-            }
-        };
-        if let (Some(archives), Some(packed)) = (archives, packed) {
-            archives.went_live(&store.live);
-            info!(
-                "Packed the new env for the platform's start while it was copied ({}): {}; \
-                 App Service extracts it to /{} on local disk at each start, so imports do not \
-                 cross the network",
-                packed.describe(),
-                archives.why,
-                self.config.env_name.value
-            );
-        }
-        info!(
-            "The site now runs the new env: {} -> {} ({} switch{})",
-            store.live.display(),
-            built.display(),
-            store.mode.name(),
-            if switched.not_atomic {
-                ""
-            } else {
-                ", one atomic rename"
-            }
-        );
-        if switched.not_atomic {
-            warn!(
-                "this filesystem cannot exchange folders atomically: {} was missing for an \
-                 instant between two renames",
-                store.live.display()
-            );
-        }
-        if let Some(env) = &mut self.env {
-            env.dir = store.live.clone();
-            env.python = env_python(&store.live, self.config.platform);
-        }
-        self.switched = Some(switched);
-        self.publish_start_file()
+        self.release.go_live(self.env.as_mut())
     }
 
-    /// On a Linux site, makes `oryx-manifest.toml` name the live env, so that the platform's
-    /// next start uses it. Written right after the env switch (and, when the env was reused,
-    /// at the end): no start between two deployments sees a manifest and an env that disagree.
-    fn publish_start_file(&mut self) -> Result<(), DeployError> {
-        let c = self.config;
-        if c.platform != Platform::Linux || c.dry_run || self.store.is_none() || !self.synced {
-            return Ok(());
-        }
-        let keep = crate::paths::state_dir(&c.target.value);
-        let archive = match (&self.archives, &self.store) {
-            (Some(archives), Some(store)) if store.live.join("pyvenv.cfg").is_file() => {
-                let mut named_as = vec![store.live.clone()];
-                if let crate::env_store::LiveEnv::Link(to) = store.live_env() {
-                    named_as.push(to);
-                }
-                let live = archives.for_live(&store.live, &named_as)?;
-                if let Some((packed, why)) = &live.packed {
-                    info!(
-                        "Packed the env into {} for the platform's start ({}): {why} \
-                         (it is shipped as an archive because {})",
-                        live.relative,
-                        packed.describe(),
-                        archives.why
-                    );
-                }
-                Some(live.relative)
-            }
-            _ => None,
-        };
-        let published = linux_start::publish(
-            &c.target.value,
-            &c.env_name.value,
-            archive.as_deref(),
-            &keep,
-        )?;
-        self.live_archive = archive;
-        if let Some(change) = published {
-            match change.replaced_foreign {
-                true => warn!("{}", change.said),
-                false => info!("{}", change.said),
-            }
-            self.start_file.get_or_insert(change);
-        }
-        Ok(())
-    }
-
-    /// Whether the env is also shipped as one archive for the platform's start: a Linux site on
-    /// a network filesystem (App Service's `/home`, an SMB share), where a start that imports
-    /// from the env folder would cross the network for every file it looks up.
-    /// `KUDUHOOK_ENV_ARCHIVE` turns it on or off.
-    fn site_archives(&self) -> Option<SiteArchives> {
-        let c = self.config;
-        let store = self.store.as_ref()?;
-        if c.platform != Platform::Linux || c.dry_run {
-            return None;
-        }
-        let why = match c.env_archive.value {
-            Some(false) => return None,
-            Some(true) => format!("{} is on", crate::config::name::KUDUHOOK_ENV_ARCHIVE),
-            None => match crate::env_store::network_filesystem(&c.target.value) {
-                Some(kind) => format!("the site is on a network filesystem ({kind})"),
-                None if store.staging.is_some() => {
-                    "the site's filesystem refuses links (a network share)".into()
-                }
-                None => return None,
-            },
-        };
-        let minor = self.runtime.as_ref()?.interpreter.version.minor_version();
-        Some(SiteArchives::new(
-            &c.target.value,
-            &c.env_name.value,
-            &minor,
-            why,
-        ))
-    }
-
-    /// After the last step: a new env still waiting goes live, and the previous env is no
-    /// longer needed.
+    /// After the last step: a new env still waiting goes live, and the release is recorded.
     fn finish(&mut self) -> Result<(), DeployError> {
-        self.go_live()?;
-        self.publish_start_file()?;
-        match (&self.archives, &self.live_archive) {
-            (Some(archives), Some(live)) => {
-                let removed = archives.remove_others(live);
-                if removed > 0 {
-                    info!("Removed {removed} archive(s) of previous envs");
-                }
-            }
-            (None, _)
-                if self.store.is_some()
-                    && !self.config.dry_run
-                    && SiteArchives::remove_all(&self.config.target.value) =>
-            {
-                info!("Removed the env's archives: the env is no longer shipped as one");
-            }
-            _ => {}
-        }
-        let retired = self.retire_previous_env();
-        if self.sync_ran && !self.config.dry_run {
-            // Last: nothing after this changes the site's top folder.
-            crate::sync::delta::seal(&self.config.target.value);
-        }
-        retired
+        self.release.finish(self.env.as_mut())
     }
 
-    /// Removes the env the site ran before this deployment's switch, if there was one.
-    fn retire_previous_env(&mut self) -> Result<(), DeployError> {
-        let (Some(switched), Some(store)) = (self.switched.take(), &self.store) else {
-            return Ok(());
-        };
-        match store.retire(&switched) {
-            Ok(Some(old)) => info!("Removed the previous env {}", old.display()),
-            Ok(None) => {}
-            Err(e) => warn!(
-                "could not remove the previous env: {} (the next deployment tries again)",
-                e.explain().what
-            ),
-        }
-        Ok(())
-    }
-
-    /// Switches the site back to the previous env (or drops a new one it never ran), and says
-    /// what the site serves now.
+    /// Puts the site back as it was, and says what it serves now.
     fn fail(&mut self, error: DeployError) -> Failure {
-        if let Some(built) = self.pending.take() {
-            let _ = remove_any(&built);
+        Failure {
+            error,
+            state: self.release.fail(),
         }
-        let rolled_back = match (self.switched.take(), &self.store) {
-            (Some(switched), Some(store)) => {
-                let result = store.roll_back(&switched);
-                match &result {
-                    Ok(()) => info!("Switched the site back to the previous env"),
-                    Err(e) => warn!("could not switch back: {}", e.explain().what),
-                }
-                Some(result.is_ok())
-            }
-            _ => None,
-        };
-        if let Some(change) = self.start_file.take() {
-            match linux_start::restore(&self.config.target.value, &change) {
-                Ok(()) => info!("Put back the previous {}", linux_start::MANIFEST),
-                Err(e) => warn!(
-                    "could not put back {}: {}",
-                    linux_start::MANIFEST,
-                    e.explain().what
-                ),
-            }
-        }
-        let state = match (rolled_back, self.files_changed) {
-            _ if self.sync_partial => state::SYNC_PARTIAL,
-            _ if self.changed_in_place => state::ENV_CHANGED_IN_PLACE,
-            (Some(false), _) => state::ENV_NOT_RESTORED,
-            (Some(true), true) => state::FILES_CHANGED_ENV_RESTORED,
-            (Some(true), false) => state::ENV_RESTORED,
-            (None, true) => state::FILES_CHANGED_ENV_KEPT,
-            (None, false) => state::UNTOUCHED,
-        };
-        Failure { error, state }
     }
 }

@@ -17,6 +17,7 @@ use crate::logging::{ago, short_commit, utc};
 use crate::packages::{self, Packages};
 use crate::platform::Platform;
 use crate::platform::linux_start::{self, StartPlan};
+use crate::release::Releases;
 
 /// Everything `status` shows; `--json` prints it as is.
 #[derive(Debug, Serialize)]
@@ -26,6 +27,8 @@ pub struct Status {
     /// How App Service Linux will start the site (Linux sites only).
     pub platform_start: Option<StartPlan>,
     pub last_deployment: DeploymentRecord,
+    /// The releases kept for `kuduhook rollback`, and the last rollback.
+    pub releases: Releases,
 }
 
 #[derive(Debug, Serialize)]
@@ -73,6 +76,7 @@ pub fn read(target: &Path, platform: Platform) -> Result<Status, DeployError> {
         env,
         platform_start: (platform == Platform::Linux).then(|| linux_start::start_plan(target)),
         last_deployment: record,
+        releases: Releases::read(target),
     })
 }
 
@@ -180,6 +184,8 @@ pub fn render(status: &Status) -> String {
         render_start(&mut out, start);
     }
 
+    render_releases(&mut out, &status.releases, now);
+
     let d = &status.last_deployment;
     let commit = d
         .commit
@@ -217,4 +223,57 @@ pub fn render(status: &Status) -> String {
         );
     }
     out
+}
+
+/// The releases kept, and a rollback since the last deployment.
+fn render_releases(out: &mut String, releases: &Releases, now: u64) {
+    let commit = |c: Option<&str>| -> String {
+        c.map(|c| short_commit(c).to_string())
+            .unwrap_or_else(|| "no commit".into())
+    };
+    // Cleared by the next successful deployment.
+    if let Some(r) = &releases.last_rollback {
+        let _ = writeln!(
+            out,
+            "ROLLED BACK {} ({}) from {} to {}, took {:.2}s: {}",
+            utc(r.at_unix),
+            ago(r.at_unix, now),
+            commit(r.from_commit.as_deref()),
+            commit(r.to_commit.as_deref()),
+            r.seconds,
+            r.what
+        );
+    }
+    let kept: Vec<String> = releases
+        .releases
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, r)| {
+            format!(
+                "{} ({}deployed {})",
+                commit(r.commit.as_deref()),
+                if i == 0 { "live, " } else { "" },
+                ago(r.deployed_unix, now)
+            )
+        })
+        .collect();
+    match releases.releases.len() {
+        0 => {}
+        1 => {
+            let _ = writeln!(
+                out,
+                "Releases kept: {} (none before it to roll back to)",
+                kept[0]
+            );
+        }
+        n => {
+            let _ = writeln!(
+                out,
+                "Releases kept, newest first: {}; `kuduhook rollback` goes back to {}",
+                kept.join(", "),
+                commit(releases.releases[n - 2].commit.as_deref())
+            );
+        }
+    }
 }

@@ -104,7 +104,8 @@ fn changing_runtime_txt_rebuilds_the_env_with_the_new_python() {
         .assert_ok()
         .assert_contains(&format!("Rebuilding env: Python changed {old} -> {new}"))
         .assert_contains("| Successfully installed kudupkg-1.0")
-        .assert_contains("Removed the previous env");
+        .assert_contains("Kept the previous release")
+        .assert_contains("for `kuduhook rollback`");
     assert_eq!(site.env_version(), new);
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
     assert!(site.env_dir().join("azure.env.python-3.12.txt").is_file());

@@ -264,11 +264,17 @@ fn a_bad_sync_pattern_fails_before_touching_the_site() {
         .assert_contains("brackets must be closed");
 }
 
+const NEW_APP: &str = "import kudupkg\n\ndef app():\n    return 'new ' + kudupkg.__version__\n";
+
 fn a_step_failing_after_the_switch_switches_the_site_back(switch: &str) {
     let site = deployed_site();
     let settings = [("KUDUHOOK_ENV_SWITCH", switch)];
     site.deploy_with(&[], &settings).assert_ok();
+    let app_before = std::fs::read_to_string(site.target_file("app.py")).unwrap();
+    let steps_before = std::fs::read_to_string(site.target_file("deploy/steps.json")).ok();
     site.write("requirements.txt", "kudupkg==2.0\n");
+    site.write("app.py", NEW_APP);
+    site.write("added.py", "print('a new module')\n");
     // The step sees the new env at the site's path, then fails the deployment.
     site.write(
         "deploy/steps.json",
@@ -280,13 +286,41 @@ fn a_step_failing_after_the_switch_switches_the_site_back(switch: &str) {
         .assert_failed()
         .assert_contains("The site now runs the new env")
         .assert_contains("Switched the site back to the previous env")
-        .assert_contains("the site was switched back to the previous env, which serves it");
+        .assert_contains("Put the previous files back: put back ")
+        .assert_contains(
+            "The previous files were put back and the site was switched back to the previous \
+             env: it serves the previous deployment.",
+        );
+    // The step ran with the new env; the site serves the previous files and env again (the
+    // file the step wrote is the app's own: kept).
     assert_eq!(
         std::fs::read_to_string(site.target_file("seen.txt")).unwrap(),
         "2.0\n"
     );
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("app.py")).unwrap(),
+        app_before
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("deploy/steps.json")).ok(),
+        steps_before
+    );
+    assert!(!site.target_file("added.py").exists());
     assert_eq!(site.leftovers(), Vec::<String>::new());
+
+    // The next deployment of the fixed push goes through on top of the put-back files.
+    site.write(
+        "deploy/steps.json",
+        &support::core_steps_then(r#"{"run": "true", "name": "ok"}"#),
+    );
+    site.deploy_with(&[], &settings).assert_ok();
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
+    assert_eq!(
+        std::fs::read_to_string(site.target_file("app.py")).unwrap(),
+        NEW_APP
+    );
+    assert!(site.target_file("added.py").exists());
 }
 
 #[test]

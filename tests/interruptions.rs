@@ -34,10 +34,12 @@ fn kill_tree(child: &mut Child) {
     child.wait().unwrap();
 }
 
-/// Where a deployment is killed: when a log line contains `marker`, or after `after`.
+/// Where a deployment is killed: when a log line contains `marker` (and a pause after it
+/// passes), or after `after`.
 #[derive(Debug, Clone, Copy)]
 enum KillAt {
     Line(&'static str),
+    LineThen(&'static str, Duration),
     After(Duration),
 }
 
@@ -59,16 +61,19 @@ fn deploy_and_kill(site: &Site, settings: &[(&str, &str)], at: KillAt) -> (Strin
     loop {
         let wait = match at {
             KillAt::After(after) => after.saturating_sub(started.elapsed()),
-            KillAt::Line(_) => Duration::from_secs(60),
+            KillAt::Line(_) | KillAt::LineThen(..) => Duration::from_secs(60),
         };
         match lines.recv_timeout(wait) {
             Ok(line) => {
                 log.push_str(&line);
                 log.push('\n');
-                if let KillAt::Line(marker) = at
-                    && line.contains(marker)
-                {
-                    break;
+                match at {
+                    KillAt::Line(marker) if line.contains(marker) => break,
+                    KillAt::LineThen(marker, pause) if line.contains(marker) => {
+                        std::thread::sleep(pause);
+                        break;
+                    }
+                    _ => {}
                 }
             }
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => break,
@@ -230,6 +235,151 @@ fn kill_9_of_a_uv_rebuild_keeps_a_working_env() {
         assert_eq!(site.leftovers(), Vec::<String>::new());
         version = next;
     }
+}
+
+/// The site's files as the app sees them (path -> content), without the env and the start file.
+fn files_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    support::walk(dir)
+        .into_iter()
+        .filter(|(path, is_dir)| {
+            !is_dir && !path.starts_with("env/") && path != "env" && path != "oryx-manifest.toml"
+        })
+        .map(|(path, _)| {
+            let content = std::fs::read_to_string(dir.join(&path)).unwrap_or_default();
+            (path, content)
+        })
+        .collect()
+}
+
+/// `kuduhook rollback` of `site`, which must succeed.
+fn roll_back(site: &Site) -> support::Run {
+    let mut cmd = Command::new(support::kuduhook());
+    cmd.arg("rollback").arg("--target").arg(&site.target);
+    let run = site.run(cmd, &[]);
+    run.assert_ok();
+    run
+}
+
+#[test]
+fn kill_9_during_or_after_the_sync_keeps_the_releases_exact() {
+    kill_9_around_the_sync(&Site::app("3.11"), 1500, 100);
+}
+
+#[test]
+fn kill_9_during_or_after_the_sync_on_the_share_keeps_the_releases_exact() {
+    let (site, _share) = site_on_share(Site::app("3.11"), 0.2);
+    kill_9_around_the_sync(&site, 300, 1000);
+}
+
+/// Where the deployments are killed; `sync_ms`: about how long the sync takes there.
+fn kill_around_the_sync_rounds(sync_ms: u64) -> Vec<KillAt> {
+    let into =
+        |percent: u64| KillAt::LineThen("] sync", Duration::from_millis(sync_ms * percent / 100));
+    vec![
+        KillAt::Line("] sync"),
+        into(40),
+        into(80),
+        KillAt::Line("] slow"),
+        into(20),
+        into(60),
+    ]
+}
+
+/// Deployments killed as their sync starts, in the middle of it and in a step after it (the
+/// env switched): the next deployment, or a rollback, first puts the live release back from
+/// the killed one's undo log, files and env; so a rollback afterwards brings back exactly the
+/// release before, and every deployment after a kill leaves exactly the repository's files.
+fn kill_9_around_the_sync(site: &Site, files: usize, sync_ms: u64) {
+    site.write(
+        "deploy/steps.json",
+        &support::core_steps_then(r#"{"run": "sleep 3", "name": "slow"}"#),
+    );
+    let write_round = |round: usize| {
+        for i in 0..files {
+            let path = format!("pages/p{i}.txt");
+            match (i + round) % 5 {
+                0 => {
+                    let _ = std::fs::remove_file(site.repo.join(&path));
+                }
+                _ => site.write(&path, &format!("page {i}, release {round}\n")),
+            }
+        }
+        let version = if round.is_multiple_of(2) {
+            "1.0"
+        } else {
+            "2.0"
+        };
+        site.write("requirements.txt", &format!("kudupkg=={version}\n"));
+    };
+    let version_in = |files: &std::collections::BTreeMap<String, String>| {
+        files["requirements.txt"]
+            .trim()
+            .trim_start_matches("kudupkg==")
+            .to_string()
+    };
+    let deploy = |why: &str| {
+        let run = site.deploy(&[]);
+        assert_eq!(run.code, 0, "{why}:\n{}", run.log);
+        assert_eq!(files_of(&site.target), files_of(&site.repo), "{why}");
+        files_of(&site.target)
+    };
+    write_round(0);
+    // The releases the site keeps (two), as their files.
+    let mut kept = vec![deploy("first deployment")];
+    let mut killed_mid_sync = 0;
+    let pending = site
+        .target
+        .parent()
+        .unwrap()
+        .join(".kuduhook/wwwroot/releases/pending/undo.json");
+    for (round, at) in kill_around_the_sync_rounds(sync_ms).into_iter().enumerate() {
+        let round = round + 1;
+        write_round(round);
+        let (log, killed) = deploy_and_kill(site, &[], at);
+        assert!(
+            killed,
+            "round {round} ({at:?}) ended before the kill:\n{log}"
+        );
+        // The sync is the first step: killed after its undo log, before the next step.
+        if pending.exists() && !log.contains("] detect-runtime") {
+            killed_mid_sync += 1;
+        }
+        if round.is_multiple_of(2) && kept.len() == 2 {
+            // Straight after the kill: back to the release before the live one.
+            let run = roll_back(site);
+            kept.pop();
+            let back = kept.last().unwrap();
+            assert_eq!(&files_of(&site.target), back, "round {round}: {}", run.log);
+            assert_eq!(
+                live_version(site),
+                version_in(back),
+                "round {round}: {}",
+                run.log
+            );
+        }
+        kept.push(deploy(&format!(
+            "round {round}: the deployment after the kill"
+        )));
+        assert_eq!(live_version(site), version_in(kept.last().unwrap()));
+        kept.drain(..kept.len().saturating_sub(2));
+        assert_eq!(site.leftovers(), Vec::<String>::new(), "round {round}");
+        if kept.len() == 2 {
+            roll_back(site);
+            kept.pop();
+            assert_eq!(
+                &files_of(&site.target),
+                kept.last().unwrap(),
+                "round {round}"
+            );
+            assert_eq!(live_version(site), version_in(kept.last().unwrap()));
+            assert_eq!(site.leftovers(), Vec::<String>::new(), "round {round}");
+            kept.push(deploy(&format!("round {round}: again after the rollback")));
+        }
+    }
+    assert!(
+        killed_mid_sync >= 1,
+        "no kill landed in the middle of a sync"
+    );
 }
 
 fn deploys_at_once(count: usize, site: &Site) {

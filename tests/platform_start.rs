@@ -176,7 +176,39 @@ fn assert_runs_from_the_extracted_archive(r: &Rehearsal, minor: &str, package: &
         .collect();
     kept.sort();
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
-    assert_eq!(kept, [name.clone(), format!("{name}.json")]);
+    // Beside the live env's archive, only those of the releases kept for a rollback.
+    let releases: serde_json::Value = std::fs::read(
+        wwwroot
+            .parent()
+            .unwrap()
+            .join(".kuduhook/wwwroot/releases/releases.json"),
+    )
+    .ok()
+    .and_then(|b| serde_json::from_slice(&b).ok())
+    .unwrap_or_default();
+    let mut wanted: Vec<String> = releases["releases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["archive"].as_str())
+        .chain([archive.as_str()])
+        .flat_map(|a| {
+            let name = Path::new(a)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            [format!("{name}.json"), name]
+        })
+        .collect();
+    wanted.sort();
+    wanted.dedup();
+    assert_eq!(kept, wanted);
+    assert!(kept.contains(&name));
+    assert!(
+        kept.len() <= 4,
+        "at most the live and the previous release's: {kept:?}"
+    );
     let checks = format!(
         "set -e; python{minor} -c 'import {package}; print({package}.__file__)'; \
          /env/bin/{script}; . /env/bin/activate; python -c 'import sys; print(sys.prefix)'; \

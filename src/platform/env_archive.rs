@@ -473,19 +473,24 @@ impl SiteArchives {
         dir.is_dir() && crate::env_store::remove_any(&dir).is_ok()
     }
 
-    /// Removes every archive but the one named `keep` (relative, as the manifest names it):
-    /// older envs' archives, and what an interrupted packing left.
-    pub fn remove_others(&self, keep: &str) -> usize {
-        let keep = Path::new(keep)
-            .file_name()
-            .unwrap_or_default()
-            .to_os_string();
-        let mut keep_record = keep.clone();
-        keep_record.push(".json");
+    /// Removes every archive but those named in `keep` (relative, as the manifest names
+    /// them: the live env's and the kept releases'): older envs' archives, and what an
+    /// interrupted packing left.
+    pub fn remove_others(&self, keep: &[String]) -> usize {
+        let mut kept = Vec::new();
+        for name in keep {
+            let name = Path::new(name)
+                .file_name()
+                .unwrap_or_default()
+                .to_os_string();
+            let mut record = name.clone();
+            record.push(".json");
+            kept.extend([name, record]);
+        }
         let mut removed = 0;
         for entry in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let name = entry.file_name();
-            if name != keep && name != keep_record && std::fs::remove_file(entry.path()).is_ok() {
+            if !kept.contains(&name) && std::fs::remove_file(entry.path()).is_ok() {
                 removed += usize::from(!name.to_string_lossy().ends_with(".json"));
             }
         }

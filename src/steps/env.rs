@@ -119,7 +119,7 @@ pub fn run(
         );
     }
     if !c.dry_run {
-        for line in store.clean_leftovers()? {
+        for line in store.clean_leftovers(&crate::release::Release::kept_envs(c))? {
             info!("{line}");
         }
     }
@@ -348,6 +348,7 @@ fn copy_live(
     let record = EnvRecord {
         created_unix: now_unix(),
         reason: "copied from the previous env for changed requirements, pruned to them".into(),
+        id: Some(crate::env_record::new_id()),
         ..record
     };
     record
@@ -393,6 +394,7 @@ fn adopt(
         rebuild_token: token,
         install: None,
         seeds: None,
+        id: Some(crate::env_record::new_id()),
     };
     if !dry_run {
         record
@@ -617,6 +619,7 @@ fn create(
         rebuild_token: new.rebuild_token,
         install: None,
         seeds: Some(seeds),
+        id: Some(crate::env_record::new_id()),
     };
     record
         .write(env_dir)

@@ -1,5 +1,7 @@
 //! The sync step: the pipeline's use of [`crate::sync`], with the deployment's settings.
 
+use std::path::PathBuf;
+
 use tracing::info;
 
 use crate::config::DeployConfig;
@@ -9,18 +11,18 @@ use crate::sync::{self, SyncError};
 /// How many changed paths the deployment log lists before it summarizes.
 const LISTED_CHANGES: usize = 20;
 
-/// Syncs the repository into the site, logs what changed, and says whether any file in the
-/// site changed.
-pub fn run(config: &DeployConfig) -> Result<(Outcome, bool), SyncError> {
+/// Syncs the repository into the site and logs what changed; what it replaces is kept in
+/// the undo log `undo` (see [`crate::sync::undo`]).
+pub fn run(config: &DeployConfig, undo: Option<PathBuf>) -> Result<Outcome, SyncError> {
     let c = config;
     if c.in_place {
-        return Ok((
-            Outcome::Skipped("in-place deployment: the repository is the site".into()),
-            false,
+        return Ok(Outcome::Skipped(
+            "in-place deployment: the repository is the site".into(),
         ));
     }
     let mut options = c.sync.clone();
     options.listed_changes = LISTED_CHANGES;
+    options.undo = undo;
     if c.ignore_manifest {
         info!(
             "Clean deployment (IGNORE_MANIFEST=1): whatever the repository lacks is deleted, \
@@ -36,5 +38,5 @@ pub fn run(config: &DeployConfig) -> Result<(Outcome, bool), SyncError> {
     if !c.dry_run {
         summary.push_str(&format!("; manifest {}", c.next_manifest.value.display()));
     }
-    Ok((Outcome::Done(summary), !c.dry_run && report.changed() > 0))
+    Ok(Outcome::Done(summary))
 }

@@ -6,6 +6,9 @@
 //! through the kernel's copy path (`copy_file_range`, which clones on filesystems that can) into
 //! a temporary file beside its destination, takes the source's mode and mtime, and is renamed
 //! over the destination. Busy or locked files are retried with backoff, then reported.
+//!
+//! With an undo log ([`super::undo`]), the files the copies overwrite are kept first and the
+//! log's record written before anything changes; deleted entries are moved into the log.
 
 use std::fs;
 use std::io;
@@ -16,6 +19,7 @@ use rayon::prelude::*;
 use tracing::{Span, warn};
 
 use super::plan::{FileCopy, Kind, Plan};
+use super::undo::{Kept, UndoLog, UndoRecord};
 use super::{Progress, SyncOptions, temp_beside};
 use crate::errors::DeployError;
 
@@ -34,14 +38,21 @@ pub(super) fn apply(
         fs::create_dir_all(to).map_err(|e| DeployError::io("create the target folder", to, e))?;
     }
     let span = Span::current();
+    let (dirs, files): (Vec<_>, Vec<_>) = plan.removals.iter().partition(|r| r.kind == Kind::Dir);
+    let undo = match &options.undo {
+        Some(dir) => Some(start_undo(dir, to, plan, &files, &dirs)?),
+        None => None,
+    };
     // Files and links first, many at once (each waits on a round trip on a share); then
     // folders, deepest first, a level at a time. A folder that is not empty holds files the
     // app wrote (the plan deletes a folder only when everything kuduhook put in it goes): kept.
-    let (dirs, files): (Vec<_>, Vec<_>) = plan.removals.iter().partition(|r| r.kind == Kind::Dir);
-    files.par_iter().try_for_each(|removal| {
+    files.par_iter().enumerate().try_for_each(|(i, removal)| {
         let _entered = span.enter();
         let path = to.join(&removal.relative);
-        ignore_missing(retry("delete", &path, || fs::remove_file(&path)))
+        ignore_missing(retry("delete", &path, || match &undo {
+            Some(log) if !is_temp(removal) => log.keep_moved(&path, &removed_name(i)),
+            _ => fs::remove_file(&path),
+        }))
     })?;
     for level in by_depth(dirs.iter().map(|r| r.relative.as_str()), true) {
         level.par_iter().try_for_each(|relative| {
@@ -81,6 +92,78 @@ pub(super) fn apply(
         progress.copied(copy.len);
     }
     Ok(())
+}
+
+/// The undo log's name for the `i`th file deleted, and for the `i`th file copied over.
+fn removed_name(i: usize) -> String {
+    format!("r{i}")
+}
+
+fn replaced_name(i: usize) -> String {
+    format!("c{i}")
+}
+
+/// Starts the undo log in `dir` for `plan`: keeps every file a copy will overwrite, then
+/// writes the log's record. The target is not changed.
+fn start_undo(
+    dir: &Path,
+    to: &Path,
+    plan: &Plan,
+    files: &[&super::plan::Removal],
+    dirs: &[&super::plan::Removal],
+) -> Result<UndoLog, DeployError> {
+    let log = UndoLog::create(dir)?;
+    let span = Span::current();
+    let kept_copies: Vec<Option<Kept>> = plan
+        .copies
+        .par_iter()
+        .enumerate()
+        .map(|(i, copy)| {
+            let _entered = span.enter();
+            let Some(existing) = &copy.replaces else {
+                return Ok(None);
+            };
+            let path = to.join(existing);
+            let file = replaced_name(i);
+            let kept = retry("keep a copy of", &path, || log.keep_copy(&path, &file))?;
+            Ok(kept.then(|| Kept {
+                path: existing.clone(),
+                file,
+                replaced_by: (*existing != copy.relative).then(|| copy.relative.clone()),
+            }))
+        })
+        .collect::<Result<_, DeployError>>()?;
+    let mut record = UndoRecord::new();
+    for (copy, kept) in plan.copies.iter().zip(&kept_copies) {
+        if kept.is_none() {
+            record.added.push(copy.relative.clone());
+        }
+    }
+    record
+        .added
+        .extend(plan.links.iter().map(|(l, _)| l.clone()));
+    record.kept.extend(kept_copies.into_iter().flatten());
+    record.kept.extend(
+        files
+            .iter()
+            .enumerate()
+            .filter(|(_, removal)| !is_temp(removal))
+            .map(|(i, removal)| Kept {
+                path: removal.relative.clone(),
+                file: removed_name(i),
+                replaced_by: None,
+            }),
+    );
+    record.folders = plan.folders.clone();
+    record.removed_dirs = dirs.iter().map(|d| d.relative.clone()).collect();
+    log.write(&record)?;
+    Ok(log)
+}
+
+/// A temporary file an interrupted sync left: deleted, never kept for an undo.
+fn is_temp(removal: &super::plan::Removal) -> bool {
+    let name = removal.relative.rsplit('/').next().unwrap_or_default();
+    super::is_leftover_temp(name)
 }
 
 /// Relative paths grouped by depth: deepest first when `deepest_first`, else outermost first.

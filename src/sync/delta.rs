@@ -280,7 +280,7 @@ fn write_state(path: &Path, state: &SyncState) -> std::io::Result<()> {
 }
 
 /// Forgets the last sync (a sync that cannot be described by a commit).
-pub(super) fn forget(target: &Path) {
+pub fn forget(target: &Path) {
     let _ = std::fs::remove_file(state_path(target));
 }
 
@@ -587,6 +587,7 @@ fn plan(
             last: options
                 .full_compare
                 .matches(&change.path, name_of(&change.path)),
+            replaces: existed.then(|| change.path.clone()),
         });
     }
     if folds_case {

@@ -25,6 +25,7 @@ mod apply;
 pub mod delta;
 pub mod patterns;
 mod plan;
+pub mod undo;
 
 use plan::{Plan, Planner};
 
@@ -101,6 +102,9 @@ pub struct SyncOptions {
     pub platform: Platform,
     /// Whether and how to sync from git's diff instead of a walk ([`delta`]).
     pub delta: DeltaInputs,
+    /// Where to keep what the sync overwrites or deletes, so that it can be undone
+    /// ([`undo`]); `None`: nothing is kept.
+    pub undo: Option<PathBuf>,
 }
 
 impl SyncOptions {
@@ -122,6 +126,7 @@ impl SyncOptions {
             progress_interval: Duration::from_secs(20),
             platform: Platform::host(),
             delta: DeltaInputs::default(),
+            undo: None,
         }
     }
 }
@@ -326,6 +331,25 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
         },
     )?;
     Ok(report)
+}
+
+/// Adds `paths` to the ledger of `target`: files put back in the site (by an undo or a
+/// rollback) that a later sync must be able to delete.
+pub fn ledger_add<'p>(target: &Path, paths: impl Iterator<Item = &'p str>, platform: Platform) {
+    let path = paths::state_dir(target).join(LEDGER);
+    let ledger = read_ledger(&path);
+    let mut entries: Vec<String> = ledger.entries().map(String::from).collect();
+    let before = entries.len();
+    entries.extend(paths.filter(|p| !ledger.contains(p)).map(String::from));
+    if entries.len() != before
+        && let Err(e) = manifest::write(&path, &entries, platform)
+    {
+        warn!(
+            "could not write {} ({e}): files put back may stay after a later deployment removes \
+             them",
+            path.display()
+        );
+    }
 }
 
 /// The ledger beside the target (empty when there is none, or it cannot be read).

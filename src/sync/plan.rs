@@ -57,6 +57,9 @@ pub(super) struct FileCopy {
     pub permissions: Permissions,
     /// A full-compare name: copied last.
     pub last: bool,
+    /// The file in the target the copy overwrites (its path with the target's case), kept by
+    /// the undo log first; `None` when the copy creates a new file.
+    pub replaces: Option<String>,
 }
 
 /// Every change a sync makes, in the order the apply phase needs them.
@@ -393,7 +396,12 @@ impl<'a> Planner<'a> {
                     // (Anything but a file in the way is made room for first.)
                     let renamed = existing.filter(|t| t.name != entry.name && t.kind == Kind::File);
                     match renamed {
-                        Some(_) => self.plan_file(&mut plan, child, entry, None)?,
+                        Some(old) => {
+                            self.plan_file(&mut plan, child, entry, None)?;
+                            if let Some(copy) = plan.copies.last_mut() {
+                                copy.replaces = Some(join(relative, &old.name));
+                            }
+                        }
                         None => self.plan_file(&mut plan, child, entry, existing)?,
                     }
                 }
@@ -463,6 +471,9 @@ impl<'a> Planner<'a> {
         existing: Option<&Entry>,
     ) -> Result<(), DeployError> {
         let last = self.options.full_compare.matches(&relative, &source.name);
+        let replaces = existing
+            .filter(|t| t.kind == Kind::File)
+            .map(|_| relative.clone());
         if let Some(target) = existing {
             if target.kind != Kind::File {
                 self.make_room(plan, &relative, target.kind)?;
@@ -477,6 +488,7 @@ impl<'a> Planner<'a> {
             modified: source.meta.modified().ok(),
             permissions: source.meta.permissions(),
             last,
+            replaces,
         });
         Ok(())
     }

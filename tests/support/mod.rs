@@ -356,15 +356,47 @@ impl Site {
         self.target.parent().unwrap().join(".kuduhook/wwwroot/envs")
     }
 
-    /// What a deployment may leave only while it runs: envs the site does not run, folders
-    /// and links beside the live env, temporary files in the target. Empty between deployments.
+    /// The kept releases' record (`releases.json`), parsed; `Null` when there is none.
+    pub fn releases(&self) -> serde_json::Value {
+        let path = self
+            .target
+            .parent()
+            .unwrap()
+            .join(".kuduhook/wwwroot/releases/releases.json");
+        std::fs::read(path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The envs the site keeps for rollbacks (the envs the kept releases replaced).
+    pub fn kept_envs(&self) -> Vec<PathBuf> {
+        let releases = self.releases();
+        let Some(list) = releases["releases"].as_array() else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|r| {
+                let env = &r["previous_env"];
+                env["link"]
+                    .as_str()
+                    .or(env["folder"].as_str())
+                    .map(PathBuf::from)
+            })
+            .collect()
+    }
+
+    /// What a deployment may leave only while it runs: envs the site does not run (nor keeps
+    /// for a rollback), folders and links beside the live env, temporary files in the target.
+    /// Empty between deployments.
     pub fn leftovers(&self) -> Vec<String> {
         let live = std::fs::canonicalize(self.env_dir()).ok();
+        let kept = self.kept_envs();
         let mut found: Vec<String> = std::fs::read_dir(self.envs_dir())
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|e| std::fs::canonicalize(e.path()).ok() != live)
+            .filter(|e| std::fs::canonicalize(e.path()).ok() != live && !kept.contains(&e.path()))
             .map(|e| e.path().display().to_string())
             .collect();
         found.extend(
