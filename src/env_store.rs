@@ -235,26 +235,27 @@ impl EnvStore {
         Ok((switched, made))
     }
 
-    /// Switches the site back to the env it ran before `switched`, and removes the new one.
+    /// Switches the site back to the env it ran before `switched`, and removes the new one (by
+    /// many workers at once: on a share each call is a round trip).
     pub fn roll_back(&self, switched: &Switched) -> Result<(), DeployError> {
         match &switched.previous {
-            Previous::Nothing => remove_any(&self.live)?,
+            Previous::Nothing => remove_fast(&self.live)?,
             Previous::Link(to) => {
                 let link = self.beside("kuduhook-link");
                 remove_any(&link)?;
                 make_link(self.platform, &link, to)
                     .map_err(|e| DeployError::io("make the link to the previous env", &link, e))?;
                 if let (Some(displaced), _) = self.swap_in(&link)? {
-                    remove_any(&displaced)?;
+                    remove_fast(&displaced)?;
                 }
             }
             Previous::Folder(folder) => {
                 if let (Some(displaced), _) = self.swap_in(folder)? {
-                    remove_any(&displaced)?;
+                    remove_fast(&displaced)?;
                 }
             }
         }
-        remove_any(&switched.built)
+        remove_fast(&switched.built)
     }
 
     /// The env the site ran before `switched`, when kuduhook made it (its to keep for a

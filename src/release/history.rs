@@ -168,18 +168,20 @@ impl Releases {
 
     /// Keeps the `keep` newest releases: older ones are dropped with what they kept, and the
     /// oldest kept one no longer needs its way back. Returns the folders to remove once the
-    /// record is written (so that no record ever names a removed folder).
-    pub fn prune(&mut self, target: &Path, keep: usize) -> Vec<PathBuf> {
+    /// record is written (so that no record ever names a removed folder), each with whether it
+    /// is an env.
+    pub fn prune(&mut self, target: &Path, keep: usize) -> Vec<(PathBuf, bool)> {
         let mut remove = Vec::new();
+        let env = |e: KeptEnv| (e.path().to_path_buf(), true);
         let excess = self.releases.len().saturating_sub(keep.max(1));
         for old in self.releases.drain(..excess) {
-            remove.extend(old.previous_env.map(|e| e.path().to_path_buf()));
-            remove.push(release_dir(target, old.id));
+            remove.extend(old.previous_env.map(env));
+            remove.push((release_dir(target, old.id), false));
         }
         if let Some(oldest) = self.releases.first_mut() {
-            remove.extend(oldest.previous_env.take().map(|e| e.path().to_path_buf()));
+            remove.extend(oldest.previous_env.take().map(env));
             if std::mem::take(&mut oldest.files_undo) {
-                remove.push(release_dir(target, oldest.id));
+                remove.push((release_dir(target, oldest.id), false));
             }
         }
         remove
@@ -187,12 +189,11 @@ impl Releases {
 }
 
 /// Removes what [`Releases::prune`] dropped; says which envs went, for the log.
-pub fn remove_dropped(dropped: &[PathBuf]) -> Vec<String> {
+pub fn remove_dropped(dropped: &[(PathBuf, bool)]) -> Vec<String> {
     let mut said = Vec::new();
-    for path in dropped {
-        let is_env = path.join("pyvenv.cfg").is_file();
+    for (path, is_env) in dropped {
         match remove_fast(path) {
-            Ok(()) if is_env => said.push(format!("Removed the previous env {}", path.display())),
+            Ok(()) if *is_env => said.push(format!("Removed the previous env {}", path.display())),
             Ok(()) => {}
             Err(e) => warn!(
                 "could not remove {}: {} (the next deployment tries again)",
@@ -240,7 +241,7 @@ mod tests {
         ];
         let dropped = releases.prune(&target, 2);
         let said = remove_dropped(&dropped);
-        assert_eq!(said.len(), 0, "{said:?}");
+        assert_eq!(said.len(), 1, "{said:?}");
         assert_eq!(dropped.len(), 3, "{dropped:?}");
         assert_eq!(
             releases.releases.iter().map(|r| r.id).collect::<Vec<_>>(),

@@ -50,7 +50,7 @@ pub(super) fn apply(
         let _entered = span.enter();
         let path = to.join(&removal.relative);
         ignore_missing(retry("delete", &path, || match &undo {
-            Some(log) if !is_temp(removal) => log.keep_moved(&path, &removed_name(i)),
+            Some(log) if !is_temp(removal) => log.keep_moved(&path, &log.name("r", i)),
             _ => fs::remove_file(&path),
         }))
     })?;
@@ -94,15 +94,6 @@ pub(super) fn apply(
     Ok(())
 }
 
-/// The undo log's name for the `i`th file deleted, and for the `i`th file copied over.
-fn removed_name(i: usize) -> String {
-    format!("r{i}")
-}
-
-fn replaced_name(i: usize) -> String {
-    format!("c{i}")
-}
-
 /// Starts the undo log in `dir` for `plan`: keeps every file a copy will overwrite, then
 /// writes the log's record. The target is not changed.
 fn start_undo(
@@ -112,7 +103,8 @@ fn start_undo(
     files: &[&super::plan::Removal],
     dirs: &[&super::plan::Removal],
 ) -> Result<UndoLog, DeployError> {
-    let log = UndoLog::create(dir)?;
+    let replaced = plan.copies.iter().filter(|c| c.replaces.is_some()).count();
+    let log = UndoLog::create(dir, replaced + files.len())?;
     let span = Span::current();
     let kept_copies: Vec<Option<Kept>> = plan
         .copies
@@ -124,7 +116,7 @@ fn start_undo(
                 return Ok(None);
             };
             let path = to.join(existing);
-            let file = replaced_name(i);
+            let file = log.name("c", i);
             let kept = retry("keep a copy of", &path, || log.keep_copy(&path, &file))?;
             Ok(kept.then(|| Kept {
                 path: existing.clone(),
@@ -150,7 +142,7 @@ fn start_undo(
             .filter(|(_, removal)| !is_temp(removal))
             .map(|(i, removal)| Kept {
                 path: removal.relative.clone(),
-                file: removed_name(i),
+                file: log.name("r", i),
                 replaced_by: None,
             }),
     );

@@ -3,8 +3,10 @@
 //! `kuduhook rollback`).
 //!
 //! A log is a folder (the release's, see [`crate::release`]) holding `undo.json` and the kept
-//! files, named by number in `files/` (a flat folder: no parent folders to make, and no two
-//! names that only a case-folding filesystem would confuse). The sync fills it in this order:
+//! files, named by number in a few folders `files/<n>/` (no parent folders of the app's to
+//! make, no two names that only a case-folding filesystem would confuse, and not one folder
+//! for all: a filesystem changes one folder at a time, so on a share a single folder would
+//! make every keep wait for the one before). The sync fills it in this order:
 //! 1. every file it will overwrite is kept first: hard-linked (one call), or copied where the
 //!    filesystem has no hard links (an SMB share), before anything in the target changes;
 //! 2. `undo.json` is written: what the sync adds, the folders it makes and removes, and what
@@ -76,26 +78,51 @@ impl Undone {
     }
 }
 
+/// How many entries share one folder of kept files, at most 16 folders.
+const PER_FOLDER: usize = 8;
+const MAX_FOLDERS: usize = 16;
+
 /// An undo log being filled by a sync.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct UndoLog {
     dir: PathBuf,
+    folders: usize,
+    /// The filesystem refused a hard link: the rest are copied without asking again.
+    no_hard_links: std::sync::atomic::AtomicBool,
 }
 
 impl UndoLog {
-    /// A new, empty log in `dir` (whatever was there is removed).
-    pub fn create(dir: &Path) -> Result<UndoLog, DeployError> {
-        crate::env_store::remove_fast(dir)?;
+    /// A new, empty log in `dir` (whatever was there is removed), for about `entries` kept
+    /// files.
+    pub fn create(dir: &Path, entries: usize) -> Result<UndoLog, DeployError> {
         let files = dir.join(FILES);
-        fs::create_dir_all(&files)
-            .map_err(|e| DeployError::io("create the undo log", &files, e))?;
+        let made = || fs::create_dir_all(dir).and_then(|()| fs::create_dir(&files));
+        if made().is_err() {
+            crate::env_store::remove_fast(dir)?;
+            made().map_err(|e| DeployError::io("create the undo log", &files, e))?;
+        }
+        let folders = entries.div_ceil(PER_FOLDER).clamp(1, MAX_FOLDERS);
+        crate::env_store::share_pool().install(|| {
+            (0..folders).into_par_iter().try_for_each(|n| {
+                let folder = files.join(n.to_string());
+                fs::create_dir(&folder)
+                    .map_err(|e| DeployError::io("create the undo log", &folder, e))
+            })
+        })?;
         Ok(UndoLog {
             dir: dir.to_path_buf(),
+            folders,
+            no_hard_links: Default::default(),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The name, in the log, of the `index`th entry of a kind (`prefix`).
+    pub fn name(&self, prefix: &str, index: usize) -> String {
+        format!("{}/{prefix}{index}", index % self.folders)
     }
 
     /// Where the log keeps the entry named `file`.
@@ -106,12 +133,20 @@ impl UndoLog {
     /// Keeps the file at `path` (about to be overwritten) as `file`: a hard link where the
     /// filesystem has them, else a copy with its time and mode. `false` when there is no file.
     pub fn keep_copy(&self, path: &Path, file: &str) -> io::Result<bool> {
+        use std::sync::atomic::Ordering::Relaxed;
         let kept = self.file(file);
-        match fs::hard_link(path, &kept) {
+        let linked = match self.no_hard_links.load(Relaxed) {
+            true => Err(io::ErrorKind::Unsupported.into()),
+            false => fs::hard_link(path, &kept),
+        };
+        match linked {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(_) => match crate::paths::copy_file_keeping_mtime(path, &kept) {
-                Ok(_) => Ok(true),
+                Ok(_) => {
+                    self.no_hard_links.store(true, Relaxed);
+                    Ok(true)
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     let _ = fs::remove_file(&kept);
                     Ok(false)
@@ -182,6 +217,8 @@ pub fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, Depl
     };
     let log = UndoLog {
         dir: dir.to_path_buf(),
+        folders: 1,
+        no_hard_links: Default::default(),
     };
     let remove = |relative: &str| -> Result<usize, DeployError> {
         let path = target.join(relative);
@@ -263,9 +300,15 @@ mod tests {
         fs::create_dir_all(target.join("old")).unwrap();
         fs::write(target.join("app.py"), "v1").unwrap();
         fs::write(target.join("old/gone.py"), "gone").unwrap();
-        let log = UndoLog::create(&root.path().join("log")).unwrap();
-        assert!(log.keep_copy(&target.join("app.py"), "c0").unwrap());
-        assert!(!log.keep_copy(&target.join("new.py"), "c1").unwrap());
+        let log = UndoLog::create(&root.path().join("log"), 3).unwrap();
+        assert!(
+            log.keep_copy(&target.join("app.py"), &log.name("c", 0))
+                .unwrap()
+        );
+        assert!(
+            !log.keep_copy(&target.join("new.py"), &log.name("c", 1))
+                .unwrap()
+        );
         let mut record = UndoRecord::new();
         record.added = vec!["new/new.py".into()];
         record.folders = vec!["new".into()];
@@ -273,12 +316,12 @@ mod tests {
         record.kept = vec![
             Kept {
                 path: "app.py".into(),
-                file: "c0".into(),
+                file: log.name("c", 0),
                 replaced_by: None,
             },
             Kept {
                 path: "old/gone.py".into(),
-                file: "r0".into(),
+                file: log.name("r", 0),
                 replaced_by: None,
             },
         ];
@@ -287,7 +330,8 @@ mod tests {
         let temp = target.join(".app.py.tmp");
         fs::write(&temp, "v2").unwrap();
         fs::rename(&temp, target.join("app.py")).unwrap();
-        log.keep_moved(&target.join("old/gone.py"), "r0").unwrap();
+        log.keep_moved(&target.join("old/gone.py"), &log.name("r", 0))
+            .unwrap();
         fs::remove_dir(target.join("old")).unwrap();
         fs::create_dir(target.join("new")).unwrap();
         fs::write(target.join("new/new.py"), "new").unwrap();
@@ -314,9 +358,10 @@ mod tests {
     #[test]
     fn a_log_without_its_record_undoes_nothing() {
         let root = tempfile::tempdir().unwrap();
-        let log = UndoLog::create(&root.path().join("log")).unwrap();
+        let log = UndoLog::create(&root.path().join("log"), 1).unwrap();
         fs::write(root.path().join("app.py"), "v1").unwrap();
-        log.keep_copy(&root.path().join("app.py"), "c0").unwrap();
+        log.keep_copy(&root.path().join("app.py"), &log.name("c", 0))
+            .unwrap();
         assert_eq!(
             undo(log.dir(), root.path(), true).unwrap(),
             Undone::default()
