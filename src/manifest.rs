@@ -51,7 +51,14 @@ impl Manifest {
                 Ok(_) => {}
                 Err(reason) => manifest.refused.push(Refused {
                     line: index + 1,
-                    entry: line.escape_debug().to_string(),
+                    // Control characters shown escaped; a Windows path's backslashes as they are.
+                    entry: line
+                        .chars()
+                        .map(|c| match c.is_control() {
+                            true => c.escape_debug().to_string(),
+                            false => c.to_string(),
+                        })
+                        .collect(),
                     reason,
                 }),
             }

@@ -69,7 +69,8 @@ fn names_in(dir: &Path) -> Vec<String> {
 }
 
 /// On a share that ignores case: a case-only rename takes the new case and loses nothing (a
-/// case-sensitive sync would copy `app.py`, then delete `App.py`: the same file); two names
+/// case-sensitive sync would copy `app.py`, then delete `App.py`: the same file; kuduhook
+/// deletes the old name first, then copies); two names
 /// that differ only in case are refused before anything changes.
 #[test]
 fn case_only_renames_apply_and_case_collisions_are_refused_on_the_share() {
@@ -81,9 +82,19 @@ fn case_only_renames_apply_and_case_collisions_are_refused_on_the_share() {
 
     std::fs::rename(site.repo.join("App.py"), site.repo.join("app.py")).unwrap();
     std::fs::rename(site.repo.join("Static"), site.repo.join("static")).unwrap();
-    site.deploy(&[])
-        .assert_ok()
-        .assert_lacks("Deleting file: 'App.py'");
+    // The old name goes first (into the undo log), then the file is copied under the new one:
+    // never the other way round, which would delete the file just copied.
+    let run = site.deploy(&[]);
+    run.assert_ok();
+    let deleted = run
+        .log
+        .find("Deleting file: 'App.py'")
+        .expect("the old name goes");
+    let copied = run
+        .log
+        .find("Copying file: 'app.py'")
+        .expect("the new name comes");
+    assert!(deleted < copied, "{}", run.log);
     assert_eq!(
         names_in(&site.target),
         ["Static", "app.py"],

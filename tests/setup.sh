@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests use besides Rust and the machine's Pythons: uv (from PyPI), which
 # the tests install with; node KuduSync (npm package `kudusync`), which they exchange
-# manifests with; Rust's musl target, for the static deploy/kuduhook a Linux site commits; and
-# the wheels of the apps the tests start the way App Service does (Flask, Django, gunicorn).
+# manifests with; Rust's musl target, for the static deploy/kuduhook a Linux site commits;
+# the wheels of the apps the tests start the way App Service does (Flask, Django, gunicorn);
+# and for Windows sites, Rust's x86_64-pc-windows-gnu target with Debian's mingw-w64 and
+# Wine, which run kuduhook.exe in tests/windows.rs.
 # Idempotent; the only step that needs the network. Run by the README's test command and by
 # .ci/run.
 #
@@ -56,4 +58,42 @@ if [ ! -f "$wheels/.complete-2" ]; then
       --dest "$wheels/platform" gunicorn==23.0.0 "django==4.2.*"
   done
   touch "$wheels/.complete-2"
+fi
+
+# Windows App Service: kuduhook.exe is cross-built for x86_64-pc-windows-gnu with Debian's
+# mingw-w64 (the linker), and tests/windows.rs runs it under Debian's Wine.
+if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then
+  echo "installing Rust's x86_64-pc-windows-gnu target"
+  rustup target add x86_64-pc-windows-gnu
+fi
+wine64=/usr/lib/wine/wine64
+missing=()
+command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
+[ -x "$wine64" ] || missing+=(wine64)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]} from Debian's packages"
+  if [ "$(id -u)" != 0 ]; then
+    echo "error: run as root, or: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null ||
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+# The tests' Wine prefix, with two programs of ours built by mingw-w64:
+# - bcryptprimitives.dll: Debian's Wine 8.0 lacks that DLL, whose ProcessPrng Rust's standard
+#   library asks for at start; without it no Rust program starts under that Wine. The
+#   stand-in calls RtlGenRandom (see tests/support/wine/bcryptprimitives.c). Windows has the
+#   real one: kuduhook.exe is not changed for Wine.
+# - hold.exe: holds a file open as IIS does (tests/support/wine/hold.c).
+wine=$tools/wine
+dll=$wine/prefix/drive_c/windows/system32/bcryptprimitives.dll
+if [ ! -f "$dll" ] || [ ! -f "$wine/hold.exe" ] || [ tests/support/wine/bcryptprimitives.c -nt "$dll" ] ||
+  [ tests/support/wine/hold.c -nt "$wine/hold.exe" ]; then
+  echo "setting up the tests' Wine prefix in $wine/prefix"
+  mkdir -p "$wine"
+  x86_64-w64-mingw32-gcc -O2 -shared -o "$wine/bcryptprimitives.dll" tests/support/wine/bcryptprimitives.c -ladvapi32
+  x86_64-w64-mingw32-gcc -O2 -o "$wine/hold.exe" tests/support/wine/hold.c
+  WINEPREFIX=$PWD/$wine/prefix WINEDEBUG=-all "$wine64" wineboot -i >/dev/null 2>&1
+  cp "$wine/bcryptprimitives.dll" "$dll"
 fi

@@ -51,7 +51,7 @@ pub(super) fn apply(
         let path = to.join(&removal.relative);
         ignore_missing(retry("delete", &path, || match &undo {
             Some(log) if !is_temp(removal) => log.keep_moved(&path, &log.name("r", i)),
-            _ => fs::remove_file(&path),
+            _ => crate::env_store::remove_file(&path),
         }))
     })?;
     for level in by_depth(dirs.iter().map(|r| r.relative.as_str()), true) {
@@ -121,7 +121,6 @@ fn start_undo(
             Ok(kept.then(|| Kept {
                 path: existing.clone(),
                 file,
-                replaced_by: (*existing != copy.relative).then(|| copy.relative.clone()),
             }))
         })
         .collect::<Result<_, DeployError>>()?;
@@ -143,7 +142,6 @@ fn start_undo(
             .map(|(i, removal)| Kept {
                 path: removal.relative.clone(),
                 file: log.name("r", i),
-                replaced_by: None,
             }),
     );
     record.folders = plan.folders.clone();
@@ -181,11 +179,30 @@ fn copy_file(from: &Path, to: &Path, copy: &FileCopy) -> Result<(), DeployError>
     let dst = to.join(&copy.relative);
     let temp = temp_beside(&dst);
     let result = retry("copy to", &dst, || write_copy(&src, &temp, copy))
-        .and_then(|()| retry("replace", &dst, || fs::rename(&temp, &dst)));
+        .and_then(|()| retry("replace", &dst, || replace(&temp, &dst)));
     if result.is_err() {
         let _ = fs::remove_file(&temp);
     }
     result
+}
+
+/// Renames `temp` over `dst`. Windows refuses to replace a read-only file (KuduSync's users
+/// hit it with files committed read-only): its attribute is cleared, and the copy takes the
+/// source's.
+fn replace(temp: &Path, dst: &Path) -> io::Result<()> {
+    match fs::rename(temp, dst) {
+        Err(e) if cfg!(windows) && e.kind() == io::ErrorKind::PermissionDenied => {
+            let mut permissions = fs::metadata(dst)?.permissions();
+            if !permissions.readonly() {
+                return Err(e);
+            }
+            #[allow(clippy::permissions_set_readonly_false)]
+            permissions.set_readonly(false);
+            fs::set_permissions(dst, permissions)?;
+            fs::rename(temp, dst)
+        }
+        other => other,
+    }
 }
 
 fn write_copy(src: &Path, temp: &Path, copy: &FileCopy) -> io::Result<()> {

@@ -391,16 +391,18 @@ impl<'a> Planner<'a> {
             match entry.kind {
                 Kind::File => {
                     plan.manifest.push(child.clone());
-                    // A case-only rename on a target that folds case: copied again, so that
-                    // the file takes the new name's case.
+                    // A case-only rename on a target that folds case: the old name is deleted
+                    // and the file copied again under the new one (a rename over it would
+                    // keep the old case on some filesystems: Windows under Wine, for one).
                     // (Anything but a file in the way is made room for first.)
                     let renamed = existing.filter(|t| t.name != entry.name && t.kind == Kind::File);
                     match renamed {
                         Some(old) => {
+                            plan.removals.push(Removal {
+                                relative: join(relative, &old.name),
+                                kind: Kind::File,
+                            });
                             self.plan_file(&mut plan, child, entry, None)?;
-                            if let Some(copy) = plan.copies.last_mut() {
-                                copy.replaces = Some(join(relative, &old.name));
-                            }
                         }
                         None => self.plan_file(&mut plan, child, entry, existing)?,
                     }

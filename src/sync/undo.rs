@@ -55,10 +55,6 @@ pub struct Kept {
     pub path: String,
     /// Its name in the log's `files/`.
     pub file: String,
-    /// The name the sync wrote in its place, when it differs (a case-only rename on a target
-    /// that folds case): removed before the kept entry goes back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaced_by: Option<String>,
 }
 
 /// What an undo did, for the log.
@@ -223,7 +219,7 @@ pub fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, Depl
     let remove = |relative: &str| -> Result<usize, DeployError> {
         let path = target.join(relative);
         match fs::symlink_metadata(&path) {
-            Ok(meta) if !meta.is_dir() => fs::remove_file(&path)
+            Ok(meta) if !meta.is_dir() => crate::env_store::remove_file(&path)
                 .map(|()| 1)
                 .map_err(|e| DeployError::io("remove", &path, e)),
             _ => Ok(0),
@@ -245,13 +241,6 @@ pub fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, Depl
             .added
             .par_iter()
             .map(|relative| remove(relative))
-            .chain(
-                record
-                    .kept
-                    .par_iter()
-                    .filter_map(|k| k.replaced_by.as_deref())
-                    .map(|relative| remove(relative).map(|_| 0)),
-            )
             .sum::<Result<usize, DeployError>>()
     })?;
     let mut folders: Vec<&String> = record.folders.iter().collect();
@@ -280,9 +269,18 @@ pub fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, Depl
                     return Ok(0); // put back already (an undo run again), or never taken
                 }
                 let to = target.join(&kept.path);
-                fs::rename(&from, &to)
-                    .map(|()| 1)
-                    .map_err(|e| DeployError::io("put back", &to, e))
+                match fs::rename(&from, &to) {
+                    Ok(()) => Ok(1),
+                    // Never replaced (the copy over it failed: it is held open, say): it
+                    // holds what is kept already.
+                    // (Its kept copy may be held with it, as a hard link: then it stays, and
+                    // is removed with the log.)
+                    Err(_) if super::same_content(&from, &to).unwrap_or(false) => {
+                        let _ = crate::env_store::remove_file(&from);
+                        Ok(1)
+                    }
+                    Err(e) => Err(DeployError::io("put back", &to, e)),
+                }
             })
             .sum::<Result<usize, DeployError>>()
     })?;
@@ -317,12 +315,10 @@ mod tests {
             Kept {
                 path: "app.py".into(),
                 file: log.name("c", 0),
-                replaced_by: None,
             },
             Kept {
                 path: "old/gone.py".into(),
                 file: log.name("r", 0),
-                replaced_by: None,
             },
         ];
         log.write(&record).unwrap();
