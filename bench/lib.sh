@@ -47,6 +47,21 @@ ms() {
 median() { tr ' ' '\n' | { grep . || true; } | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : int((a[NR/2]+a[NR/2+1])/2))}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) b = 1; printf "%.1fx", a / b }'; }
 
+# flask_app_with_files DIR COUNT: the Flask example plus COUNT generated files (100 folders
+# of 100 under static/, 2 KB each), not yet a git repository.
+flask_app_with_files() {
+  cp -r examples/flask-app "$1"
+  python3 - "$1" "$2" <<'PY'
+import os, sys
+root, count = sys.argv[1], int(sys.argv[2])
+for i in range(count):
+    folder = os.path.join(root, "static", f"part{i // 100:04}")
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, f"file{i % 100:03}.txt"), "wb") as out:
+        out.write(os.urandom(1024).hex().encode())
+PY
+}
+
 # make_tree DIR FOLDERS FILES_PER_FOLDER SIZE [BIG_SIZE]: every 100th file is BIG_SIZE bytes.
 make_tree() {
   python3 - "$@" <<'PY'

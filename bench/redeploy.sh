@@ -34,17 +34,7 @@ git_q() { git -C "$1" -c user.name=bench -c user.email=bench@example.com "${@:2}
 
 # make_repo DIR COUNT: the Flask example plus COUNT files, committed.
 make_repo() {
-  cp -r examples/flask-app "$1"
-  python3 - "$1" "$2" <<'PY'
-import os, sys
-root, count = sys.argv[1], int(sys.argv[2])
-per = 100
-for i in range(count):
-    folder = os.path.join(root, "static", f"part{i // per:04}")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f"file{i % per:03}.txt"), "wb") as out:
-        out.write(os.urandom(1024).hex().encode())
-PY
+  flask_app_with_files "$1" "$2"
   git_q "$1" init -q
   git_q "$1" add -A
   git_q "$1" commit -q -m first

@@ -28,16 +28,7 @@ git_q() { git -C "$1" -c user.name=bench -c user.email=bench@example.com "${@:2}
 # make_repo DIR COUNT: release 1 (the Flask example plus COUNT files) on branch one, release 2
 # on branch two.
 make_repo() {
-  cp -r examples/flask-app "$1"
-  python3 - "$1" "$2" <<'PY'
-import os, sys
-root, count = sys.argv[1], int(sys.argv[2])
-for i in range(count):
-    folder = os.path.join(root, "static", f"part{i // 100:04}")
-    os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, f"file{i % 100:03}.txt"), "wb") as out:
-        out.write(os.urandom(1024).hex().encode())
-PY
+  flask_app_with_files "$1" "$2"
   git_q "$1" init -q -b one
   git_q "$1" add -A
   git_q "$1" commit -q -m "release 1"

@@ -237,20 +237,6 @@ fn kill_9_of_a_uv_rebuild_keeps_a_working_env() {
     }
 }
 
-/// The site's files as the app sees them (path -> content), without the env and the start file.
-fn files_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, String> {
-    support::walk(dir)
-        .into_iter()
-        .filter(|(path, is_dir)| {
-            !is_dir && !path.starts_with("env/") && path != "env" && path != "oryx-manifest.toml"
-        })
-        .map(|(path, _)| {
-            let content = std::fs::read_to_string(dir.join(&path)).unwrap_or_default();
-            (path, content)
-        })
-        .collect()
-}
-
 /// `kuduhook rollback` of `site`, which must succeed.
 fn roll_back(site: &Site) -> support::Run {
     let mut cmd = Command::new(support::kuduhook());
@@ -320,8 +306,12 @@ fn kill_9_around_the_sync(site: &Site, files: usize, sync_ms: u64) {
     let deploy = |why: &str| {
         let run = site.deploy(&[]);
         assert_eq!(run.code, 0, "{why}:\n{}", run.log);
-        assert_eq!(files_of(&site.target), files_of(&site.repo), "{why}");
-        files_of(&site.target)
+        assert_eq!(
+            support::app_files(&site.target),
+            support::app_files(&site.repo),
+            "{why}"
+        );
+        support::app_files(&site.target)
     };
     write_round(0);
     // The releases the site keeps (two), as their files.
@@ -349,7 +339,12 @@ fn kill_9_around_the_sync(site: &Site, files: usize, sync_ms: u64) {
             let run = roll_back(site);
             kept.pop();
             let back = kept.last().unwrap();
-            assert_eq!(&files_of(&site.target), back, "round {round}: {}", run.log);
+            assert_eq!(
+                &support::app_files(&site.target),
+                back,
+                "round {round}: {}",
+                run.log
+            );
             assert_eq!(
                 live_version(site),
                 version_in(back),
@@ -367,7 +362,7 @@ fn kill_9_around_the_sync(site: &Site, files: usize, sync_ms: u64) {
             roll_back(site);
             kept.pop();
             assert_eq!(
-                &files_of(&site.target),
+                &support::app_files(&site.target),
                 kept.last().unwrap(),
                 "round {round}"
             );

@@ -6,28 +6,12 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use support::app_service_start::first_page;
 use support::rehearsal::{Rehearsal, SUCCEEDED, example};
 use support::smb_mount::site_on_share;
-use support::{Run, Site, walk};
-
-/// The site's files as the app sees them (path -> content), without the env and the start
-/// file, which the tests check by what they run.
-fn files_of(target: &Path) -> BTreeMap<String, String> {
-    walk(target)
-        .into_iter()
-        .filter(|(path, is_dir)| {
-            !is_dir && !path.starts_with("env/") && path != "env" && path != "oryx-manifest.toml"
-        })
-        .map(|(path, _)| {
-            let content = std::fs::read_to_string(target.join(&path)).unwrap_or_default();
-            (path, content)
-        })
-        .collect()
-}
+use support::{Run, Site, app_files};
 
 fn commit(n: u32) -> String {
     format!("{n}{}", "0".repeat(39))
@@ -81,7 +65,7 @@ fn release_2(site: &Site) {
 fn rollback_brings_back_the_release_before(site: &Site, settings: &[(&str, &str)]) {
     release_1(site);
     deploy(site, 1, settings).assert_ok();
-    let first = files_of(&site.target);
+    let first = app_files(&site.target);
     // A file the app writes itself: no rollback or deployment may lose it.
     std::fs::create_dir_all(site.target_file("uploads")).unwrap();
     std::fs::write(site.target_file("uploads/photo.jpg"), "jpeg").unwrap();
@@ -91,7 +75,7 @@ fn rollback_brings_back_the_release_before(site: &Site, settings: &[(&str, &str)
         .assert_ok()
         .assert_contains("Kept the previous release (commit 100000000000) for `kuduhook rollback`");
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
-    let second = files_of(&site.target);
+    let second = app_files(&site.target);
     assert_ne!(first, second);
 
     let run = rollback(site, &[]);
@@ -103,7 +87,7 @@ fn rollback_brings_back_the_release_before(site: &Site, settings: &[(&str, &str)
         .assert_contains("Rolled back to commit 100000000000 in ");
     let mut expected = first.clone();
     expected.insert("uploads/photo.jpg".into(), "jpeg".into());
-    assert_eq!(files_of(&site.target), expected);
+    assert_eq!(app_files(&site.target), expected);
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
     assert_eq!(site.leftovers(), Vec::<String>::new());
     status(site)
@@ -119,7 +103,7 @@ fn rollback_brings_back_the_release_before(site: &Site, settings: &[(&str, &str)
         .assert_contains("only the live one (commit 100000000000)")
         .assert_contains("KUDUHOOK_KEEP_RELEASES")
         .assert_contains("The rollback stopped");
-    assert_eq!(files_of(&site.target), expected);
+    assert_eq!(app_files(&site.target), expected);
 
     // The next push deploys on top: release 2's changes again, plus one more file, and what
     // the rolled-back release had deleted is deleted again.
@@ -128,7 +112,7 @@ fn rollback_brings_back_the_release_before(site: &Site, settings: &[(&str, &str)
     let mut third = second.clone();
     third.insert("more.py".into(), "MORE = 1\n".into());
     third.insert("uploads/photo.jpg".into(), "jpeg".into());
-    assert_eq!(files_of(&site.target), third);
+    assert_eq!(app_files(&site.target), third);
     assert!(!site.target_file("data").exists());
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
     assert_eq!(site.leftovers(), Vec::<String>::new());
@@ -173,7 +157,7 @@ fn rollback_to_an_older_commit_when_more_releases_are_kept() {
     let keep = [("KUDUHOOK_KEEP_RELEASES", "3")];
     release_1(&site);
     deploy(&site, 1, &keep).assert_ok();
-    let first = files_of(&site.target);
+    let first = app_files(&site.target);
     release_2(&site);
     deploy(&site, 2, &keep).assert_ok();
     site.write("requirements.txt", "kudupkg==1.0\n");
@@ -195,7 +179,7 @@ fn rollback_to_an_older_commit_when_more_releases_are_kept() {
         .assert_ok()
         .assert_contains("Undid release commit 300000000000")
         .assert_contains("Undid release commit 200000000000");
-    assert_eq!(files_of(&site.target), first);
+    assert_eq!(app_files(&site.target), first);
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("1.0"));
     assert_eq!(site.leftovers(), Vec::<String>::new());
     assert!(site.kept_envs().is_empty());

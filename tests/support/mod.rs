@@ -233,6 +233,21 @@ pub fn walk(dir: &Path) -> Vec<(String, bool)> {
     out
 }
 
+/// The app's files in `dir` (a site or a repository) as the app sees them (path -> content),
+/// without the env and the platform's start file, which the tests check by what they run.
+pub fn app_files(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    walk(dir)
+        .into_iter()
+        .filter(|(path, is_dir)| {
+            !is_dir && !path.starts_with("env/") && path != "env" && path != "oryx-manifest.toml"
+        })
+        .map(|(path, _)| {
+            let content = std::fs::read_to_string(dir.join(&path)).unwrap_or_default();
+            (path, content)
+        })
+        .collect()
+}
+
 /// A repository and the site it deploys to, in one temporary folder.
 pub struct Site {
     _root: tempfile::TempDir,
