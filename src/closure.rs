@@ -587,6 +587,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Unix paths; exact reuse is not offered on Windows
     fn a_path_or_vcs_requirement_is_found_by_the_url_pip_recorded() {
         let (_dir, env) = env(&[
             ("localpkg", "1.0", &["dep"], &[]),

@@ -805,11 +805,16 @@ fn check_env_name(setting: &Setting<String>) -> Result<(), DeployError> {
 
 fn check_relative_path(setting: &Setting<String>) -> Result<(), DeployError> {
     let path = Path::new(&setting.value);
+    // Rooted (`/etc/passwd`, `\\x`: on Windows rooted on the current drive, not absolute),
+    // on a drive (`C:x`), or climbing out: all outside the app.
     let escapes = path.is_absolute()
-        || setting.value.starts_with('\\')
-        || path
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir));
+        || setting.value.starts_with(['/', '\\'])
+        || path.components().any(|c| {
+            matches!(
+                c,
+                std::path::Component::ParentDir | std::path::Component::Prefix(_)
+            )
+        });
     if setting.value.is_empty() || escapes {
         return Err(DeployError::BadPathSetting {
             what: "requirements file",

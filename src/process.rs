@@ -222,6 +222,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(unix)] // sh; Windows' cmd /c runs in tests/windows.rs
     fn leaky_variables_do_not_reach_children() {
         let env = KuduEnv::from_pairs([
             ("PATH", std::env::var("PATH").unwrap_or_default()),
@@ -244,6 +245,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // sh; Windows' cmd /c runs in tests/windows.rs
     fn output_tail_and_status_are_kept() {
         let env = KuduEnv::from_pairs([("PATH", std::env::var("PATH").unwrap_or_default())]);
         let mut cmd = command("sh", &env);

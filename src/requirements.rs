@@ -342,6 +342,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Unix paths; exact reuse is not offered on Windows
     fn names_roots_from_requirements_urls_and_wheels() {
         let dir = tempfile::tempdir().unwrap();
         let app = dir.path();
@@ -394,6 +395,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // Unix paths; exact reuse is not offered on Windows
     fn vcs_and_paths_are_written_as_pip_records_them() {
         let cwd = Path::new("/app");
         assert_eq!(

@@ -419,6 +419,35 @@ fn a_windows_site_explains_a_missing_interpreter_and_a_bad_setting() {
         .assert_contains("which is not a Python version");
 }
 
+/// The library's unit tests, built for Windows and run under Wine: the platform's layouts,
+/// settings, the sync's planning, the undo log, the env store, on the Windows target itself.
+#[test]
+fn the_library_unit_tests_pass_on_windows() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["test", "--quiet", "--no-run", "--lib", "-p", "kuduhook"])
+        .args(["--target", TARGET, "--message-format", "json"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tests = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .expect("cargo names the unit tests' executable");
+    let run = Run::of(wine_command(tests.to_str().unwrap(), &[], &[], root));
+    run.assert_ok().assert_contains("test result: ok.");
+}
+
 /// The releases on a Windows site: a rollback puts back the previous release's files.
 #[test]
 fn a_windows_site_rolls_back_to_the_previous_release() {

@@ -348,6 +348,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // the local App Service is a Linux one
     fn kudu_variables_point_at_the_site_and_the_last_good_manifest() {
         let root = tempfile::tempdir().unwrap();
         let site = LocalSite::new(root.path());

@@ -115,6 +115,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)] // the local App Service is a Linux one
     fn a_silent_idle_command_is_killed_and_a_busy_one_is_not() {
         let mut lines = Vec::new();
         let watched = run(
