@@ -205,6 +205,25 @@ fn keeping_one_release_keeps_nothing_to_roll_back_to() {
         .assert_contains("a number of releases from 1 to 100");
 }
 
+/// An env changed in place (`KUDUHOOK_ENV_MODE=incremental`) cannot come back: the rollback
+/// puts back the files and says the env stays.
+#[test]
+fn a_rollback_over_an_env_changed_in_place_puts_back_the_files_and_says_the_env_stays() {
+    let site = Site::app("3.11");
+    let incremental = [("KUDUHOOK_ENV_MODE", "incremental")];
+    deploy(&site, 1, &incremental).assert_ok();
+    let first = app_files(&site.target);
+    site.write("requirements.txt", "kudupkg==2.0\n");
+    site.write("extra.py", "EXTRA = 1\n");
+    deploy(&site, 2, &incremental).assert_ok();
+    rollback(&site, &[])
+        .assert_ok()
+        .assert_contains("changed the env in place (KUDUHOOK_ENV_MODE=incremental)")
+        .assert_contains("env kept (it was changed in place)");
+    assert_eq!(app_files(&site.target), first);
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
+}
+
 /// Through `git push` to a local App Service: the rolled-back site, started the way App
 /// Service starts it, answers with the previous release, and the next push deploys on top.
 #[test]
