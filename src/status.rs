@@ -244,6 +244,11 @@ fn render_releases(out: &mut String, releases: &Releases, now: u64) {
             r.what
         );
     }
+    // A release without a commit (deployed by hand) is named by when it was deployed.
+    let name = |r: &crate::release::ReleaseEntry| match &r.commit {
+        Some(c) => short_commit(c).to_string(),
+        None => format!("the deployment of {}", utc(r.deployed_unix)),
+    };
     let kept: Vec<String> = releases
         .releases
         .iter()
@@ -252,7 +257,7 @@ fn render_releases(out: &mut String, releases: &Releases, now: u64) {
         .map(|(i, r)| {
             format!(
                 "{} ({}deployed {})",
-                commit(r.commit.as_deref()),
+                name(r),
                 if i == 0 { "live, " } else { "" },
                 ago(r.deployed_unix, now)
             )
@@ -272,7 +277,7 @@ fn render_releases(out: &mut String, releases: &Releases, now: u64) {
                 out,
                 "Releases kept, newest first: {}; `kuduhook rollback` goes back to {}",
                 kept.join(", "),
-                commit(releases.releases[n - 2].commit.as_deref())
+                name(&releases.releases[n - 2])
             );
         }
     }
