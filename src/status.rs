@@ -229,7 +229,7 @@ pub fn render(status: &Status) -> String {
 fn render_releases(out: &mut String, releases: &Releases, now: u64) {
     let commit = |c: Option<&str>| -> String {
         c.map(|c| short_commit(c).to_string())
-            .unwrap_or_else(|| "no commit".into())
+            .unwrap_or_else(|| "a deployment without a commit".into())
     };
     // Cleared by the next successful deployment.
     if let Some(r) = &releases.last_rollback {

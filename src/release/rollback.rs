@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::history::{self, KeptEnv, Releases, RollbackRecord};
+use super::history::{self, KeptEnv, ReleaseEntry, Releases, RollbackRecord};
 use crate::env_record::now_unix;
 use crate::env_store::{EnvStore, LiveEnv, Previous, SwitchMode, Switched};
 use crate::errors::DeployError;
@@ -58,23 +58,23 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError
     let undone: Vec<_> = releases.releases[dest + 1..].to_vec();
     if let Some(stuck) = undone.iter().find(|r| !r.files_undo) {
         return Err(DeployError::ReleaseNotUndoable {
-            commit: describe_commit(stuck.commit.as_deref()),
+            commit: describe(stuck),
         });
     }
     let from = releases.current().and_then(|r| r.commit.clone());
     let to = releases.releases[dest].commit.clone();
+    let to_described = describe(&releases.releases[dest]);
     info!(
-        "Rolling back {} from {} to {}",
+        "Rolling back {} from {} to {to_described}",
         target.display(),
-        describe_commit(from.as_deref()),
-        describe_commit(to.as_deref())
+        releases.current().map(describe).unwrap_or_default(),
     );
 
     let mut said = Vec::new();
     for release in undone.iter().rev() {
         let dir = history::undo_dir(target, release.id);
         let record = undo::read(&dir).ok_or_else(|| DeployError::ReleaseNotUndoable {
-            commit: describe_commit(release.commit.as_deref()),
+            commit: describe(release),
         })?;
         let files = undo::undo(&dir, target, false)?;
         crate::sync::ledger_add(target, record.kept_paths(), options.platform);
@@ -87,7 +87,7 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError
                 warn!(
                     "release {} changed the env in place (KUDUHOOK_ENV_MODE=incremental): the \
                      env before it cannot come back, the site keeps the current one",
-                    describe_commit(release.commit.as_deref())
+                    describe(release)
                 );
                 "env kept (it was changed in place)".to_string()
             }
@@ -95,7 +95,7 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError
         };
         let line = format!(
             "Undid release {}: {}; {env}",
-            describe_commit(release.commit.as_deref()),
+            describe(release),
             files.describe()
         );
         info!("{line}");
@@ -123,9 +123,8 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError
     releases.last_rollback = Some(record.clone());
     releases.write(target)?;
     info!(
-        "Rolled back to {} in {}: the site serves it now. The next `git push` deploys on top \
-         of it.",
-        describe_commit(record.to_commit.as_deref()),
+        "Rolled back to {to_described} in {}: the site serves it now. The next `git push` \
+         deploys on top of it.",
         seconds(started.elapsed())
     );
     Ok(record)
@@ -134,11 +133,7 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError
 /// The index of the release to go back to.
 fn destination(releases: &Releases, to: Option<&str>, target: &Path) -> Result<usize, DeployError> {
     let list = &releases.releases;
-    let kept: Vec<String> = list
-        .iter()
-        .rev()
-        .map(|r| describe_commit(r.commit.as_deref()))
-        .collect();
+    let kept: Vec<String> = list.iter().rev().map(describe).collect();
     if list.len() < 2 {
         return Err(DeployError::NoReleaseToRollBackTo {
             target: target.to_path_buf(),
@@ -191,9 +186,13 @@ fn switch_back(store: &EnvStore, kept: &KeptEnv) -> Result<(), DeployError> {
     })
 }
 
-fn describe_commit(commit: Option<&str>) -> String {
-    match commit {
+/// A release as the log names it: by its commit, else by when it was deployed.
+fn describe(release: &ReleaseEntry) -> String {
+    match &release.commit {
         Some(c) => format!("commit {}", short_commit(c)),
-        None => "a deployment without a commit".into(),
+        None => format!(
+            "the deployment of {}",
+            crate::logging::utc(release.deployed_unix)
+        ),
     }
 }
