@@ -232,8 +232,9 @@ fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Finishe
 }
 
 /// The output's last `count` lines, without the traceback frames of Python's own import
-/// machinery and of the check's script (`File "<frozen …>"`, `File "<string>"`, and the
-/// lines under them): what is left points at the app's own code.
+/// machinery and of the check's script (`File "<frozen …>"`, `File "<string>"`, `File
+/// "…/importlib/__init__.py"`, and the lines under them): what is left points at the app's
+/// own code.
 fn last_lines(text: &str, count: usize) -> Vec<String> {
     let mut lines: Vec<&str> = Vec::new();
     let mut skipping: Option<usize> = None;
@@ -245,7 +246,13 @@ fn last_lines(text: &str, count: usize) -> Vec<String> {
             }
             skipping = None;
         }
-        if line.trim_start().starts_with("File \"<") {
+        let frame = line.trim_start();
+        let machinery = frame.starts_with("File \"<")
+            || (frame.starts_with("File \"")
+                && ["/importlib/__init__.py\"", "\\importlib\\__init__.py\""]
+                    .iter()
+                    .any(|file| frame.contains(file)));
+        if machinery {
             skipping = Some(indent);
             continue;
         }
@@ -261,7 +268,7 @@ mod tests {
 
     #[test]
     fn the_apps_own_frames_are_what_a_failure_shows() {
-        let traceback = "Traceback (most recent call last):\n  File \"<string>\", line 4, in <module>\n    loaded = importlib.import_module(module)\n             ^^^^^^\n  File \"<frozen importlib._bootstrap>\", line 1204, in _gcd_import\n  File \"/app/app.py\", line 2, in <module>\n    import missing_thing\nModuleNotFoundError: No module named 'missing_thing'\n";
+        let traceback = "Traceback (most recent call last):\n  File \"<string>\", line 4, in <module>\n    loaded = importlib.import_module(module)\n             ^^^^^^\n  File \"/usr/lib/python3.11/importlib/__init__.py\", line 126, in import_module\n    return _bootstrap._gcd_import(name[level:], package, level)\n  File \"<frozen importlib._bootstrap>\", line 1204, in _gcd_import\n  File \"/app/app.py\", line 2, in <module>\n    import missing_thing\nModuleNotFoundError: No module named 'missing_thing'\n";
         assert_eq!(
             last_lines(traceback, 12),
             [
