@@ -694,15 +694,10 @@ pub fn remove_fast(path: &Path) -> Result<(), DeployError> {
 pub fn remove_file(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if cfg!(windows) && e.kind() == io::ErrorKind::PermissionDenied => {
-            let meta = std::fs::symlink_metadata(path)?;
-            let mut permissions = meta.permissions();
-            if !permissions.readonly() {
-                return Err(e);
+            match paths::make_writable(path)? {
+                true => std::fs::remove_file(path),
+                false => Err(e),
             }
-            #[allow(clippy::permissions_set_readonly_false)]
-            permissions.set_readonly(false);
-            std::fs::set_permissions(path, permissions)?;
-            std::fs::remove_file(path)
         }
         other => other,
     }

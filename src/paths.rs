@@ -97,6 +97,20 @@ pub fn copy_file_keeping_mtime(from: &Path, to: &Path) -> std::io::Result<u64> {
     Ok(bytes)
 }
 
+/// Clears the read-only attribute of `path`, if it has it: Windows refuses to delete or
+/// replace a read-only file (one committed so, or kept so by a copy that keeps attributes).
+/// Whether it had it.
+pub fn make_writable(path: &Path) -> std::io::Result<bool> {
+    let mut permissions = std::fs::symlink_metadata(path)?.permissions();
+    if !permissions.readonly() {
+        return Ok(false);
+    }
+    #[allow(clippy::permissions_set_readonly_false)]
+    permissions.set_readonly(false);
+    std::fs::set_permissions(path, permissions)?;
+    Ok(true)
+}
+
 /// Writes `bytes` to `path` atomically: beside it in a [`shared_temp_file`], renamed over it,
 /// so a reader sees the old content or the new, never half. Not fsynced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -192,14 +192,10 @@ fn copy_file(from: &Path, to: &Path, copy: &FileCopy) -> Result<(), DeployError>
 fn replace(temp: &Path, dst: &Path) -> io::Result<()> {
     match fs::rename(temp, dst) {
         Err(e) if cfg!(windows) && e.kind() == io::ErrorKind::PermissionDenied => {
-            let mut permissions = fs::metadata(dst)?.permissions();
-            if !permissions.readonly() {
-                return Err(e);
+            match crate::paths::make_writable(dst)? {
+                true => fs::rename(temp, dst),
+                false => Err(e),
             }
-            #[allow(clippy::permissions_set_readonly_false)]
-            permissions.set_readonly(false);
-            fs::set_permissions(dst, permissions)?;
-            fs::rename(temp, dst)
         }
         other => other,
     }
