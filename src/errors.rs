@@ -253,6 +253,8 @@ pub mod site_state {
     pub const FILES_NOT_RESTORED: &str = "Not every previous file could be put back: the \
         undo log stays beside the site, and the next deployment finishes putting them back \
         before it starts.";
+    pub const ROLLBACK_REFUSED: &str =
+        "Nothing was changed: the site still serves the release it served.";
     pub const ROLLBACK_FAILED: &str = "The rollback stopped: run `kuduhook status` to see what \
         the site serves; releases that were undone are no longer listed, the rest can be rolled \
         back again.";

@@ -186,8 +186,12 @@ fn rollback_command(args: &cli::RollbackArgs) -> ExitCode {
     };
     match release::rollback::rollback(&options) {
         Ok(_) => ExitCode::SUCCESS,
-        Err(e) => {
-            report(&e, Some(errors::site_state::ROLLBACK_FAILED));
+        Err(failure) => {
+            let state = match failure.changed {
+                true => errors::site_state::ROLLBACK_FAILED,
+                false => errors::site_state::ROLLBACK_REFUSED,
+            };
+            report(&failure.error, Some(state));
             ExitCode::FAILURE
         }
     }

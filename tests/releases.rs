@@ -102,7 +102,7 @@ fn rollback_brings_back_the_release_before(site: &Site, settings: &[(&str, &str)
         .assert_contains("there is no release to roll back to")
         .assert_contains("only the live one (commit 100000000000)")
         .assert_contains("KUDUHOOK_KEEP_RELEASES")
-        .assert_contains("The rollback stopped");
+        .assert_contains("Nothing was changed: the site still serves the release it served.");
     assert_eq!(app_files(&site.target), expected);
 
     // The next push deploys on top: release 2's changes again, plus one more file, and what

@@ -257,7 +257,7 @@ impl<'a> Release<'a> {
         let folder = history::release_dir(target, id);
         let _ = crate::env_store::remove_fast(&folder);
         let pending = history::pending(target);
-        let files_undo = self.sync_ran && undo::read(&pending).is_some();
+        let files_undo = self.sync_ran && undo::has_record(&pending);
         let previous_env = self.keep_previous_env(&folder);
         let env_id = self
             .store
@@ -324,7 +324,7 @@ impl<'a> Release<'a> {
         let switched = self.switched.take()?;
         let store = self.store.as_ref()?;
         match store.previous_ours(&switched)? {
-            Previous::Nothing => None,
+            Previous::Nothing => None, // previous_ours never answers it
             Previous::Link(to) => Some(KeptEnv::Link(to)),
             Previous::Folder(parked) => {
                 let kept = folder.join("env");
@@ -390,18 +390,14 @@ impl<'a> Release<'a> {
     /// Puts back the files this deployment's sync replaced. `None` when it kept none (it
     /// changed nothing); `Some(false)` when they could not all be put back.
     fn undo_files(&mut self) -> Option<bool> {
-        let target = &self.config.target.value;
-        let pending = history::pending(target);
-        let Some(record) = undo::read(&pending) else {
-            let _ = crate::env_store::remove_fast(&pending);
-            return None;
-        };
-        let done = undo::undo(&pending, target, self.sync_partial).inspect(|_| {
-            crate::sync::ledger_add(target, record.kept_paths(), self.config.platform);
-            crate::sync::delta::forget(target);
-        });
-        match done {
-            Ok(undone) => {
+        let c = self.config;
+        let pending = history::pending(&c.target.value);
+        match undo::put_back(&pending, &c.target.value, c.platform, self.sync_partial) {
+            Ok(None) => {
+                let _ = crate::env_store::remove_fast(&pending);
+                None
+            }
+            Ok(Some(undone)) => {
                 if undone.restored + undone.removed > 0 {
                     info!(
                         "Put the previous files back: {} (from the sync's undo log)",
@@ -456,10 +452,7 @@ pub fn repair_interrupted(
         finish_recording(target, live.id);
         return Ok(());
     }
-    if let Some(record) = undo::read(&pending) {
-        let undone = undo::undo(&pending, target, true)?;
-        crate::sync::ledger_add(target, record.kept_paths(), platform);
-        crate::sync::delta::forget(target);
+    if let Some(undone) = undo::put_back(&pending, target, platform, true)? {
         info!(
             "An interrupted deployment had changed the site's files: {} (from its undo log)",
             undone.describe()

@@ -4,9 +4,10 @@
 //! (its undo log puts back every file it replaced or deleted and removes what it added) and
 //! switches the env it replaced back in; going back further repeats that, newest first. Then
 //! the platform's start file names that env again, and the releases rolled back are removed.
-//! The next deployment walks the whole site (its record of the last sync is forgotten), and
-//! the ledger lists the files the rollback brought back, so that the next `git push` deploys
-//! correctly on top: Kudu's previous manifest is then the rolled-back-from release's.
+//! Every check that can refuse a rollback runs before anything changes. Undoing a release
+//! also forgets the record of the last sync (the next deployment walks the whole site) and
+//! adds the files brought back to the ledger, so that the next `git push` deploys correctly
+//! on top: Kudu's previous manifest is then the rolled-back-from release's.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,8 +35,20 @@ pub struct RollbackOptions {
     pub lock_wait: Duration,
 }
 
+/// A rollback that failed, and whether it had changed the site by then (every check that
+/// can refuse it runs before anything changes).
+#[derive(Debug)]
+pub struct RollbackFailure {
+    pub error: DeployError,
+    pub changed: bool,
+}
+
 /// Rolls the site back; see the module documentation.
-pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError> {
+pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, RollbackFailure> {
+    let unchanged = |error| RollbackFailure {
+        error,
+        changed: false,
+    };
     let started = Instant::now();
     let target = &options.target;
     let env_path = crate::deploy_record::DeploymentRecord::read(target)
@@ -45,22 +58,48 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError
         .ok_or_else(|| DeployError::NoDeploymentRecord {
             target: target.clone(),
             record: crate::deploy_record::path(target),
-        })?;
-    let _lock = crate::lock::acquire(target, None, options.lock_wait, Duration::from_secs(20))?;
+        })
+        .map_err(unchanged)?;
+    let _lock = crate::lock::acquire(target, None, options.lock_wait, Duration::from_secs(20))
+        .map_err(unchanged)?;
+    let mut releases = Releases::read(target);
+    let dest = destination(&releases, options.to.as_deref(), target).map_err(unchanged)?;
+    let undone: Vec<_> = releases.releases[dest + 1..].to_vec();
+    if let Some(stuck) = undone.iter().find(|r| !r.files_undo) {
+        return Err(unchanged(DeployError::ReleaseNotUndoable {
+            commit: describe(stuck),
+        }));
+    }
     let env_name = env_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "env".into());
     let store = store_for(target, &env_name, options.platform);
+    roll_back_to(options, &mut releases, dest, &undone, &store, started).map_err(|error| {
+        RollbackFailure {
+            error,
+            changed: true,
+        }
+    })
+}
+
+/// The rollback itself, once it is known to be possible: `undone` (the releases after `dest`)
+/// undone newest first.
+fn roll_back_to(
+    options: &RollbackOptions,
+    releases: &mut Releases,
+    dest: usize,
+    undone: &[ReleaseEntry],
+    store: &EnvStore,
+    started: Instant,
+) -> Result<RollbackRecord, DeployError> {
+    let target = &options.target;
+    let env_name = store
+        .live
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     super::repair_interrupted(target, options.platform, || Some(store.clone()))?;
-    let mut releases = Releases::read(target);
-    let dest = destination(&releases, options.to.as_deref(), target)?;
-    let undone: Vec<_> = releases.releases[dest + 1..].to_vec();
-    if let Some(stuck) = undone.iter().find(|r| !r.files_undo) {
-        return Err(DeployError::ReleaseNotUndoable {
-            commit: describe(stuck),
-        });
-    }
     let from = releases.current().and_then(|r| r.commit.clone());
     let to = releases.releases[dest].commit.clone();
     let to_described = describe(&releases.releases[dest]);
@@ -73,14 +112,14 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError
     let mut said = Vec::new();
     for release in undone.iter().rev() {
         let dir = history::undo_dir(target, release.id);
-        let record = undo::read(&dir).ok_or_else(|| DeployError::ReleaseNotUndoable {
-            commit: describe(release),
+        let files = undo::put_back(&dir, target, options.platform, false)?.ok_or_else(|| {
+            DeployError::ReleaseNotUndoable {
+                commit: describe(release),
+            }
         })?;
-        let files = undo::undo(&dir, target, false)?;
-        crate::sync::ledger_add(target, record.kept_paths(), options.platform);
         let env = match (&release.previous_env, release.env_changed_in_place) {
             (Some(kept), _) => {
-                switch_back(&store, kept)?;
+                switch_back(store, kept)?;
                 format!("env switched back to {}", kept.path().display())
             }
             (None, true) => {
@@ -105,7 +144,6 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, DeployError
         releases.write(target)?;
         let _ = crate::env_store::remove_fast(&history::release_dir(target, release.id));
     }
-    crate::sync::delta::forget(target);
     if options.platform == Platform::Linux && store.live.join("pyvenv.cfg").is_file() {
         let keep = crate::paths::state_dir(target);
         let archive = releases.current().and_then(|r| r.archive.as_deref());

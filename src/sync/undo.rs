@@ -178,9 +178,14 @@ fn path_missing(path: &Path) -> bool {
     fs::symlink_metadata(path).is_err()
 }
 
+/// Whether the log in `dir` has its record (without reading it: it lists every change).
+pub fn has_record(dir: &Path) -> bool {
+    dir.join(RECORD).is_file()
+}
+
 /// The record of the log in `dir`: `None` when the sync never got to write it (so it changed
 /// nothing) or it is not one this version reads.
-pub fn read(dir: &Path) -> Option<UndoRecord> {
+fn read(dir: &Path) -> Option<UndoRecord> {
     let bytes = fs::read(dir.join(RECORD)).ok()?;
     serde_json::from_slice::<UndoRecord>(&bytes)
         .ok()
@@ -203,11 +208,29 @@ impl UndoRecord {
     }
 }
 
+/// Undoes the sync logged in `dir` on the site `target`, and tells the sync's own bookkeeping:
+/// the files put back join the ledger (a later sync may delete them again) and the record of
+/// the last sync is forgotten (the next one walks the site). `None` when the log has no record
+/// (its sync changed nothing). For a sync that was `interrupted`, the temporary files its
+/// copies were writing are removed too. Can be run again after an interruption.
+pub fn put_back(
+    dir: &Path,
+    target: &Path,
+    platform: crate::platform::Platform,
+    interrupted: bool,
+) -> Result<Option<Undone>, DeployError> {
+    let Some(record) = read(dir) else {
+        return Ok(None);
+    };
+    let undone = undo(dir, target, interrupted)?;
+    super::ledger_add(target, record.kept_paths(), platform);
+    super::delta::forget(target);
+    Ok(Some(undone))
+}
+
 /// Undoes the sync logged in `dir` on `target`: removes what it added, makes the folders it
-/// removed, puts back what it overwrote or deleted. Can be run again after an interruption.
-/// For a sync that was `interrupted`, the temporary files its copies were writing are removed
-/// too.
-pub fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployError> {
+/// removed, puts back what it overwrote or deleted.
+fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployError> {
     let Some(record) = read(dir) else {
         return Ok(Undone::default());
     };
