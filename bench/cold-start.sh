@@ -8,44 +8,54 @@
 # process to the first 200 answer on a loopback port. Beside it, for reference, gunicorn run
 # from the env folder itself (`env/bin/python -m gunicorn`), as a user might start it by hand.
 #
-# The site is on local disk, or with LATENCY (ms) on the SMB-like share App Service Linux's
-# /home is (tools/smbfs, mounted; needs root and /dev/fuse), where every file Python looks up
-# on import costs round trips. Prints medians.
+# The example is deployed to a site on local disk and, with LATENCY (ms), to a site on the
+# SMB-like share App Service Linux's /home is (tools/smbfs, mounted; needs root and
+# /dev/fuse), where every file Python looks up on import costs round trips. Each round starts
+# both sites in turn, so the two are measured side by side under the same machine noise;
+# medians and their ratio are printed.
 #
-# usage: bench/cold-start.sh [ROUNDS] [LATENCY]   (default 10 rounds, local disk)
+# Each start gets a container disk of its own, as a new instance does, all removed at the end:
+# removing the previous start's extracted env right before the next start made this VM's ext4
+# (mounted with `discard`) trim during the next extraction, slowing it more with every round.
+#
+# usage: bench/cold-start.sh [ROUNDS] [LATENCY]   (default 10 rounds, local disk only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-10}
 latency=${2:-}
 
-echo "== setup (not timed)"
-cargo build --release --quiet -p kuduhook -p smbfs
-bash tests/setup.sh
-work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-cold-start.XXXXXX)
-server=""
-trap '[ -n "$server" ] && kill -- "-$server" 2>/dev/null; [ -n "$latency" ] && umount -l "$work/site"; rm -rf "$work"' EXIT
 source bench/lib.sh
+bench_setup cold-start
+server=""
+trap '[ -n "$server" ] && kill -- "-$server" 2>/dev/null; [ -n "$mounted" ] && umount -l "$mounted"; rm -rf "$work"' EXIT
 
-where="local disk"
+# deploy WWWROOT: the example, deployed offline; prints the env's form there.
+deploy() {
+  PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app \
+    target/release/kuduhook deploy --source examples/flask-app --target "$1" >"$work/deploy.log"
+  if grep -q '^compressedVirtualEnvFile' "$1/oryx-manifest.toml"; then
+    echo "env archive extracted"
+  else
+    echo "env folder on PYTHONPATH"
+  fi
+}
+places=(local)
+declare -A wwwroot form
+wwwroot[local]=$work/local/wwwroot
+form[local]=$(deploy "${wwwroot[local]}")
 if [ -n "$latency" ]; then
-  mkdir -p "$work/site" "$work/backing"
-  target/release/smbfs "$work/backing" "$work/site" --latency-ms "$latency" &
-  until grep -q " $work/site fuse" /proc/self/mounts; do sleep 0.05; done
-  where="the share at $latency ms per call"
-fi
-wwwroot=$work/site/wwwroot
-PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app \
-  target/release/kuduhook deploy --source examples/flask-app --target "$wwwroot" >"$work/deploy.log"
-form="env folder on PYTHONPATH"
-if grep -q '^compressedVirtualEnvFile' "$wwwroot/oryx-manifest.toml"; then
-  form="env archive extracted"
+  mount_share "$work/share" "$latency"
+  places+=(share)
+  wwwroot[share]=$work/share/wwwroot
+  form[share]=$(deploy "${wwwroot[share]}")
+  grep -o "Packed the new env[^;]*; [^:]*" "$work/deploy.log" || true
 fi
 
 image=$work/image
 "$python" -m venv --without-pip "$image"
 PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-index --find-links target/tools/wheels/platform \
   --target "$image/lib/python3.11/site-packages" gunicorn
-export IMAGE_PYTHON_HOME IMAGE_PACKAGES=$image/lib/python3.11/site-packages CONTAINER_ROOT=$work/container
+export IMAGE_PYTHON_HOME IMAGE_PACKAGES=$image/lib/python3.11/site-packages CONTAINER_ROOT
 IMAGE_PYTHON_HOME=$(dirname "$(dirname "$(readlink -f "$python")")")
 
 # first_200 PORT COMMAND...: starts the server (a process group of its own), prints the ms
@@ -53,7 +63,6 @@ IMAGE_PYTHON_HOME=$(dirname "$(dirname "$(readlink -f "$python")")")
 first_200() {
   local port=$1 start end
   shift
-  rm -rf "$CONTAINER_ROOT"
   start=$(now)
   setsid "$@" >"$work/server.log" 2>&1 &
   server=$!
@@ -68,22 +77,36 @@ first_200() {
   echo $(((end - start) / 1000000))
 }
 
-platform=()
-by_hand=()
+declare -A platform by_hand
 port=18731
 # On the share, each start waits out the kernel's 1 s name and attribute cache, as a new
 # instance starts with none.
 settle() { if [ -n "$latency" ]; then sleep 1.1; fi; }
 for round in $(seq "$rounds"); do
-  settle
-  platform+=("$(first_200 "$port" bash tests/support/app-service-start.sh "$wwwroot" 3.11 "$port")")
-  settle
-  by_hand+=("$(first_200 "$port" env -i PATH="$PATH" "$wwwroot/env/bin/python" -m gunicorn \
-    --timeout 600 --chdir "$wwwroot" --bind "127.0.0.1:$port" app:app)")
-  echo "round $round: platform start ${platform[-1]} ms, env's own python ${by_hand[-1]} ms"
+  line="round $round:"
+  for place in "${places[@]}"; do
+    settle
+    CONTAINER_ROOT=$work/containers/$place-$round
+    ms=$(first_200 "$port" bash tests/support/app-service-start.sh "${wwwroot[$place]}" 3.11 "$port")
+    platform[$place]="${platform[$place]:-} $ms"
+    settle
+    ms=$(first_200 "$port" env -i PATH="$PATH" "${wwwroot[$place]}/env/bin/python" -m gunicorn \
+      --timeout 600 --chdir "${wwwroot[$place]}" --bind "127.0.0.1:$port" app:app)
+    by_hand[$place]="${by_hand[$place]:-} $ms"
+    line+=" $place ${platform[$place]##* } ms (by hand $ms ms)"
+  done
+  echo "$line"
 done
 
 echo
-echo "== cold start of the Flask example to its first 200, medians of $rounds ($(nproc) cores, $where)"
-printf '%-44s %8s\n' "App Service Linux's start ($form)" "$(echo "${platform[*]}" | median) ms"
-printf '%-44s %8s\n' "the env's own python (by hand)" "$(echo "${by_hand[*]}" | median) ms"
+echo "== cold start of the Flask example to its first 200, medians of $rounds ($(nproc) cores)"
+printf '%-52s %18s %18s\n' "where the site is, the env's form" "App Service start" "env's own python"
+for place in "${places[@]}"; do
+  where="local disk"
+  [ "$place" = share ] && where="the share at $latency ms per call"
+  printf '%-52s %15s ms %15s ms\n' "$where, ${form[$place]}" \
+    "$(echo "${platform[$place]}" | median)" "$(echo "${by_hand[$place]}" | median)"
+done
+if [ -n "$latency" ]; then
+  echo "the share's App Service start / local disk's: $(ratio "$(echo "${platform[share]}" | median)" "$(echo "${platform[local]}" | median)")"
+fi

@@ -9,7 +9,9 @@
 //!
 //! So where kuduhook finds the site on such a filesystem, it also packs the env into
 //! `<site>/.kuduhook/<target>/env-archives/<env>-<hash>.tar.gz` and the manifest names it
-//! (relative to wwwroot). The archive holds the env (but pip: see [`is_pip`]) as it must be at
+//! (relative to wwwroot). The archive holds the env (but pip, see [`is_pip`], and where
+//! nothing needs it at start the bytecode of the setuptools venv seeds, see
+//! [`seed_setuptools_extra`]) as it must be at
 //! `/<name>` in the app's container, not where it was built: console scripts and `activate`
 //! name `/<name>`, and the interpreter is the image's own (`bin/python*` link to
 //! `/opt/python/X.Y/bin/pythonX.Y`, the `home` of `pyvenv.cfg`): the build machine's
@@ -96,17 +98,43 @@ pub struct Packed {
     pub files: usize,
     pub bytes: u64,
     pub took: std::time::Duration,
+    /// Whether the bytecode and Windows launchers of the env's seed setuptools were left out,
+    /// and why (or why not), for the log.
+    pub setuptools: SeedSetuptools,
+}
+
+/// What the archive holds of the setuptools a venv seeds (Python 3.11 and older), and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SeedSetuptools {
+    /// The env has no setuptools (Python 3.12+, uv, or it was removed).
+    Absent,
+    /// Kept whole: something may import it at start.
+    Kept(String),
+    /// Its `__pycache__` folders and `.exe` launchers were left out: `bytes` of `files` files.
+    BytecodeLeftOut { files: usize, bytes: u64 },
 }
 
 impl Packed {
-    /// What the log says of it: "2345 files, 12.3 MB, in 0.41s".
+    /// What the log says of it: "2345 files, 12.3 MB, in 0.41s", and what was left out of
+    /// setuptools and why.
     pub fn describe(&self) -> String {
-        format!(
+        let mut said = format!(
             "{} files, {:.1} MB, in {}",
             self.files,
             self.bytes as f64 / 1e6,
             crate::logging::seconds(self.took)
-        )
+        );
+        match &self.setuptools {
+            SeedSetuptools::Absent => {}
+            SeedSetuptools::Kept(why) => said.push_str(&format!("; setuptools kept whole: {why}")),
+            SeedSetuptools::BytecodeLeftOut { files, bytes } => said.push_str(&format!(
+                "; left out setuptools' bytecode and Windows launchers ({files} files, {:.1} MB): \
+                 venv seeds it and nothing installed requires it, so a start seldom imports it, \
+                 and Python compiles whatever it imports",
+                *bytes as f64 / 1e6
+            )),
+        }
+        said
     }
 }
 
@@ -125,7 +153,7 @@ pub struct Relocation<'a> {
 enum Entry {
     Dir,
     Link(PathBuf),
-    File { mode: u32, mtime: u64 },
+    File { mode: u32, mtime: u64, len: u64 },
 }
 
 /// Files read ahead at once: on a share each read waits on round trips.
@@ -136,7 +164,22 @@ const READ_AHEAD: usize = 256;
 pub fn pack(env_dir: &Path, how: &Relocation, out: &Path) -> io::Result<Packed> {
     use rayon::prelude::*;
     let started = std::time::Instant::now();
-    let entries = list(env_dir)?;
+    let mut entries = list(env_dir)?;
+    let setuptools = match seed_setuptools(env_dir, &entries)? {
+        Some(kept_or_absent) => kept_or_absent,
+        None => {
+            let (mut files, mut bytes) = (0, 0);
+            entries.retain(|(relative, entry)| {
+                let keep = !seed_setuptools_extra(relative);
+                if let (false, Entry::File { len, .. }) = (keep, entry) {
+                    files += 1;
+                    bytes += len;
+                }
+                keep
+            });
+            SeedSetuptools::BytecodeLeftOut { files, bytes }
+        }
+    };
     let dir = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let temp = crate::paths::shared_temp_file(dir)?;
@@ -172,7 +215,131 @@ pub fn pack(env_dir: &Path, how: &Relocation, out: &Path) -> io::Result<Packed> 
         files,
         bytes,
         took: started.elapsed(),
+        setuptools,
     })
+}
+
+/// The top-level names of setuptools' distribution (`distutils-precedence.pth` aside).
+const SETUPTOOLS_TOPS: [&str; 3] = ["setuptools", "pkg_resources", "_distutils_hack"];
+
+/// Whether the env's entry at `relative` is bytecode of setuptools (a `__pycache__` folder or
+/// what it holds, under one of [`SETUPTOOLS_TOPS`]) or one of its `.exe` launchers, which only
+/// Windows runs: half of setuptools' bytes, and a quarter of a Flask env's. Left out of the
+/// archive when [`seed_setuptools`] says so; the sources stay, so an import of `pkg_resources`
+/// still works, compiled at that start.
+fn seed_setuptools_extra(relative: &Path) -> bool {
+    let parts: Vec<&std::ffi::OsStr> = relative.iter().collect();
+    let Some(at) = parts.iter().position(|p| *p == "site-packages") else {
+        return false;
+    };
+    let rest = &parts[at + 1..];
+    let Some(top) = rest.first().and_then(|t| t.to_str()) else {
+        return false;
+    };
+    if !SETUPTOOLS_TOPS.contains(&top) {
+        return false;
+    }
+    rest.iter().any(|p| *p == "__pycache__")
+        || (top == "setuptools"
+            && rest.len() > 1
+            && relative
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("exe")))
+}
+
+/// `None` where the archive may leave out the bytecode of the env's setuptools, else why it
+/// may not (`Absent`, `Kept`): only where setuptools is the
+/// one venv seeded (the env record's seed, at that version) and no installed distribution
+/// requires it (old gunicorn does, and imports `pkg_resources` at every start: its bytecode
+/// is kept then). The METADATA files read here are read again to be packed: on a share, a
+/// few dozen files.
+fn seed_setuptools(
+    env_dir: &Path,
+    entries: &[(PathBuf, Entry)],
+) -> io::Result<Option<SeedSetuptools>> {
+    use rayon::prelude::*;
+    let dist_info = |relative: &Path| -> Option<String> {
+        let dir = relative.parent()?;
+        let name = dir.file_name()?.to_str()?;
+        (relative.file_name()? == "METADATA"
+            && dir.parent()?.file_name()? == "site-packages"
+            && name.ends_with(".dist-info"))
+        .then(|| name.trim_end_matches(".dist-info").to_string())
+    };
+    let metadata: Vec<(String, &PathBuf)> = entries
+        .iter()
+        .filter_map(|(relative, _)| dist_info(relative).map(|d| (d, relative)))
+        .collect();
+    let installed = metadata.iter().find_map(|(dist, _)| {
+        let (name, version) = dist.split_once('-')?;
+        name.eq_ignore_ascii_case("setuptools")
+            .then(|| version.to_string())
+    });
+    let Some(installed) = installed else {
+        return Ok(Some(SeedSetuptools::Absent));
+    };
+    let seeded = crate::env_record::EnvRecord::read(env_dir)
+        .and_then(|r| r.seeds)
+        .and_then(|seeds| {
+            seeds
+                .into_iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("setuptools"))
+        })
+        .map(|(_, version)| version);
+    match seeded {
+        None => {
+            return Ok(Some(SeedSetuptools::Kept(
+                "the env's record does not say venv seeded it".to_string(),
+            )));
+        }
+        Some(seed) if seed != installed => {
+            return Ok(Some(SeedSetuptools::Kept(format!(
+                "it is {installed}, not the {seed} venv seeds: a requirement asked for it"
+            ))));
+        }
+        Some(_) => {}
+    }
+    let others: Vec<&PathBuf> = metadata
+        .iter()
+        .filter(|(dist, _)| !dist.to_ascii_lowercase().starts_with("setuptools-"))
+        .map(|(_, relative)| *relative)
+        .collect();
+    let texts: Vec<io::Result<Vec<u8>>> = crate::env_store::share_pool().install(|| {
+        others
+            .par_iter()
+            .map(|relative| std::fs::read(env_dir.join(relative)))
+            .collect()
+    });
+    for (relative, text) in others.iter().zip(texts) {
+        if requires_setuptools(&String::from_utf8_lossy(&text?)) {
+            let dist = relative
+                .parent()
+                .and_then(Path::file_name)
+                .unwrap_or_default();
+            return Ok(Some(SeedSetuptools::Kept(format!(
+                "{} requires it",
+                dist.to_string_lossy().trim_end_matches(".dist-info")
+            ))));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a distribution's METADATA names setuptools in a `Requires-Dist` (with any marker:
+/// an extra someone asked for counts too).
+fn requires_setuptools(metadata: &str) -> bool {
+    metadata
+        .lines()
+        .take_while(|line| !line.is_empty())
+        .filter_map(|line| line.strip_prefix("Requires-Dist:"))
+        .any(|value| {
+            let name: String = value
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                .collect();
+            name.to_ascii_lowercase().replace(['_', '.'], "-") == "setuptools"
+        })
 }
 
 /// Whether the env's entry at `relative` is pip (its package, its record, its scripts): left
@@ -223,6 +390,7 @@ fn list(root: &Path) -> io::Result<Vec<(PathBuf, Entry)>> {
                     relative,
                     Entry::File {
                         mode: file_mode(&meta),
+                        len: meta.len(),
                         // Kept: a module's cached bytecode is valid only for its source's time.
                         mtime: meta
                             .modified()
@@ -280,7 +448,7 @@ fn append<W: Write>(
             tar.append_data(&mut header, relative, io::empty())
         }
         (Entry::Link(to), _) => append_link(tar, relative, to),
-        (Entry::File { mode, mtime }, Some(bytes)) => {
+        (Entry::File { mode, mtime, .. }, Some(bytes)) => {
             let bytes = match (relative == Path::new("pyvenv.cfg"), in_bin) {
                 (true, _) => pyvenv_cfg_for_image(&bytes, how.minor),
                 (false, true) => rewrite_script(bytes, how),
@@ -612,6 +780,141 @@ mod tests {
             python.link_name().unwrap().unwrap(),
             Path::new("/opt/python/3.11/bin/python3.11")
         );
+    }
+
+    /// An env with the setuptools venv seeds (65.5.0, per its record), `app` 1.0 requiring
+    /// `app_requires`, and setuptools' bytecode and a launcher: what its archive holds of them.
+    fn packed_setuptools(installed: &str, app_requires: &str) -> (Packed, Vec<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("env");
+        let sp = env.join("lib/python3.11/site-packages");
+        for (file, text) in [
+            ("setuptools/__init__.py", "x = 1\n"),
+            (
+                "setuptools/__pycache__/__init__.cpython-311.pyc",
+                "bytecode",
+            ),
+            (
+                "setuptools/_vendor/more/__pycache__/m.cpython-311.pyc",
+                "bytecode",
+            ),
+            ("setuptools/cli-64.exe", "MZ launcher"),
+            ("pkg_resources/__init__.py", "y = 1\n"),
+            (
+                "pkg_resources/__pycache__/__init__.cpython-311.pyc",
+                "bytecode",
+            ),
+            (
+                "_distutils_hack/__pycache__/__init__.cpython-311.pyc",
+                "bytecode",
+            ),
+            ("distutils-precedence.pth", "import _distutils_hack\n"),
+            (
+                &format!("setuptools-{installed}.dist-info/METADATA"),
+                "Name: setuptools\n",
+            ),
+            ("app/__pycache__/__init__.cpython-311.pyc", "bytecode"),
+            (
+                "app-1.0.dist-info/METADATA",
+                &format!("Metadata-Version: 2.1\nName: app\n{app_requires}\nbody\n"),
+            ),
+        ] {
+            let path = sp.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        std::fs::create_dir_all(env.join("bin")).unwrap();
+        let record = crate::env_record::EnvRecord {
+            python: "3.11.7".into(),
+            interpreter: PathBuf::from("/usr/bin/python3.11"),
+            created_unix: 0,
+            reason: String::new(),
+            rebuild_token: None,
+            install: None,
+            seeds: Some(vec![("setuptools".into(), "65.5.0".into())]),
+            id: None,
+        };
+        record.write(&env).unwrap();
+        let how = Relocation {
+            built_at: std::slice::from_ref(&env),
+            env_name: "env",
+            minor: "3.11",
+        };
+        let out = dir.path().join("env.tar.gz");
+        let packed = pack(&env, &how, &out).unwrap();
+        (packed, names(&out).unwrap())
+    }
+
+    #[test]
+    fn the_seed_setuptools_bytecode_is_left_out_when_nothing_requires_it() {
+        let (packed, names) = packed_setuptools("65.5.0", "Requires-Dist: click>=8");
+        let sp = "lib/python3.11/site-packages/";
+        for kept in [
+            "setuptools/__init__.py",
+            "pkg_resources/__init__.py",
+            "distutils-precedence.pth",
+            // Other packages keep their bytecode.
+            "app/__pycache__/__init__.cpython-311.pyc",
+        ] {
+            assert!(
+                names.contains(&format!("{sp}{kept}")),
+                "{kept} in {names:?}"
+            );
+        }
+        assert!(
+            !names.iter().any(|n| n.contains("setuptools/__pycache__")
+                || n.contains("more/__pycache__")
+                || n.contains("pkg_resources/__pycache__")
+                || n.contains("_distutils_hack/")
+                || n.ends_with(".exe")),
+            "{names:?}"
+        );
+        assert_eq!(
+            packed.setuptools,
+            SeedSetuptools::BytecodeLeftOut {
+                files: 5,
+                bytes: 43
+            }
+        );
+        assert!(
+            packed
+                .describe()
+                .contains("left out setuptools' bytecode and Windows launchers (5 files")
+        );
+    }
+
+    #[test]
+    fn the_setuptools_bytecode_is_kept_when_something_may_import_it() {
+        // Old gunicorn requires setuptools and imports pkg_resources at every start.
+        for requires in [
+            "Requires-Dist: setuptools (>=3.0)",
+            "Requires-Dist: Setuptools>=40; extra == \"dev\"",
+        ] {
+            let (packed, names) = packed_setuptools("65.5.0", requires);
+            assert_eq!(
+                packed.setuptools,
+                SeedSetuptools::Kept("app-1.0 requires it".into())
+            );
+            assert!(names.iter().any(|n| n.contains("setuptools/__pycache__")));
+            assert!(
+                packed
+                    .describe()
+                    .contains("setuptools kept whole: app-1.0 requires it")
+            );
+        }
+        // A requirement asked for another setuptools than the seed.
+        let (packed, names) = packed_setuptools("69.0.0", "");
+        assert_eq!(
+            packed.setuptools,
+            SeedSetuptools::Kept(
+                "it is 69.0.0, not the 65.5.0 venv seeds: a requirement asked for it".into()
+            )
+        );
+        assert!(names.iter().any(|n| n.ends_with("cli-64.exe")));
+        // A mention in the body is not a requirement.
+        assert!(!requires_setuptools(
+            "Name: a\nRequires-Dist: setuptools-scm\n\nRequires-Dist: setuptools\n"
+        ));
     }
 
     #[test]
