@@ -295,3 +295,67 @@ fn a_code_only_redeploy_on_the_share_costs_what_changed() {
         );
     assert!(site.target.join("build/output.js").is_file());
 }
+
+/// On App Service the repository is on the share too (`/home/site/repository`). Whether its
+/// checkout holds exactly its commit is proven from git's index (each tracked file's stat,
+/// across the share in parallel; the file the commit just wrote, in the index's own second, by
+/// its content), not by `git status`; a file the commit does not hold is still found.
+#[test]
+fn a_checkout_on_the_share_is_proven_clean_from_gits_index() {
+    let site = Site::app("3.11");
+    for i in 0..200 {
+        site.write(
+            &format!("static/part{}/file{i}.txt", i % 10),
+            &format!("{i}\n"),
+        );
+    }
+    let (mut site, _share) = site_on_share(site, 0.0);
+    let repo = site.target.parent().unwrap().join("repository");
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(&site.repo)
+        .arg(&repo)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    site.repo = repo;
+    git_in(&site.repo, &["init", "-q"]);
+    git_in(&site.repo, &["add", "-A"]);
+    git_in(&site.repo, &["commit", "-q", "-m", "first"]);
+    site.deploy(&[]).assert_ok();
+
+    site.write(
+        "app.py",
+        "import kudupkg\n\ndef app():\n    return 'v2 ' + kudupkg.__version__\n",
+    );
+    git_in(&site.repo, &["commit", "-q", "-am", "a code change"]);
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("1 changed path, without walking the site)")
+        .assert_lacks("git status found the checkout clean");
+    assert!(
+        std::fs::read_to_string(site.target.join("app.py"))
+            .unwrap()
+            .contains("'v2 '")
+    );
+
+    // Edited without a commit, then a file the commit does not hold: git decides, the walk
+    // copies what the checkout holds.
+    site.write("static/part3/file3.txt", "edited\n");
+    site.deploy(&[]).assert_ok().assert_contains(
+        "Walking the whole site: the repository holds files its commit does not \
+         (static/part3/file3.txt)",
+    );
+    // (That walk could not be described by a commit: the next one walks too, then records.)
+    git_in(&site.repo, &["commit", "-q", "-am", "the edit"]);
+    site.deploy(&[]).assert_ok();
+    site.write("build/output.js", "generated\n");
+    site.deploy(&[]).assert_ok().assert_contains(
+        "Walking the whole site: the repository holds files its commit does not (build/output.js)",
+    );
+    assert!(site.target.join("build/output.js").is_file());
+    assert_eq!(
+        std::fs::read_to_string(site.target.join("static/part3/file3.txt")).unwrap(),
+        "edited\n"
+    );
+}

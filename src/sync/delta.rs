@@ -363,7 +363,26 @@ fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> 
 }
 
 /// Whether the checkout holds exactly its commit: nothing modified, untracked or ignored.
+/// Proven from git's index where it can be ([`super::checkout`]: on the share, a fraction of
+/// `git status`'s round trips), else asked of `git status`.
 fn check_clean(source: &Path) -> Result<(), WhyFull> {
+    let quick = match git(source, &["rev-parse", "--verify", "HEAD^{tree}"]) {
+        Ok(tree) => super::checkout::check(source, String::from_utf8_lossy(&tree).trim()),
+        Err(why) => super::checkout::Verdict::Unsure(why),
+    };
+    let super::checkout::Verdict::Unsure(why) = quick else {
+        return Ok(());
+    };
+    git_status_clean(source)?;
+    tracing::info!(
+        "git status found the checkout clean, where git's index alone could not prove it \
+         ({why})"
+    );
+    Ok(())
+}
+
+/// `git status`'s answer: nothing modified, untracked or ignored.
+fn git_status_clean(source: &Path) -> Result<(), WhyFull> {
     let status = git(
         source,
         &[

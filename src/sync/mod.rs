@@ -22,6 +22,7 @@
 //!   it are skipped (or fail the sync); committed virtual environments are not synced.
 
 mod apply;
+mod checkout;
 pub mod delta;
 pub mod patterns;
 mod plan;

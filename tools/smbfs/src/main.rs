@@ -12,7 +12,8 @@
 //!   opendir, readdir, release, statfs) costs `--latency-ms` before it is answered, as a round
 //!   trip to the file server does; reads and writes of data do not;
 //! - calls are answered by `--threads` workers, so parallel calls overlap their latency, as a
-//!   cifs client's do; the kernel caches attributes and names for 1 s, as cifs' `actimeo=1`.
+//!   cifs client's do, lookups and listings in one folder too (FUSE_PARALLEL_DIROPS); the
+//!   kernel caches attributes and names for 1 s, as cifs' `actimeo=1`.
 //!
 //! - with `--count-calls FILE`, the number of round trips so far is in FILE (the tests count
 //!   what a deployment costs on the share).
@@ -20,7 +21,7 @@
 //! usage: smbfs BACKING MOUNTPOINT [--latency-ms N] [--threads N] [--count-calls FILE]
 //! Runs in the foreground until unmounted (`umount MOUNTPOINT`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -31,9 +32,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
     AccessFlags, Config, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
-    WriteFlags,
+    INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 /// How long the kernel may trust a name or an attribute (cifs' default `actimeo`).
@@ -51,7 +52,9 @@ struct SmbFs {
 struct State {
     /// Inode number -> path relative to the backing folder ("" is the root).
     paths: HashMap<u64, PathBuf>,
-    inodes: HashMap<PathBuf, u64>,
+    /// Path -> inode number, ordered so that a folder's descendants follow it (a rename finds
+    /// them without scanning every path).
+    inodes: BTreeMap<PathBuf, u64>,
     next_inode: u64,
     files: HashMap<u64, File>,
     /// An open folder's entries, listed when it was opened (an SMB enumeration handle), so that
@@ -75,10 +78,10 @@ impl State {
     /// Moves `from` (and everything under it) to `to` in the tables.
     fn moved(&mut self, from: &Path, to: &Path) {
         let affected: Vec<(u64, PathBuf)> = self
-            .paths
-            .iter()
-            .filter(|(_, p)| p.starts_with(from))
-            .map(|(ino, p)| (*ino, p.clone()))
+            .inodes
+            .range(from.to_path_buf()..)
+            .take_while(|(p, _)| p.starts_with(from))
+            .map(|(p, ino)| (*ino, p.clone()))
             .collect();
         for (ino, old) in affected {
             // (joining "" would add a trailing slash)
@@ -228,6 +231,14 @@ fn to_time(t: TimeOrNow) -> SystemTime {
 }
 
 impl Filesystem for SmbFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        // A cifs client sends lookups and listings in one folder in parallel; FUSE serializes
+        // them per folder unless asked not to.
+        config
+            .add_capabilities(InitFlags::FUSE_PARALLEL_DIROPS)
+            .map_err(|_| io::Error::other("the kernel cannot run folder operations in parallel"))
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         self.round_trip();
         match self.entry(parent, name).and_then(|p| self.attr(&p)) {
