@@ -95,7 +95,8 @@ fn try_check(source: &Path, head_tree: &str) -> Result<Verdict, String> {
         seen: AtomicUsize::new(0),
         to_hash: Mutex::new(Vec::new()),
     };
-    pool(source).install(|| walk.folder(""))?;
+    let pool = pool(source);
+    pool.install(|| walk.folder(""))?;
     let seen = walk.seen.into_inner();
     if seen != index.entries.len() {
         return Err(format!(
@@ -110,7 +111,7 @@ fn try_check(source: &Path, head_tree: &str) -> Result<Verdict, String> {
             to_hash.len()
         ));
     }
-    let hashed: Vec<Result<(), String>> = pool(source).install(|| {
+    let hashed: Vec<Result<(), String>> = pool.install(|| {
         to_hash
             .par_iter()
             .map(|entry| content_matches(source, entry))
