@@ -363,8 +363,8 @@ fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> 
 }
 
 /// Whether the checkout holds exactly its commit: nothing modified, untracked or ignored.
-/// Proven from git's index where it can be ([`super::checkout`]: on the share, a fraction of
-/// `git status`'s round trips), else asked of `git status`.
+/// Proven from git's index where it can be ([`super::checkout`]: on the share, the same stats
+/// as `git status`'s, but more of them at once), else asked of `git status`.
 fn check_clean(source: &Path) -> Result<(), WhyFull> {
     let quick = match git(source, &["rev-parse", "--verify", "HEAD^{tree}"]) {
         Ok(tree) => super::checkout::check(source, String::from_utf8_lossy(&tree).trim()),
