@@ -48,7 +48,7 @@ if [ -n "$latency" ]; then
   places+=(share)
   wwwroot[share]=$work/share/wwwroot
   form[share]=$(deploy "${wwwroot[share]}")
-  grep -o "Packed the new env[^;]*; [^:]*" "$work/deploy.log" || true
+  grep -E "Packed the new env|setuptools" "$work/deploy.log" || true
 fi
 
 image=$work/image

@@ -54,6 +54,17 @@ impl Dist {
             .collect()
     }
 
+    /// Whether one of its `Requires-Dist` entries names `name`, under any marker (one that
+    /// cannot be read counts: the caller keeps what it might need).
+    pub fn requires_name(&self, name: &PackageName) -> bool {
+        self.requires
+            .iter()
+            .any(|value| match Requirement::<VerbatimUrl>::from_str(value) {
+                Ok(requirement) => &requirement.name == name,
+                Err(_) => true,
+            })
+    }
+
     /// The URL pip recorded for a distribution installed from a URL or path.
     fn direct_url(&self) -> Option<String> {
         let bytes = std::fs::read(self.dist_info.join("direct_url.json")).ok()?;

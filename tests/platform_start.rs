@@ -278,7 +278,7 @@ fn the_env_archive_setting_turns_it_on_and_off() {
     r.push()
         .assert_contains("Packed the env into ../.kuduhook/wwwroot/env-archives/env-")
         .assert_contains("the env had no archive (it is shipped as an archive because KUDUHOOK_ENV_ARCHIVE is on)")
-        .assert_contains("; left out setuptools' bytecode and Windows launchers (")
+        .assert_contains("Left out setuptools' bytecode and Windows launchers from the archive (")
         .assert_contains("(shipped as ../.kuduhook/wwwroot/env-archives/env-")
         .assert_contains(SUCCEEDED);
     assert_runs_from_the_extracted_archive(&r, "3.11", "flask", "flask --version");

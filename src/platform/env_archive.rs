@@ -30,7 +30,12 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use std::str::FromStr;
+
+use pep508_rs::PackageName;
+
 use crate::errors::DeployError;
+use crate::platform::Platform;
 
 /// The folder, in kuduhook's state folder for the target, that holds the archives.
 pub const ARCHIVES_DIR: &str = "env-archives";
@@ -115,26 +120,30 @@ pub enum SeedSetuptools {
 }
 
 impl Packed {
-    /// What the log says of it: "2345 files, 12.3 MB, in 0.41s", and what was left out of
-    /// setuptools and why.
+    /// What the log says of it: "2345 files, 12.3 MB, in 0.41s".
     pub fn describe(&self) -> String {
-        let mut said = format!(
+        format!(
             "{} files, {:.1} MB, in {}",
             self.files,
             self.bytes as f64 / 1e6,
             crate::logging::seconds(self.took)
-        );
+        )
+    }
+
+    /// The log's line on what the archive holds of setuptools, and why; `None` without one.
+    pub fn setuptools_line(&self) -> Option<String> {
         match &self.setuptools {
-            SeedSetuptools::Absent => {}
-            SeedSetuptools::Kept(why) => said.push_str(&format!("; setuptools kept whole: {why}")),
-            SeedSetuptools::BytecodeLeftOut { files, bytes } => said.push_str(&format!(
-                "; left out setuptools' bytecode and Windows launchers ({files} files, {:.1} MB): \
-                 venv seeds it and nothing installed requires it, so a start seldom imports it, \
-                 and Python compiles whatever it imports",
+            SeedSetuptools::Absent => None,
+            SeedSetuptools::Kept(why) => {
+                Some(format!("Kept setuptools whole in the archive: {why}"))
+            }
+            SeedSetuptools::BytecodeLeftOut { files, bytes } => Some(format!(
+                "Left out setuptools' bytecode and Windows launchers from the archive ({files} \
+                 files, {:.1} MB): venv seeds it and nothing installed requires it; an app that \
+                 imports it has it compiled at that start",
                 *bytes as f64 / 1e6
             )),
         }
-        said
     }
 }
 
@@ -165,7 +174,7 @@ pub fn pack(env_dir: &Path, how: &Relocation, out: &Path) -> io::Result<Packed> 
     use rayon::prelude::*;
     let started = std::time::Instant::now();
     let mut entries = list(env_dir)?;
-    let setuptools = match seed_setuptools(env_dir, &entries)? {
+    let setuptools = match seed_setuptools(env_dir) {
         Some(kept_or_absent) => kept_or_absent,
         None => {
             let (mut files, mut bytes) = (0, 0);
@@ -248,35 +257,21 @@ fn seed_setuptools_extra(relative: &Path) -> bool {
 }
 
 /// `None` where the archive may leave out the bytecode of the env's setuptools, else why it
-/// may not (`Absent`, `Kept`): only where setuptools is the
-/// one venv seeded (the env record's seed, at that version) and no installed distribution
-/// requires it (old gunicorn does, and imports `pkg_resources` at every start: its bytecode
-/// is kept then). The METADATA files read here are read again to be packed: on a share, a
-/// few dozen files.
-fn seed_setuptools(
-    env_dir: &Path,
-    entries: &[(PathBuf, Entry)],
-) -> io::Result<Option<SeedSetuptools>> {
-    use rayon::prelude::*;
-    let dist_info = |relative: &Path| -> Option<String> {
-        let dir = relative.parent()?;
-        let name = dir.file_name()?.to_str()?;
-        (relative.file_name()? == "METADATA"
-            && dir.parent()?.file_name()? == "site-packages"
-            && name.ends_with(".dist-info"))
-        .then(|| name.trim_end_matches(".dist-info").to_string())
+/// may not (`Absent`, `Kept`): only where setuptools is the one venv seeded (the env record's
+/// seed, at that version) and no installed distribution requires it (old gunicorn does, and
+/// imports `pkg_resources` at every start: its bytecode is kept then).
+fn seed_setuptools(env_dir: &Path) -> Option<SeedSetuptools> {
+    let setuptools = PackageName::from_str("setuptools").expect("a valid name");
+    let dists = match crate::closure::installed(env_dir, Platform::Linux) {
+        Ok(dists) => dists,
+        Err(why) => {
+            return Some(SeedSetuptools::Kept(format!(
+                "{why}, so what requires it is unknown"
+            )));
+        }
     };
-    let metadata: Vec<(String, &PathBuf)> = entries
-        .iter()
-        .filter_map(|(relative, _)| dist_info(relative).map(|d| (d, relative)))
-        .collect();
-    let installed = metadata.iter().find_map(|(dist, _)| {
-        let (name, version) = dist.split_once('-')?;
-        name.eq_ignore_ascii_case("setuptools")
-            .then(|| version.to_string())
-    });
-    let Some(installed) = installed else {
-        return Ok(Some(SeedSetuptools::Absent));
+    let Some(installed) = dists.iter().find(|d| d.name == setuptools) else {
+        return Some(SeedSetuptools::Absent);
     };
     let seeded = crate::env_record::EnvRecord::read(env_dir)
         .and_then(|r| r.seeds)
@@ -288,58 +283,22 @@ fn seed_setuptools(
         .map(|(_, version)| version);
     match seeded {
         None => {
-            return Ok(Some(SeedSetuptools::Kept(
+            return Some(SeedSetuptools::Kept(
                 "the env's record does not say venv seeded it".to_string(),
-            )));
+            ));
         }
-        Some(seed) if seed != installed => {
-            return Ok(Some(SeedSetuptools::Kept(format!(
-                "it is {installed}, not the {seed} venv seeds: a requirement asked for it"
-            ))));
+        Some(seed) if seed != installed.version => {
+            return Some(SeedSetuptools::Kept(format!(
+                "it is {}, not the {seed} venv seeds: a requirement asked for it",
+                installed.version
+            )));
         }
         Some(_) => {}
     }
-    let others: Vec<&PathBuf> = metadata
+    dists
         .iter()
-        .filter(|(dist, _)| !dist.to_ascii_lowercase().starts_with("setuptools-"))
-        .map(|(_, relative)| *relative)
-        .collect();
-    let texts: Vec<io::Result<Vec<u8>>> = crate::env_store::share_pool().install(|| {
-        others
-            .par_iter()
-            .map(|relative| std::fs::read(env_dir.join(relative)))
-            .collect()
-    });
-    for (relative, text) in others.iter().zip(texts) {
-        if requires_setuptools(&String::from_utf8_lossy(&text?)) {
-            let dist = relative
-                .parent()
-                .and_then(Path::file_name)
-                .unwrap_or_default();
-            return Ok(Some(SeedSetuptools::Kept(format!(
-                "{} requires it",
-                dist.to_string_lossy().trim_end_matches(".dist-info")
-            ))));
-        }
-    }
-    Ok(None)
-}
-
-/// Whether a distribution's METADATA names setuptools in a `Requires-Dist` (with any marker:
-/// an extra someone asked for counts too).
-fn requires_setuptools(metadata: &str) -> bool {
-    metadata
-        .lines()
-        .take_while(|line| !line.is_empty())
-        .filter_map(|line| line.strip_prefix("Requires-Dist:"))
-        .any(|value| {
-            let name: String = value
-                .trim_start()
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-                .collect();
-            name.to_ascii_lowercase().replace(['_', '.'], "-") == "setuptools"
-        })
+        .find(|d| d.name != setuptools && d.requires_name(&setuptools))
+        .map(|d| SeedSetuptools::Kept(format!("{}-{} requires it", d.name, d.version)))
 }
 
 /// Whether the env's entry at `relative` is pip (its package, its record, its scripts): left
@@ -811,12 +770,14 @@ mod tests {
             ("distutils-precedence.pth", "import _distutils_hack\n"),
             (
                 &format!("setuptools-{installed}.dist-info/METADATA"),
-                "Name: setuptools\n",
+                &format!("Name: setuptools\nVersion: {installed}\n"),
             ),
             ("app/__pycache__/__init__.cpython-311.pyc", "bytecode"),
             (
                 "app-1.0.dist-info/METADATA",
-                &format!("Metadata-Version: 2.1\nName: app\n{app_requires}\nbody\n"),
+                &format!(
+                    "Metadata-Version: 2.1\nName: app\nVersion: 1.0\n{app_requires}\n\nbody\n"
+                ),
             ),
         ] {
             let path = sp.join(file);
@@ -876,11 +837,9 @@ mod tests {
                 bytes: 43
             }
         );
-        assert!(
-            packed
-                .describe()
-                .contains("left out setuptools' bytecode and Windows launchers (5 files")
-        );
+        assert!(packed.setuptools_line().unwrap().contains(
+            "Left out setuptools' bytecode and Windows launchers from the archive (5 files"
+        ));
     }
 
     #[test]
@@ -896,10 +855,9 @@ mod tests {
                 SeedSetuptools::Kept("app-1.0 requires it".into())
             );
             assert!(names.iter().any(|n| n.contains("setuptools/__pycache__")));
-            assert!(
-                packed
-                    .describe()
-                    .contains("setuptools kept whole: app-1.0 requires it")
+            assert_eq!(
+                packed.setuptools_line().unwrap(),
+                "Kept setuptools whole in the archive: app-1.0 requires it"
             );
         }
         // A requirement asked for another setuptools than the seed.
@@ -911,9 +869,14 @@ mod tests {
             )
         );
         assert!(names.iter().any(|n| n.ends_with("cli-64.exe")));
-        // A mention in the body is not a requirement.
-        assert!(!requires_setuptools(
-            "Name: a\nRequires-Dist: setuptools-scm\n\nRequires-Dist: setuptools\n"
+        // A similar name, or a mention in the body, is not a requirement.
+        let (packed, _) = packed_setuptools(
+            "65.5.0",
+            "Requires-Dist: setuptools-scm\n\nRequires-Dist: setuptools",
+        );
+        assert!(matches!(
+            packed.setuptools,
+            SeedSetuptools::BytecodeLeftOut { .. }
         ));
     }
 

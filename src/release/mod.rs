@@ -156,6 +156,9 @@ impl<'a> Release<'a> {
                 archives.why,
                 self.config.env_name.value
             );
+            if let Some(line) = packed.setuptools_line() {
+                info!("{line}");
+            }
         }
         info!(
             "The site now runs the new env: {} -> {} ({} switch{})",
@@ -207,6 +210,9 @@ impl<'a> Release<'a> {
                         packed.describe(),
                         archives.why
                     );
+                    if let Some(line) = packed.setuptools_line() {
+                        info!("{line}");
+                    }
                 }
                 Some(live.relative)
             }
