@@ -23,8 +23,8 @@
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
@@ -95,7 +95,8 @@ fn try_check(source: &Path, head_tree: &str) -> Result<Verdict, String> {
         seen: AtomicUsize::new(0),
         to_hash: Mutex::new(Vec::new()),
     };
-    let pool = pool(source);
+    // The sync's workers, sized for the repository's filesystem.
+    let pool = super::thread_pool(source);
     pool.install(|| walk.folder(""))?;
     let seen = walk.seen.into_inner();
     if seen != index.entries.len() {
@@ -121,22 +122,6 @@ fn try_check(source: &Path, head_tree: &str) -> Result<Verdict, String> {
     Ok(Verdict::Clean {
         files: index.entries.len(),
         hashed: to_hash.len(),
-    })
-}
-
-/// The workers: on a network filesystem each call waits on a round trip, so many; on local
-/// disk a few per core.
-fn pool(source: &Path) -> &'static rayon::ThreadPool {
-    static LOCAL: OnceLock<rayon::ThreadPool> = OnceLock::new();
-    if crate::env_store::network_filesystem(source).is_some() {
-        return crate::env_store::share_pool();
-    }
-    LOCAL.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        rayon::ThreadPoolBuilder::new()
-            .num_threads((cores * 2).clamp(2, 16))
-            .build()
-            .expect("start the checkout check's worker threads")
     })
 }
 

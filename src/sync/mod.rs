@@ -438,7 +438,8 @@ impl Ledger<'_> {
     }
 }
 
-/// The workers that walk and copy: more than the cores, because each mostly waits on a
+/// The workers that walk and copy in the folder `target` (or check the checkout in the
+/// repository: [`checkout`]): more than the cores, because each mostly waits on a
 /// metadata call or a copy (on App Service, over a network share). Measured on 2 cores, an
 /// unchanged 10,000-file re-sync walks in 85 ms with 2 threads and 60 ms with 8.
 /// On a network filesystem every call is a round trip: 32 workers, so that latency, not one
