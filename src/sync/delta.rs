@@ -169,8 +169,8 @@ pub(super) fn from_git(
         }
         return none;
     }
-    let head = match head(options, inputs) {
-        Ok(head) => head,
+    let (head, tree) = match head(options, inputs) {
+        Ok(head_and_tree) => head_and_tree,
         // A first deployment walks whatever git says: that is the reason worth reading.
         Err(_) if previous_text.is_none() => {
             say(&WhyFull::FirstDeployment);
@@ -182,7 +182,7 @@ pub(super) fn from_git(
         }
     };
     let (planned, clean) = std::thread::scope(|scope| {
-        let clean = scope.spawn(|| check_clean(&options.from));
+        let clean = scope.spawn(|| check_clean(&options.from, &tree));
         let planned = plan(options, inputs, &head, previous_text, previous, folds_case);
         let clean = clean
             .join()
@@ -340,16 +340,25 @@ fn git(source: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The commit the checkout is at (and Kudu deploys, when it names one).
-fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> {
+/// The commit the checkout is at (and Kudu deploys, when it names one), and its tree.
+fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<(String, String), WhyFull> {
     let source = &options.from;
     if !source.join(".git").exists() {
         return Err(WhyFull::NoGit(
             "the repository is not a git checkout".into(),
         ));
     }
-    let head = git(source, &["rev-parse", "--verify", "HEAD"]).map_err(WhyFull::NoGit)?;
-    let head = String::from_utf8_lossy(&head).trim().to_string();
+    // One git for both: the commit, and its tree (what the checkout check compares git's index
+    // with).
+    let out = git(source, &["rev-parse", "HEAD", "HEAD^{tree}"]).map_err(WhyFull::NoGit)?;
+    let out = String::from_utf8_lossy(&out);
+    let mut lines = out.lines().map(str::trim);
+    let (Some(head), Some(tree)) = (lines.next(), lines.next()) else {
+        return Err(WhyFull::NoGit(format!(
+            "unexpected git rev-parse output: {out}"
+        )));
+    };
+    let (head, tree) = (head.to_string(), tree.to_string());
     if let Some(named) = &inputs.commit_id
         && !named.is_empty()
         && !head.starts_with(named.as_str())
@@ -359,18 +368,14 @@ fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<String, WhyFull> 
             named: named.clone(),
         });
     }
-    Ok(head)
+    Ok((head, tree))
 }
 
-/// Whether the checkout holds exactly its commit: nothing modified, untracked or ignored.
-/// Proven from git's index where it can be ([`super::checkout`]: on the share, the same stats
+/// Whether the checkout holds exactly its commit (whose tree is `head_tree`): nothing
+/// modified, untracked or ignored. Proven from git's index where it can be ([`super::checkout`]: on the share, the same stats
 /// as `git status`'s, but more of them at once), else asked of `git status`.
-fn check_clean(source: &Path) -> Result<(), WhyFull> {
-    let quick = match git(source, &["rev-parse", "--verify", "HEAD^{tree}"]) {
-        Ok(tree) => super::checkout::check(source, String::from_utf8_lossy(&tree).trim()),
-        Err(why) => super::checkout::Verdict::Unsure(why),
-    };
-    let super::checkout::Verdict::Unsure(why) = quick else {
+fn check_clean(source: &Path, head_tree: &str) -> Result<(), WhyFull> {
+    let super::checkout::Verdict::Unsure(why) = super::checkout::check(source, head_tree) else {
         return Ok(());
     };
     git_status_clean(source)?;
