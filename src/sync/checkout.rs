@@ -213,21 +213,32 @@ fn kind(is_link: bool) -> &'static str {
 /// Whether `entry`'s file holds the blob the index names, hashed as git hashes it.
 fn content_matches(source: &Path, entry: &Entry) -> Result<(), String> {
     let path = source.join(&entry.path);
-    let content = match entry.mode & 0o170000 == 0o120000 {
-        true => std::fs::read_link(&path)
-            .map(|to| to.into_os_string().into_encoded_bytes())
-            .map_err(|e| format!("{}: {e}", entry.path))?,
-        false => {
-            let mut bytes = Vec::new();
-            std::fs::File::open(&path)
-                .and_then(|mut f| f.read_to_end(&mut bytes))
-                .map_err(|e| format!("{}: {e}", entry.path))?;
-            bytes
-        }
-    };
+    let failed = |e: std::io::Error| format!("{}: {e}", entry.path);
     let mut hasher = Sha1::new();
-    hasher.update(format!("blob {}\0", content.len()).as_bytes());
-    hasher.update(&content);
+    if entry.mode & 0o170000 == 0o120000 {
+        let to = std::fs::read_link(&path).map_err(failed)?;
+        let to = to.into_os_string().into_encoded_bytes();
+        hasher.update(format!("blob {}\0", to.len()).as_bytes());
+        hasher.update(&to);
+    } else {
+        // Read in pieces: a racy file may be large.
+        let mut file = std::fs::File::open(&path).map_err(failed)?;
+        let len = file.metadata().map_err(failed)?.len();
+        hasher.update(format!("blob {len}\0").as_bytes());
+        let mut buf = vec![0; 1 << 16];
+        let mut read = 0;
+        loop {
+            let n = file.read(&mut buf).map_err(failed)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            read += n as u64;
+        }
+        if read != len {
+            return Err(format!("{} changed while it was read", entry.path));
+        }
+    }
     match hasher.finalize().as_slice() == entry.oid {
         true => Ok(()),
         false => Err(format!("{} differs from its blob in git", entry.path)),
