@@ -141,11 +141,35 @@ pub(super) struct FromGit {
     pub head: Option<String>,
 }
 
-/// Asks git what this sync must do, and says in the log why it walks the whole site when git
-/// cannot tell. Whether the checkout holds exactly its commit (`git status`, on a big
-/// repository git's longest part) is asked while the plan is made.
+/// The checkout check under way: started before anything else the sync does, since on a big
+/// repository it is git's longest part.
+pub(super) struct Checking {
+    /// The commit and the check of the checkout, or why git cannot tell.
+    head: Result<(String, std::thread::JoinHandle<Result<(), WhyFull>>), WhyFull>,
+}
+
+/// Starts asking git what this sync must do: the commit the checkout is at, and (in a thread
+/// of its own) whether the checkout holds exactly it. `None`: the sync walks whatever git says
+/// (a what-if, or the delta is off).
+pub(super) fn start(options: &SyncOptions) -> Option<Checking> {
+    if options.what_if || !options.delta.enabled {
+        return None;
+    }
+    let head = head(options, &options.delta).map(|(head, tree)| {
+        let source = options.from.clone();
+        (
+            head,
+            std::thread::spawn(move || check_clean(&source, &tree)),
+        )
+    });
+    Some(Checking { head })
+}
+
+/// What git says about this sync, from the check [`start`]ed, and says in the log why it walks
+/// the whole site when git cannot tell.
 pub(super) fn from_git(
     options: &SyncOptions,
+    checking: Option<Checking>,
     previous_text: Option<&[u8]>,
     previous: &Manifest,
     folds_case: bool,
@@ -159,18 +183,16 @@ pub(super) fn from_git(
         planned: None,
         head: None,
     };
-    let inputs = &options.delta;
-    if options.what_if {
-        return none;
-    }
-    if !inputs.enabled {
-        if let Some(why) = &inputs.disabled_because {
+    let Some(checking) = checking else {
+        if !options.what_if
+            && let Some(why) = &options.delta.disabled_because
+        {
             say(&WhyFull::Asked(why.clone()));
         }
         return none;
-    }
-    let (head, tree) = match head(options, inputs) {
-        Ok(head_and_tree) => head_and_tree,
+    };
+    let (head, clean) = match checking.head {
+        Ok(head_and_check) => head_and_check,
         // A first deployment walks whatever git says: that is the reason worth reading.
         Err(_) if previous_text.is_none() => {
             say(&WhyFull::FirstDeployment);
@@ -181,14 +203,17 @@ pub(super) fn from_git(
             return none;
         }
     };
-    let (planned, clean) = std::thread::scope(|scope| {
-        let clean = scope.spawn(|| check_clean(&options.from, &tree));
-        let planned = plan(options, inputs, &head, previous_text, previous, folds_case);
-        let clean = clean
-            .join()
-            .unwrap_or_else(|_| Err(WhyFull::NoGit("git's check panicked".into())));
-        (planned, clean)
-    });
+    let planned = plan(
+        options,
+        &options.delta,
+        &head,
+        previous_text,
+        previous,
+        folds_case,
+    );
+    let clean = clean
+        .join()
+        .unwrap_or_else(|_| Err(WhyFull::NoGit("git's check panicked".into())));
     match (planned, clean) {
         (Ok(planned), Ok(())) => FromGit {
             planned: Some(planned),

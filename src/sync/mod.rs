@@ -216,6 +216,9 @@ impl From<DeployError> for SyncError {
 /// Syncs `options.from` into `options.to`; see the module documentation for the rules. The
 /// caller has checked the inputs (the source exists; see [`check_not_nested`]).
 pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    // First, as it takes longest on a big repository: whether the checkout holds its commit.
+    let checking = delta::start(options);
     let previous_text = match &options.previous_manifest {
         Some(path) => match fs::read(path) {
             Ok(bytes) => Some(bytes),
@@ -259,10 +262,15 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
         &progress,
         options.progress_interval,
         || -> Result<(), SyncError> {
-            let started = Instant::now();
             // Asked once of the target, for both ways of planning (on a share it is round trips).
             let folds = plan::folds_case(&options.to, !options.what_if);
-            let git = delta::from_git(options, previous_text.as_deref(), &previous, folds);
+            let git = delta::from_git(
+                options,
+                checking,
+                previous_text.as_deref(),
+                &previous,
+                folds,
+            );
             // After a proven sync the ledger is the previous manifest: read only for a walk.
             let ledger_read;
             let ledger: &Manifest = match git.planned {
