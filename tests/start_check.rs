@@ -42,6 +42,55 @@ fn an_app_that_cannot_import_fails_before_the_site_changes() {
     assert_eq!(site.leftovers(), Vec::<String>::new());
 }
 
+/// The check imports the app from the repository, before the sync: what the import writes
+/// beside the code (a SQLite database, a log, an instance folder) would be made there and then
+/// copied by the sync over what the running app keeps on the site. It is taken away again,
+/// whether the check passes or fails.
+#[test]
+fn what_the_apps_import_creates_in_the_repository_never_reaches_the_site() {
+    let site = Site::app("3.11");
+    site.write(
+        "app.py",
+        "import os, sqlite3\nimport kudupkg\n\nhere = os.path.dirname(os.path.abspath(__file__))\n\
+         os.makedirs(os.path.join(here, 'instance', 'cache'), exist_ok=True)\n\
+         with open(os.path.join(here, 'instance', 'app.db'), 'a') as db:\n    db.write('empty')\n\
+         sqlite3.connect(os.path.join(here, 'data.sqlite3')).execute('create table if not exists t (x)')\n\
+         with open('import.log', 'a') as log:\n    log.write('imported')\n\n\
+         def app():\n    return 1\n",
+    );
+    site.deploy(&[]).assert_ok().assert_contains(
+        "The app's import created data.sqlite3, import.log, instance/ in the repository: removed, \
+         so that the sync does not copy it over what the app keeps on the site",
+    );
+    for made in ["instance", "data.sqlite3", "import.log"] {
+        assert!(
+            !site.repo.join(made).exists(),
+            "{made} is left in the repository"
+        );
+        assert!(!site.target.join(made).exists(), "{made} was deployed");
+    }
+
+    // The running app made its own, on the site, and wrote its data there.
+    std::fs::create_dir_all(site.target.join("instance")).unwrap();
+    std::fs::write(site.target.join("instance/app.db"), "the app's data").unwrap();
+    std::fs::write(site.target.join("data.sqlite3"), "the app's rows").unwrap();
+    site.write("README.md", "a code change\n");
+    site.deploy(&[]).assert_ok();
+    let on_site = |relative: &str| std::fs::read_to_string(site.target.join(relative)).unwrap();
+    assert_eq!(on_site("instance/app.db"), "the app's data");
+    assert_eq!(on_site("data.sqlite3"), "the app's rows");
+
+    // A check that fails takes away what the import made before it failed.
+    site.write(
+        "app.py",
+        "with open('partial.txt', 'w') as f:\n    f.write('x')\nimport missing_module_xyz\n",
+    );
+    site.deploy(&[])
+        .assert_failed()
+        .assert_contains("The app's import created partial.txt in the repository: removed");
+    assert!(!site.repo.join("partial.txt").exists());
+}
+
 #[test]
 fn an_entry_that_is_not_callable_fails_and_a_setting_names_another_or_turns_it_off() {
     let site = Site::app("3.11");

@@ -8,11 +8,18 @@
 //! with the env activated; `off` skips the check). The import runs with the env's own python in
 //! the app's folder, with the app settings in its environment, and is stopped after
 //! `KUDUHOOK_START_CHECK_TIMEOUT` seconds (an import that hangs would hang the start too).
+//!
+//! The app's folder is the repository, until the sync: what the import creates there (an
+//! SQLite database, a log, an instance folder: seen by a Python audit hook) is removed after
+//! the check, pass or fail, so that the repository stays as Kudu checked it out and the sync
+//! never copies it over what the running app keeps on the site.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
 
 use crate::config::{DeployConfig, StartCheck};
 use crate::errors::DeployError;
@@ -22,10 +29,40 @@ use crate::process::Runner;
 use crate::steps::Outcome;
 use crate::steps::env::PreparedEnv;
 
-/// Imports `module[:callable]` and checks the callable is one, as gunicorn will.
+/// Imports `module[:callable]` and checks the callable is one, as gunicorn will. What the
+/// import creates (files opened for writing, folders made, SQLite databases opened, rename
+/// targets that did not exist before) is written to the report file `argv[2]` as it happens,
+/// so that kuduhook can take it away again, even after a failure or a timeout.
 const IMPORT_SCRIPT: &str = r#"
-import importlib, sys
+import importlib, os, sys
 module, _, name = sys.argv[1].partition(":")
+report = open(sys.argv[2], "a", encoding="utf-8", errors="surrogateescape")
+def created(path):
+    if isinstance(path, int):
+        return
+    path = os.path.abspath(os.fsdecode(path))
+    if not os.path.lexists(path):
+        report.write(path + "\n")
+        report.flush()
+WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+def hook(event, args):
+    try:
+        if event == "open":
+            path, mode, flags = args
+            if (any(c in mode for c in "wax+") if isinstance(mode, str) else flags & WRITES):
+                created(path)
+        elif event == "os.mkdir":
+            created(args[0])
+        elif event == "os.rename":
+            created(args[1])
+        elif event == "sqlite3.connect":
+            database = os.fsdecode(args[0])
+            if database != ":memory:" and not database.startswith("file:"):
+                created(database)
+    except Exception:
+        pass
+if hasattr(sys, "addaudithook"):  # Python 3.8 and later
+    sys.addaudithook(hook)
 loaded = importlib.import_module(module)
 name = name or "application"
 target = getattr(loaded, name, None)
@@ -100,10 +137,11 @@ pub fn run(
         (Some(archived), Check::Import { .. }) => Some(extracted_env(config, archived)?),
         _ => None,
     };
+    let report = Created::report_file(config)?;
     let mut cmd = match (&check, &extracted, archive) {
         (Check::Import { entry, .. }, Some(dir), Some(archived)) => {
             let mut cmd = runner.command(&archived.interpreter);
-            cmd.args(["-c", IMPORT_SCRIPT, entry]).env(
+            cmd.args(["-c", IMPORT_SCRIPT, entry]).arg(&report).env(
                 "PYTHONPATH",
                 linux_start::site_packages(dir, &archived.minor),
             );
@@ -111,7 +149,7 @@ pub fn run(
         }
         (Check::Import { entry, .. }, _, _) => {
             let mut cmd = runner.command(&env.python);
-            cmd.args(["-c", IMPORT_SCRIPT, entry]);
+            cmd.args(["-c", IMPORT_SCRIPT, entry]).arg(&report);
             cmd
         }
         (Check::Command(command), _, _) => {
@@ -131,8 +169,15 @@ pub fn run(
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .stdin(Stdio::null());
     let limit = Duration::from_secs(config.start_check_timeout.value);
-    let finished = run_with_limit(&mut cmd, limit)
-        .map_err(|e| DeployError::io("run the start check in", app, e))?;
+    let finished = run_with_limit(&mut cmd, limit);
+    // Whatever the outcome: the app is checked from the repository, which must stay as Kudu
+    // checked it out (what the import made there would reach the site with the sync, over
+    // what the app itself keeps there).
+    if !config.dry_run && app != config.target.value {
+        Created::read(&report).take_away(app);
+    }
+    let _ = std::fs::remove_file(&report);
+    let finished = finished.map_err(|e| DeployError::io("run the start check in", app, e))?;
     let with = match archive.is_some() && matches!(check, Check::Import { .. }) {
         true => "the env's archive as the platform extracts it, and the new code",
         false => "the new env and code",
@@ -185,6 +230,81 @@ fn extracted_env(config: &DeployConfig, archived: &ArchivedEnv) -> Result<PathBu
         .and_then(|()| std::fs::rename(&partial, &dir))
         .map_err(|e| DeployError::io("extract the env's archive into", &partial, e))?;
     Ok(dir)
+}
+
+/// What the check's import created: paths that did not exist until it opened them for
+/// writing, made them a folder, or renamed something onto them.
+struct Created(Vec<PathBuf>);
+
+impl Created {
+    /// A new, empty report file in kuduhook's local state, for the check to write to.
+    fn report_file(config: &DeployConfig) -> Result<PathBuf, DeployError> {
+        let dir = crate::paths::local_state_dir(&config.target.value);
+        let path = dir.join(format!("start-check-created-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, b""))
+            .map_err(|e| DeployError::io("write the start check's report", &path, e))?;
+        Ok(path)
+    }
+
+    fn read(report: &Path) -> Created {
+        let text = std::fs::read_to_string(report).unwrap_or_default();
+        Created(
+            text.lines()
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+        )
+    }
+
+    /// Removes what the import created inside `app`, and says so. A folder it created is
+    /// removed whole: nothing in it was there before the check.
+    fn take_away(self, app: &Path) {
+        let Ok(app) = app.canonicalize() else {
+            return;
+        };
+        let mut inside: Vec<PathBuf> = self
+            .0
+            .into_iter()
+            .filter(|p| p.starts_with(&app) && p != &app)
+            .collect();
+        inside.sort();
+        inside.dedup();
+        // Outermost first: a folder's removal takes what the import made inside it.
+        let mut removed: Vec<String> = Vec::new();
+        for path in &inside {
+            if removed.iter().any(|r| path.starts_with(app.join(r))) {
+                continue; // inside a folder the import created, removed whole
+            }
+            let (gone, slash) = match std::fs::symlink_metadata(path) {
+                Ok(meta) if meta.is_dir() => (std::fs::remove_dir_all(path), "/"),
+                Ok(_) => (std::fs::remove_file(path), ""),
+                Err(_) => continue, // made and removed by the import itself
+            };
+            let relative = path.strip_prefix(&app).unwrap_or(path);
+            match gone {
+                Ok(()) => removed.push(format!("{}{slash}", relative.display())),
+                Err(e) => warn!(
+                    "the app's import created {} in the repository, and it could not be removed \
+                     ({e}): the sync will copy it to the site",
+                    relative.display()
+                ),
+            }
+        }
+        if !removed.is_empty() {
+            let count = removed.len();
+            removed.truncate(5);
+            if count > 5 {
+                removed.push(format!("and {} more", count - 5));
+            }
+            info!(
+                "The app's import created {} in the repository: removed, so that the sync does \
+                 not copy it over what the app keeps on the site (the app makes its own there \
+                 when it starts)",
+                removed.join(", ")
+            );
+        }
+    }
 }
 
 /// Marks an extraction as complete.
