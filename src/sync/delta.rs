@@ -93,9 +93,9 @@ impl WhyFull {
             WhyFull::FirstDeployment => {
                 "a first deployment: there is nothing to compare with".into()
             }
-            WhyFull::NoRecord => {
-                "no record of the last sync (it was not made by this version of kuduhook)".into()
-            }
+            WhyFull::NoRecord => "no record of the last sync (the first by this version of \
+                 kuduhook, or it walked a checkout that did not hold exactly its commit)"
+                .into(),
             WhyFull::OtherFormat => "the record of the last sync is from another version".into(),
             WhyFull::OptionsChanged => "the sync's settings changed since the last sync".into(),
             WhyFull::NotSealed => "the last deployment did not finish".into(),
@@ -220,7 +220,12 @@ pub(super) fn from_git(
             head: Some(head),
         },
         (Err(why), clean) => {
-            say(&why);
+            match &clean {
+                // A checkout that held other files is also why the last sync left no record:
+                // the reason to act on.
+                Err(dirty) if why == WhyFull::NoRecord => say(dirty),
+                _ => say(&why),
+            }
             FromGit {
                 planned: None,
                 head: clean.ok().map(|()| head),
