@@ -80,6 +80,15 @@ pub fn plural(count: usize, noun: &str) -> String {
     }
 }
 
+/// The first `limit` of `items` as `show` writes them, comma-separated, then "and N more".
+pub fn list<T>(items: &[T], limit: usize, show: impl Fn(&T) -> String) -> String {
+    let mut shown: Vec<String> = items.iter().take(limit).map(show).collect();
+    if items.len() > limit {
+        shown.push(format!("and {} more", items.len() - limit));
+    }
+    shown.join(", ")
+}
+
 /// "512 B", "1.5 KiB".
 pub fn bytes(count: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];

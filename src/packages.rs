@@ -91,30 +91,24 @@ impl Changes {
     /// What changed, one part each: "added a 1.0, b 2.0", "changed c 1.0 -> 2.0", "removed d
     /// 0.1"; empty when nothing did.
     pub fn parts(&self) -> Vec<String> {
-        fn list<T>(items: &[T], show: impl Fn(&T) -> String) -> String {
-            let mut shown: Vec<String> = items.iter().take(LISTED).map(show).collect();
-            if items.len() > LISTED {
-                shown.push(format!("and {} more", items.len() - LISTED));
-            }
-            shown.join(", ")
-        }
+        use crate::logging::list;
         let mut parts = Vec::new();
         if !self.added.is_empty() {
             parts.push(format!(
                 "added {}",
-                list(&self.added, |(n, v)| format!("{n} {v}"))
+                list(&self.added, LISTED, |(n, v)| format!("{n} {v}"))
             ));
         }
         if !self.changed.is_empty() {
             parts.push(format!(
                 "changed {}",
-                list(&self.changed, |(n, a, b)| format!("{n} {a} -> {b}"))
+                list(&self.changed, LISTED, |(n, a, b)| format!("{n} {a} -> {b}"))
             ));
         }
         if !self.removed.is_empty() {
             parts.push(format!(
                 "removed {}",
-                list(&self.removed, |(n, v)| format!("{n} {v}"))
+                list(&self.removed, LISTED, |(n, v)| format!("{n} {v}"))
             ));
         }
         parts

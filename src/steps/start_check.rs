@@ -36,7 +36,7 @@ use crate::steps::env::PreparedEnv;
 const IMPORT_SCRIPT: &str = r#"
 import importlib, os, sys
 module, _, name = sys.argv[1].partition(":")
-report = open(sys.argv[2], "a", encoding="utf-8", errors="surrogateescape")
+report = open(sys.argv[2], "w", encoding="utf-8", errors="surrogateescape")
 def created(path):
     if isinstance(path, int):
         return
@@ -137,7 +137,7 @@ pub fn run(
         (Some(archived), Check::Import { .. }) => Some(extracted_env(config, archived)?),
         _ => None,
     };
-    let report = Created::report_file(config)?;
+    let report = created_report(config)?;
     let mut cmd = match (&check, &extracted, archive) {
         (Check::Import { entry, .. }, Some(dir), Some(archived)) => {
             let mut cmd = runner.command(&archived.interpreter);
@@ -174,7 +174,7 @@ pub fn run(
     // checked it out (what the import made there would reach the site with the sync, over
     // what the app itself keeps there).
     if !config.dry_run && app != config.target.value {
-        Created::read(&report).take_away(app);
+        take_away_created(&report, app);
     }
     let _ = std::fs::remove_file(&report);
     let finished = finished.map_err(|e| DeployError::io("run the start check in", app, e))?;
@@ -232,78 +232,61 @@ fn extracted_env(config: &DeployConfig, archived: &ArchivedEnv) -> Result<PathBu
     Ok(dir)
 }
 
-/// What the check's import created: paths that did not exist until it opened them for
-/// writing, made them a folder, or renamed something onto them.
-struct Created(Vec<PathBuf>);
+/// Where the check's import reports what it creates (its script makes the file).
+fn created_report(config: &DeployConfig) -> Result<PathBuf, DeployError> {
+    let dir = crate::paths::local_state_dir(&config.target.value);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| DeployError::io("make kuduhook's local state folder", &dir, e))?;
+    Ok(dir.join(format!("start-check-created-{}", std::process::id())))
+}
 
-impl Created {
-    /// A new, empty report file in kuduhook's local state, for the check to write to.
-    fn report_file(config: &DeployConfig) -> Result<PathBuf, DeployError> {
-        let dir = crate::paths::local_state_dir(&config.target.value);
-        let path = dir.join(format!("start-check-created-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .and_then(|()| std::fs::write(&path, b""))
-            .map_err(|e| DeployError::io("write the start check's report", &path, e))?;
-        Ok(path)
-    }
-
-    fn read(report: &Path) -> Created {
-        let text = std::fs::read_to_string(report).unwrap_or_default();
-        Created(
-            text.lines()
-                .filter(|l| !l.is_empty())
-                .map(PathBuf::from)
-                .collect(),
-        )
-    }
-
-    /// Removes what the import created inside `app`, and says so. A folder it created is
-    /// removed whole: nothing in it was there before the check.
-    fn take_away(self, app: &Path) {
-        let Ok(app) = app.canonicalize() else {
-            return;
+/// Removes what the check's import created inside `app` (the paths listed in `report`: they
+/// did not exist until it opened them for writing, made them a folder, or renamed something
+/// onto them), and says so. A folder it created is removed whole: nothing in it was there
+/// before the check.
+fn take_away_created(report: &Path, app: &Path) {
+    let Ok(app) = app.canonicalize() else {
+        return;
+    };
+    let text = std::fs::read_to_string(report).unwrap_or_default();
+    let mut created: Vec<&Path> = text
+        .lines()
+        .map(Path::new)
+        .filter(|p| p.starts_with(&app) && *p != app)
+        .collect();
+    // Sorted, a folder comes right before what is inside it.
+    created.sort();
+    created.dedup();
+    let mut removed: Vec<String> = Vec::new();
+    let mut folder: Option<&Path> = None;
+    for path in created {
+        if folder.is_some_and(|f| path.starts_with(f)) {
+            continue; // removed with its folder
+        }
+        let relative = path.strip_prefix(&app).unwrap_or(path).display();
+        let gone = match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                folder = Some(path);
+                std::fs::remove_dir_all(path).map(|()| format!("{relative}/"))
+            }
+            Ok(_) => std::fs::remove_file(path).map(|()| relative.to_string()),
+            Err(_) => continue, // made and removed by the import itself
         };
-        let mut inside: Vec<PathBuf> = self
-            .0
-            .into_iter()
-            .filter(|p| p.starts_with(&app) && p != &app)
-            .collect();
-        inside.sort();
-        inside.dedup();
-        // Outermost first: a folder's removal takes what the import made inside it.
-        let mut removed: Vec<String> = Vec::new();
-        for path in &inside {
-            if removed.iter().any(|r| path.starts_with(app.join(r))) {
-                continue; // inside a folder the import created, removed whole
-            }
-            let (gone, slash) = match std::fs::symlink_metadata(path) {
-                Ok(meta) if meta.is_dir() => (std::fs::remove_dir_all(path), "/"),
-                Ok(_) => (std::fs::remove_file(path), ""),
-                Err(_) => continue, // made and removed by the import itself
-            };
-            let relative = path.strip_prefix(&app).unwrap_or(path);
-            match gone {
-                Ok(()) => removed.push(format!("{}{slash}", relative.display())),
-                Err(e) => warn!(
-                    "the app's import created {} in the repository, and it could not be removed \
-                     ({e}): the sync will copy it to the site",
-                    relative.display()
-                ),
-            }
+        match gone {
+            Ok(name) => removed.push(name),
+            Err(e) => warn!(
+                "the app's import created {relative} in the repository, and it could not be \
+                 removed ({e}): the sync will copy it to the site"
+            ),
         }
-        if !removed.is_empty() {
-            let count = removed.len();
-            removed.truncate(5);
-            if count > 5 {
-                removed.push(format!("and {} more", count - 5));
-            }
-            info!(
-                "The app's import created {} in the repository: removed, so that the sync does \
-                 not copy it over what the app keeps on the site (the app makes its own there \
-                 when it starts)",
-                removed.join(", ")
-            );
-        }
+    }
+    if !removed.is_empty() {
+        info!(
+            "The app's import created {} in the repository: removed, so that the sync does not \
+             copy it over what the app keeps on the site (the app makes its own there when it \
+             starts)",
+            crate::logging::list(&removed, 5, String::clone)
+        );
     }
 }
 
