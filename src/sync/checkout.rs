@@ -386,18 +386,14 @@ fn root_of_tree_extension(body: &[u8]) -> Option<[u8; 20]> {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use std::process::Command;
 
+    /// git in `dir` through the sync's own runner, with an author for commits.
     fn git(dir: &Path, args: &[&str]) -> String {
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8(out.stdout).unwrap().trim().to_string()
+        let author = ["-c", "user.name=t", "-c", "user.email=t@example.com"];
+        let all: Vec<&str> = author.iter().chain(args).copied().collect();
+        let out =
+            super::super::delta::git(dir, &all).unwrap_or_else(|e| panic!("git {args:?}: {e}"));
+        String::from_utf8(out).unwrap().trim().to_string()
     }
 
     fn head_tree(dir: &Path) -> String {

@@ -352,7 +352,7 @@ fn fingerprint(options: &SyncOptions) -> String {
 }
 
 /// Runs git in the source: its output, or why it failed.
-fn git(source: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
+pub(super) fn git(source: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
     let out = Command::new("git")
         .arg("-C")
         .arg(source)
