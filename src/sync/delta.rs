@@ -105,8 +105,8 @@ impl WhyFull {
                     .into()
             }
             WhyFull::TargetChanged => {
-                "the site's top folder changed since the last deployment (files added or \
-                 removed there by someone else)"
+                "the site's top folder changed since the last deployment (the app, or \
+                 someone, added or removed something there)"
                     .into()
             }
             WhyFull::Dirty(path) => format!(
