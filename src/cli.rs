@@ -276,3 +276,26 @@ pub struct DeployArgs {
     #[arg(long)]
     pub dry_run: bool,
 }
+
+impl From<&DeployArgs> for crate::config::Flags {
+    fn from(args: &DeployArgs) -> crate::config::Flags {
+        let DeployArgs {
+            source,
+            target,
+            next_manifest,
+            previous_manifest,
+            python,
+            force_env_rebuild,
+            dry_run,
+        } = args.clone();
+        crate::config::Flags {
+            source,
+            target,
+            next_manifest,
+            previous_manifest,
+            python,
+            force_env_rebuild,
+            dry_run,
+        }
+    }
+}

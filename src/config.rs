@@ -5,143 +5,36 @@
 //! `.deployment` keys, `deploy/steps.json`, defaults. The README's settings table is this file
 //! in prose; keep them together.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{DeployArgs, SyncArgs};
-use crate::env_store::{SIDE_SUFFIXES, SwitchMode};
-use crate::errors::DeployError;
-use crate::installer::InstallerChoice;
-use crate::kudu::{DeploymentFile, KuduEnv, SettingSource, var};
-use crate::paths;
-use crate::platform::Platform;
+use crate::env::installer::InstallerChoice;
+use crate::env::lock::DEFAULT_LOCK_WAIT;
+use crate::env::store::{SIDE_SUFFIXES, StoreOptions, SwitchMode};
+use crate::env::{EnvMode, ForceRebuild};
+use crate::ground::error::{DeployError, SystemError};
+use crate::ground::paths;
 use crate::platform::linux_start::MANIFEST;
-use crate::steps_file::{BuiltinStep, StepEntry, StepsFile};
+use crate::release::ReleaseOptions;
+use crate::settings::kudu::{DeploymentFile, KuduEnv, SettingSource, var};
+use crate::settings::steps_file::{BuiltinStep, StepEntry, StepsFile};
+use crate::settings::{Origin, Platform, Setting, SettingsError, name, truthy};
 use crate::sync::{
-    DEFAULT_FULL_COMPARE, OutsideLinks, Patterns, Protected, SyncOptions, split_list,
+    DEFAULT_FULL_COMPARE, DEFAULT_SYNC_IGNORE, OutsideLinks, Patterns, Protected, SyncOptions,
+    split_list,
 };
 
-/// App settings (and `.deployment` keys) kuduhook reads.
-pub mod name {
-    pub const PYTHON_VERSION: &str = "PYTHON_VERSION";
-    pub const KUDUHOOK_PYTHON: &str = "KUDUHOOK_PYTHON";
-    pub const KUDUHOOK_FORCE_ENV_REBUILD: &str = "KUDUHOOK_FORCE_ENV_REBUILD";
-    pub const KUDUHOOK_ENV_NAME: &str = "KUDUHOOK_ENV_NAME";
-    pub const CUSTOM_REQUIREMENTSTXT_PATH: &str = "CUSTOM_REQUIREMENTSTXT_PATH";
-    pub const KUDUHOOK_PIP_ARGS: &str = "KUDUHOOK_PIP_ARGS";
-    pub const KUDUHOOK_DEPENDENCIES: &str = "KUDUHOOK_DEPENDENCIES";
-    pub const KUDUHOOK_DEPENDENCY_GROUPS: &str = "KUDUHOOK_DEPENDENCY_GROUPS";
-    pub const KUDUHOOK_INSTALLER: &str = "KUDUHOOK_INSTALLER";
-    pub const KUDUHOOK_UV: &str = "KUDUHOOK_UV";
-    pub const KUDUHOOK_ENV_MODE: &str = "KUDUHOOK_ENV_MODE";
-    pub const KUDUHOOK_ENV_SWITCH: &str = "KUDUHOOK_ENV_SWITCH";
-    pub const KUDUHOOK_ENV_ARCHIVE: &str = "KUDUHOOK_ENV_ARCHIVE";
-    pub const KUDUHOOK_LOCK_WAIT: &str = "KUDUHOOK_LOCK_WAIT";
-    pub const KUDUHOOK_KEEP_RELEASES: &str = "KUDUHOOK_KEEP_RELEASES";
-    pub const KUDUHOOK_START_CHECK: &str = "KUDUHOOK_START_CHECK";
-    pub const KUDUHOOK_START_CHECK_TIMEOUT: &str = "KUDUHOOK_START_CHECK_TIMEOUT";
-    pub const KUDUHOOK_SYNC_IGNORE: &str = "KUDUHOOK_SYNC_IGNORE";
-    pub const KUDUHOOK_SYNC_FULL_COMPARE: &str = "KUDUHOOK_SYNC_FULL_COMPARE";
-    pub const KUDUHOOK_SYNC_CHECKSUM: &str = "KUDUHOOK_SYNC_CHECKSUM";
-    pub const KUDUHOOK_SYNC_VERIFY: &str = "KUDUHOOK_SYNC_VERIFY";
-    pub const KUDUHOOK_SYNC_OUTSIDE_LINKS: &str = "KUDUHOOK_SYNC_OUTSIDE_LINKS";
-    pub const DISABLE_COLLECTSTATIC: &str = "DISABLE_COLLECTSTATIC";
-    pub const PRE_BUILD_COMMAND: &str = "PRE_BUILD_COMMAND";
-    pub const POST_BUILD_COMMAND: &str = "POST_BUILD_COMMAND";
-}
-
-/// Always left out of the site: KuduSync's default ignore list, and the deployment tools
-/// `kuduhook init` commits (they run from the repository, never from the site).
-pub const DEFAULT_SYNC_IGNORE: [&str; 8] = [
-    ".git",
-    ".hg",
-    ".deployment",
-    "deploy.cmd",
-    "deploy/kuduhook",
-    "deploy/kuduhook.exe",
-    "deploy/uv",
-    "deploy/uv.exe",
-];
-
-/// Where a setting's value came from, as the log and errors name it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// A command-line flag, e.g. `--python`.
-    Flag(&'static str),
-    /// `APPSETTING_<NAME>`: set in the portal.
-    AppSetting(String),
-    /// A plain environment variable (an app setting, or set by hand).
-    Environment(String),
-    /// A key of `.deployment`.
-    DeploymentFile { key: String, line: usize },
-    /// An option of a step in `deploy/steps.json`.
-    StepsFile { path: String, step: &'static str },
-    /// The site's stack on App Service Linux (`PYTHON|3.11`), which Kudu exports as
-    /// `FRAMEWORK_VERSION`.
-    SiteStack,
-    /// A line of a repository file, e.g. `runtime.txt`.
-    File { name: &'static str, line: usize },
-    /// Nothing set it.
-    Default,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::Flag(flag) => write!(f, "{flag}"),
-            Origin::AppSetting(name) => write!(f, "app setting {name}"),
-            Origin::Environment(name) => write!(f, "setting {name} (environment)"),
-            Origin::DeploymentFile { key, line } => write!(f, ".deployment line {line} ({key})"),
-            Origin::StepsFile { path, step } => write!(f, "{path} (step {step})"),
-            Origin::File { name, line } => write!(f, "{name} line {line}"),
-            Origin::SiteStack => write!(f, "the site's stack (FRAMEWORK_VERSION)"),
-            Origin::Default => write!(f, "the default"),
-        }
-    }
-}
-
-/// A resolved value and its origin.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Setting<T> {
-    pub value: T,
-    pub origin: Origin,
-}
-
-impl<T> Setting<T> {
-    pub fn new(value: T, origin: Origin) -> Setting<T> {
-        Setting { value, origin }
-    }
-}
-
-/// What `KUDUHOOK_FORCE_ENV_REBUILD` (or `--force-env-rebuild`) asks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ForceRebuild {
-    /// Unset, empty, or `0/false/no/off`.
-    Off,
-    /// `1/true/yes/on`: rebuild on every deployment.
-    Always,
-    /// Any other value: rebuild once for each distinct value.
-    Token(String),
-}
-
-impl ForceRebuild {
-    pub fn parse(value: &str) -> ForceRebuild {
-        match truthy(value) {
-            Some(true) => ForceRebuild::Always,
-            Some(false) => ForceRebuild::Off,
-            None => ForceRebuild::Token(value.trim().to_string()),
-        }
-    }
-}
-
-/// What a changed requirements file does to the env (`KUDUHOOK_ENV_MODE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EnvMode {
-    /// A fresh env, switched in once complete: the env holds exactly what is required.
-    Exact,
-    /// deploy.cmd's way: install over the live env; removed requirements stay installed.
-    Incremental,
+/// The command line's say in a deployment (`kuduhook deploy`'s flags), as plain data.
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    pub source: Option<PathBuf>,
+    pub target: Option<PathBuf>,
+    pub next_manifest: Option<PathBuf>,
+    pub previous_manifest: Option<PathBuf>,
+    /// `--python`: a version, or an interpreter's path.
+    pub python: Option<String>,
+    pub force_env_rebuild: bool,
+    pub dry_run: bool,
 }
 
 /// What the start-check step checks (`KUDUHOOK_START_CHECK`).
@@ -154,19 +47,6 @@ pub enum StartCheck {
     Entry(String),
     /// A command, run by the shell with the env activated.
     Command(String),
-}
-
-/// How long a deployment waits for another one on the same site, by default.
-pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(600);
-
-/// `1/true/yes/on` is `Some(true)`, `0/false/no/off` and empty are `Some(false)`, anything
-/// else `None`. Case-insensitive, surrounding whitespace ignored.
-pub fn truthy(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Some(true),
-        "" | "0" | "false" | "no" | "off" => Some(false),
-        _ => None,
-    }
 }
 
 /// Everything a deployment needs to know, resolved.
@@ -221,6 +101,8 @@ pub struct DeployConfig {
     /// `KUDUHOOK_SYNC_VERIFY=full`: always walk the site (never plan the sync from git).
     pub sync_verify_full: Setting<bool>,
     pub sync_outside_links: Setting<OutsideLinks>,
+    /// The release's options (and the env store's), built once from the settings above.
+    pub release: ReleaseOptions,
     /// The sync step's options, built (and its patterns checked) once from the settings above.
     pub sync: SyncOptions,
     pub disable_collectstatic: Setting<bool>,
@@ -287,11 +169,12 @@ impl Lookup<'_> {
             None => Ok(Setting::new(default, Origin::Default)),
             Some(s) => match parse(s.value.trim()) {
                 Some(value) => Ok(Setting::new(value, s.origin)),
-                None => Err(DeployError::BadSetting {
+                None => Err(SettingsError::BadSetting {
                     value: s.value,
                     origin: s.origin,
                     expected,
-                }),
+                }
+                .into()),
             },
         }
     }
@@ -346,11 +229,7 @@ impl DeployConfig {
     /// Resolves the configuration from the flags, the environment and the repository's files.
     ///
     /// Reads `.deployment` and `deploy/steps.json` from the source; changes nothing.
-    pub fn resolve(
-        args: &DeployArgs,
-        env: KuduEnv,
-        cwd: &Path,
-    ) -> Result<DeployConfig, DeployError> {
+    pub fn resolve(args: &Flags, env: KuduEnv, cwd: &Path) -> Result<DeployConfig, DeployError> {
         let absolute = |p: &Path| -> PathBuf {
             let joined = if p.is_absolute() {
                 p.to_path_buf()
@@ -371,10 +250,11 @@ impl DeployConfig {
         let source = path_setting(&args.source, "--source", var::DEPLOYMENT_SOURCE)
             .unwrap_or_else(|| Setting::new(absolute(cwd), Origin::Default));
         if !source.value.is_dir() {
-            return Err(DeployError::SourceMissing {
+            return Err(SettingsError::SourceMissing {
                 source: source.value,
                 origin: source.origin,
-            });
+            }
+            .into());
         }
         // deploy.cmd's layout when run by hand: ../artifacts/wwwroot and ../artifacts/manifest.
         let target =
@@ -400,7 +280,7 @@ impl DeployConfig {
         .unwrap_or_else(default_manifest);
 
         let deployment =
-            DeploymentFile::read(&source.value).map_err(|error| DeployError::Unreadable {
+            DeploymentFile::read(&source.value).map_err(|error| SystemError::Unreadable {
                 path: source.value.join(".deployment"),
                 error,
             })?;
@@ -614,11 +494,31 @@ impl DeployConfig {
 
         let idle_timeout = idle_timeout(&env);
 
+        let platform = Platform::host();
+        let in_place = env.flag(var::IN_PLACE_DEPLOYMENT) || source.value == target.value;
+        let commit_id = env.get(var::SCM_COMMIT_ID).map(String::from);
+        let release = ReleaseOptions {
+            target: target.value.clone(),
+            platform,
+            dry_run: args.dry_run,
+            in_place,
+            commit_id: commit_id.clone(),
+            env_archive: env_archive.clone(),
+            keep_releases: keep_releases.clone(),
+            store: StoreOptions {
+                target: target.value.clone(),
+                env_name: env_name.value.clone(),
+                platform,
+                switch: env_switch.value,
+                dry_run: args.dry_run,
+            },
+        };
         let mut config = DeployConfig {
-            platform: Platform::host(),
-            in_place: env.flag(var::IN_PLACE_DEPLOYMENT) || source.value == target.value,
+            platform,
+            in_place,
             ignore_manifest: env.flag(var::IGNORE_MANIFEST),
-            commit_id: env.get(var::SCM_COMMIT_ID).map(String::from),
+            commit_id,
+            release,
             dry_run: args.dry_run,
             python_version,
             interpreter,
@@ -718,42 +618,9 @@ impl DeployConfig {
     }
 }
 
-/// `kuduhook sync`'s options: KuduSync's flags, nothing else, except Kudu's idle timeout, which
-/// sets how often a long sync prints progress.
-pub fn sync_options(args: &SyncArgs, env: &KuduEnv) -> Result<SyncOptions, DeployError> {
-    if !args.from.is_dir() {
-        return Err(DeployError::SourceMissing {
-            source: args.from.clone(),
-            origin: Origin::Flag("-f"),
-        });
-    }
-    crate::sync::check_not_nested(&args.from, &args.to)?;
-    let mut options = SyncOptions::new(&args.from, &args.to);
-    options.previous_manifest = args.previous_manifest.clone();
-    options.next_manifest = args.next_manifest.clone();
-    let list = |value: &Option<String>| value.as_deref().map(split_list).unwrap_or_default();
-    options.ignore = patterns(&[], &list(&args.ignore), &Origin::Flag("-i"))?;
-    options.full_compare = patterns(
-        &DEFAULT_FULL_COMPARE,
-        &list(&args.full_compare),
-        &Origin::Flag("--full-compare"),
-    )?;
-    options.checksum = args.checksum;
-    options.ignore_manifest = args.ignore_manifest;
-    options.outside_links = args.outside_links;
-    options.what_if = args.what_if;
-    options.listed_changes = match (args.quiet, args.verbose) {
-        (true, _) => 0,
-        (false, Some(n)) => n,
-        (false, None) => usize::MAX,
-    };
-    options.progress_interval = progress_interval(idle_timeout(env));
-    Ok(options)
-}
-
 /// Compiles a sync pattern list: the built-in `defaults`, then the user's `entries`; a bad one
 /// is named with the setting it came from.
-fn patterns(
+pub fn patterns(
     defaults: &[&str],
     entries: &[String],
     origin: &Origin,
@@ -763,9 +630,12 @@ fn patterns(
         .copied()
         .chain(entries.iter().map(String::as_str))
         .collect();
-    Patterns::new(&all).map_err(|pattern| DeployError::BadPattern {
-        pattern,
-        origin: origin.clone(),
+    Patterns::new(&all).map_err(|pattern| {
+        SettingsError::BadPattern {
+            pattern,
+            origin: origin.clone(),
+        }
+        .into()
     })
 }
 
@@ -792,13 +662,14 @@ fn looks_like_path(value: &str) -> bool {
 fn check_env_name(setting: &Setting<String>) -> Result<(), DeployError> {
     let v = &setting.value;
     if v.is_empty() || v == "." || v == ".." || looks_like_path(v) {
-        return Err(DeployError::BadPathSetting {
+        return Err(SettingsError::BadPathSetting {
             what: "env folder",
             value: v.clone(),
             origin: setting.origin.clone(),
             rule: "the env is a folder directly inside the target: give a plain name such as env \
                    or antenv, without / or \\",
-        });
+        }
+        .into());
     }
     Ok(())
 }
@@ -816,13 +687,14 @@ fn check_relative_path(setting: &Setting<String>) -> Result<(), DeployError> {
             )
         });
     if setting.value.is_empty() || escapes {
-        return Err(DeployError::BadPathSetting {
+        return Err(SettingsError::BadPathSetting {
             what: "requirements file",
             value: setting.value.clone(),
             origin: setting.origin.clone(),
             rule: "the requirements file is part of the app: give a path relative to the \
                    repository root, without .., such as requirements/prod.txt",
-        });
+        }
+        .into());
     }
     Ok(())
 }
@@ -838,9 +710,9 @@ mod tests {
             std::fs::create_dir_all(repo.path().join("deploy")).unwrap();
             std::fs::write(repo.path().join("deploy/steps.json"), steps).unwrap();
         }
-        let args = DeployArgs {
+        let args = Flags {
             source: Some(repo.path().to_path_buf()),
-            ..DeployArgs::default()
+            ..Flags::default()
         };
         let config =
             DeployConfig::resolve(&args, KuduEnv::from_pairs(env.iter().copied()), repo.path())
@@ -944,9 +816,9 @@ mod tests {
     #[test]
     fn unsafe_paths_are_refused() {
         let repo = tempfile::tempdir().unwrap();
-        let args = DeployArgs {
+        let args = Flags {
             source: Some(repo.path().to_path_buf()),
-            ..DeployArgs::default()
+            ..Flags::default()
         };
         for (name, value) in [
             ("KUDUHOOK_ENV_NAME", "../outside"),
@@ -957,7 +829,10 @@ mod tests {
             let env = KuduEnv::from_pairs([(name, value)]);
             let err = DeployConfig::resolve(&args, env, repo.path()).unwrap_err();
             assert!(
-                matches!(err, DeployError::BadPathSetting { .. }),
+                matches!(
+                    err.downcast_ref(),
+                    Some(SettingsError::BadPathSetting { .. })
+                ),
                 "{name}={value}: {err}"
             );
         }

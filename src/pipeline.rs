@@ -15,22 +15,25 @@ use std::time::Instant;
 
 use tracing::{info, info_span, warn};
 
-use crate::config::{DeployConfig, EnvMode};
-use crate::dependencies::{self, Prepared};
-use crate::deploy_record::{DeploymentRecord, StepRecord};
-use crate::env_store::remove_any;
-use crate::errors::{DeployError, site_state as state};
-use crate::installer::{self, Installer};
-use crate::lock::{self, DeployLock};
-use crate::logging::seconds;
-use crate::platform::Platform;
+use crate::config::DeployConfig;
+use crate::env::EnvMode;
+use crate::env::PreparedEnv;
+use crate::env::error::EnvError;
+use crate::env::installer::{self, Installer};
+use crate::env::lock::{self, DeployLock};
+use crate::env::store::remove_any;
+use crate::ground::error::{DeployError, site_state as state};
+use crate::ground::logging::seconds;
 use crate::process::{self, Runner};
+use crate::python::dependencies::{self, Prepared};
 use crate::release::Release;
-use crate::steps::env::{self as env_step, EnvInputs, PreparedEnv};
+use crate::release::record::{DeploymentRecord, StepRecord};
+use crate::settings::Platform;
+use crate::settings::steps_file::{BuiltinStep, StepAction};
+use crate::steps::env::{self as env_step, EnvInputs};
 use crate::steps::pip::InstallPlan;
 use crate::steps::runtime::{self, Runtime};
 use crate::steps::{Outcome, custom, pip, start_check, sync, tail};
-use crate::steps_file::{BuiltinStep, StepAction};
 
 /// A failed deployment: the error, and what the site serves now.
 #[derive(Debug)]
@@ -50,7 +53,7 @@ struct Planned {
 /// Runs the deployment `config` describes, and leaves its record for `kuduhook status`.
 pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
     let started = Instant::now();
-    let started_unix = crate::env_record::now_unix();
+    let started_unix = crate::env::record::now_unix();
     let mut steps = Vec::new();
     let result = run_steps(config, started, &mut steps);
     if !config.dry_run {
@@ -71,7 +74,7 @@ pub fn deploy(config: &DeployConfig) -> Result<(), Failure> {
         if let Err(e) = record.write() {
             warn!(
                 "could not write the deployment record {} ({e}): `kuduhook status` will not show this deployment",
-                crate::deploy_record::path(&config.target.value).display()
+                crate::release::record::path(&config.target.value).display()
             );
         }
     }
@@ -104,7 +107,13 @@ fn run_steps(
     let (python_skip, source) = match python_skip_reason(config) {
         Some(skip) => (Some(skip), None),
         None if !wants_python => (None, None),
-        None => match dependencies::choose(&config.source.value, config).map_err(untouched)? {
+        None => match dependencies::choose(
+            &config.source.value,
+            config.dependencies.as_ref(),
+            &config.requirements,
+        )
+        .map_err(untouched)?
+        {
             Some(source) => (None, Some(source)),
             None => (Some(NO_DEPENDENCIES.to_string()), None),
         },
@@ -133,7 +142,8 @@ fn run_steps(
     let dependencies = match (source, &runtime) {
         (Some(source), Some(runtime)) => {
             info!("Dependencies: {} ({})", source.file, source.why);
-            let out = crate::paths::local_state_dir(&config.target.value).join("dependencies");
+            let out =
+                crate::ground::paths::local_state_dir(&config.target.value).join("dependencies");
             let prepared = dependencies::prepare(
                 source,
                 &config.source.value,
@@ -194,7 +204,7 @@ fn run_steps(
         && plan
             .iter()
             .any(|s| s.action == StepAction::Builtin(BuiltinStep::Sync));
-    let release = Release::prepare(config, !sync_planned).map_err(untouched)?;
+    let release = Release::prepare(&config.release, !sync_planned).map_err(untouched)?;
     let mut deployment = Deployment {
         config,
         runner,
@@ -265,7 +275,7 @@ fn print_header(config: &DeployConfig) {
     let commit = config
         .commit_id
         .as_deref()
-        .map(|c| format!(" (commit {})", crate::logging::short_commit(c)))
+        .map(|c| format!(" (commit {})", crate::ground::logging::short_commit(c)))
         .unwrap_or_default();
     info!(
         "kuduhook {} deploying {} -> {}{commit}",
@@ -305,7 +315,7 @@ fn plan_has(config: &DeployConfig, step: BuiltinStep) -> bool {
 /// `POST_BUILD_COMMAND` settings around pip-install.
 fn plan(config: &DeployConfig) -> Vec<Planned> {
     let mut plan = Vec::new();
-    let build_command = |setting: &Option<crate::config::Setting<String>>, name: &str| {
+    let build_command = |setting: &Option<crate::settings::Setting<String>>, name: &str| {
         setting.as_ref().map(|s| Planned {
             name: format!("{name} (from {})", s.origin),
             action: StepAction::Run(s.value.clone()),
@@ -349,7 +359,7 @@ fn python_skip_reason(config: &DeployConfig) -> Option<String> {
         return Some("the app has a .skipPythonDeployment file".into());
     }
     let requirements = &config.requirements;
-    if requirements.origin != crate::config::Origin::Default
+    if requirements.origin != crate::settings::Origin::Default
         && !source.join(&requirements.value).is_file()
     {
         return Some(format!(
@@ -408,7 +418,7 @@ impl Deployment<'_> {
         let runtime = || self.runtime.as_ref().expect("detect-runtime runs first");
         match builtin {
             BuiltinStep::Sync => {
-                let outcome = sync::run(c, Release::undo_dir(c)).map_err(|failure| {
+                let outcome = sync::run(c, Release::undo_dir(&c.release)).map_err(|failure| {
                     self.release.sync_partial = failure.target_changed;
                     failure.error
                 })?;
@@ -419,7 +429,7 @@ impl Deployment<'_> {
             }
             BuiltinStep::DetectRuntime => Ok(runtime::run(runtime())),
             BuiltinStep::ValidateEnv => {
-                let store = env_step::store(c);
+                let store = crate::env::store::open(&c.release.store);
                 let installer = self.installer.as_ref().expect("resolved with the runtime");
                 let install = self
                     .pip_planned()
@@ -470,8 +480,15 @@ impl Deployment<'_> {
                     app,
                     &self.runner,
                 );
-                let outcome = match installed {
-                    Err(DeployError::ReuseUnproven { why }) => {
+                let unproven = installed
+                    .as_ref()
+                    .err()
+                    .and_then(|e| match e.downcast_ref() {
+                        Some(EnvError::ReuseUnproven { why }) => Some(why.clone()),
+                        _ => None,
+                    });
+                let outcome = match (installed, unproven) {
+                    (_, Some(why)) => {
                         self.build_fresh_instead(&plan, why)?;
                         pip::run(
                             c,
@@ -483,7 +500,7 @@ impl Deployment<'_> {
                             &self.runner,
                         )?
                     }
-                    other => other?,
+                    (other, None) => other?,
                 };
                 self.release.changed_in_place = false;
                 if self.release.synced {

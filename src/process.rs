@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use crate::errors::DeployError;
-use crate::kudu::KuduEnv;
-use crate::logging::CHILD_OUTPUT;
+use crate::ground::error::DeployError;
+use crate::ground::error::SystemError;
+use crate::ground::logging::CHILD_OUTPUT;
+use crate::settings::kudu::KuduEnv;
 
 /// Host variables that silently redirect an install or an interpreter: a child must never see
 /// them (Kudu's contract §4).
@@ -131,7 +132,7 @@ pub fn run_streamed(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|error| DeployError::SpawnFailed {
+        .map_err(|error| SystemError::SpawnFailed {
             program: program.clone(),
             error,
         })?;
@@ -159,7 +160,7 @@ pub fn run_streamed(
     }
     let status = child
         .wait()
-        .map_err(|error| DeployError::SpawnFailed { program, error })?;
+        .map_err(|error| SystemError::SpawnFailed { program, error })?;
     Ok(Finished { status, tail })
 }
 

@@ -103,7 +103,7 @@ fn archived_version(site: &Site) -> Option<String> {
     let archive = site
         .target
         .join(table.get("compressedVirtualEnvFile")?.as_str().unwrap());
-    let init = kuduhook::platform::env_archive::read_text(
+    let init = kuduhook::env::archive::read_text(
         &archive,
         "lib/python3.11/site-packages/kudupkg/__init__.py",
     )

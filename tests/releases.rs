@@ -142,7 +142,7 @@ fn rollback_on_the_share_brings_back_the_release_before_and_its_archive() {
     let archive = site
         .target
         .join(table["compressedVirtualEnvFile"].as_str().unwrap());
-    let init = kuduhook::platform::env_archive::read_text(
+    let init = kuduhook::env::archive::read_text(
         &archive,
         "lib/python3.11/site-packages/kudupkg/__init__.py",
     )

@@ -19,7 +19,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::errors::DeployError;
+use crate::ground::error::DeployError;
+use crate::ground::error::SystemError;
 
 /// The manifest's file name, in wwwroot.
 pub const MANIFEST: &str = "oryx-manifest.toml";
@@ -69,7 +70,7 @@ impl Manifest {
                 })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::Missing),
-            Err(error) => Err(DeployError::Unreadable { path, error }),
+            Err(error) => Err(SystemError::Unreadable { path, error }.into()),
         }
     }
 
@@ -171,7 +172,7 @@ pub fn publish(
         }
     };
     let path = wwwroot.join(MANIFEST);
-    crate::paths::write_atomically(&path, wanted.as_bytes())
+    crate::ground::paths::write_atomically(&path, wanted.as_bytes())
         .map_err(|e| DeployError::io("write", &path, e))?;
     Ok(Some(ManifestChange {
         previous: now.text().map(String::from),
@@ -184,9 +185,9 @@ pub fn publish(
 pub fn restore(wwwroot: &Path, change: &ManifestChange) -> Result<(), DeployError> {
     let path = wwwroot.join(MANIFEST);
     match &change.previous {
-        Some(text) => crate::paths::write_atomically(&path, text.as_bytes())
+        Some(text) => crate::ground::paths::write_atomically(&path, text.as_bytes())
             .map_err(|e| DeployError::io("put back", &path, e)),
-        None => crate::env_store::remove_any(&path),
+        None => crate::env::store::remove_any(&path),
     }
 }
 
@@ -316,13 +317,6 @@ pub fn start_plan(wwwroot: &Path) -> StartPlan {
         entry,
         warnings,
     }
-}
-
-/// The env's site-packages as the platform puts it on `PYTHONPATH` (`minor` is "3.11").
-pub fn site_packages(env: &Path, minor: &str) -> PathBuf {
-    env.join("lib")
-        .join(format!("python{minor}"))
-        .join("site-packages")
 }
 
 /// gunicorn's arguments for `entry`, as the platform runs it (bound to `bind`).

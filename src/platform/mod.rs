@@ -5,8 +5,9 @@
 //! strings or path segments. Both layouts are unit-tested on any host; only the caller that
 //! touches the disk uses the host's own platform.
 
-pub mod env_archive;
 pub mod linux_start;
+
+use crate::settings::Platform;
 
 /// Where Oryx installs a Python version on demand in Kudu's Linux container, unless
 /// `DYNAMIC_INSTALL_ROOT_DIR` says otherwise.
@@ -14,160 +15,80 @@ pub const ORYX_INSTALL_ROOT: &str = "/tmp/oryx/platforms";
 
 use crate::python::PythonVersion;
 
-/// The operating system layout a deployment targets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
-    Linux,
-    Windows,
-}
-
-impl Platform {
-    /// The platform this binary runs on.
-    pub fn host() -> Platform {
-        if cfg!(windows) {
-            Platform::Windows
-        } else {
-            Platform::Linux
-        }
-    }
-
-    /// "Linux", "Windows".
-    pub fn name(self) -> &'static str {
-        match self {
-            Platform::Linux => "Linux",
-            Platform::Windows => "Windows",
-        }
-    }
-
-    /// The path separator of this platform.
-    pub fn separator(self) -> char {
-        match self {
-            Platform::Linux => '/',
-            Platform::Windows => '\\',
-        }
-    }
-
-    /// Joins path segments with this platform's separator.
-    pub fn join(self, segments: &[&str]) -> String {
-        let sep = self.separator().to_string();
-        segments.join(&sep)
-    }
-
-    /// The folder inside a virtual environment that holds its executables.
-    pub fn env_bin_dir(self) -> &'static str {
-        match self {
-            Platform::Linux => "bin",
-            Platform::Windows => "Scripts",
-        }
-    }
-
-    /// The env's interpreter, relative to the env folder: what the web server is configured with.
-    pub fn env_python(self) -> [&'static str; 2] {
-        match self {
-            Platform::Linux => ["bin", "python"],
-            Platform::Windows => ["Scripts", "python.exe"],
-        }
-    }
-
-    /// The separator of the `PATH` variable.
-    pub fn path_list_separator(self) -> char {
-        match self {
-            Platform::Linux => ':',
-            Platform::Windows => ';',
-        }
-    }
-
-    /// The program and leading arguments that run a user's command line through the shell.
-    pub fn shell(self) -> [&'static str; 2] {
-        match self {
-            Platform::Linux => ["sh", "-c"],
-            Platform::Windows => ["cmd", "/c"],
-        }
-    }
-
-    /// Interpreter names to look up on `PATH` when no version is requested.
-    pub fn default_interpreter_names(self) -> &'static [&'static str] {
-        match self {
-            Platform::Linux => &["python3", "python"],
-            Platform::Windows => &["python.exe"],
-        }
-    }
-
-    /// Where to look for an interpreter of `version`, best first.
-    ///
-    /// `home` is the user's home folder and `system_drive` Windows' `%SYSTEMDRIVE%` (`D:` on
-    /// App Service). Each location is probed (run) before it is trusted: the patterns only say
-    /// where to look.
-    pub fn interpreter_locations(
-        self,
-        version: &PythonVersion,
-        home: Option<&str>,
-        system_drive: Option<&str>,
-        oryx_install_root: Option<&str>,
-    ) -> Vec<SearchLocation> {
-        let (major, minor) = (version.major, version.minor);
-        let dotted = format!("{major}.{minor}");
-        let mut out = Vec::new();
-        match self {
-            Platform::Linux => {
-                // App Service Linux (Oryx images): /opt/python/3.11.4/bin/python3.11
+/// Where to look for an interpreter of `version`, best first.
+///
+/// `home` is the user's home folder and `system_drive` Windows' `%SYSTEMDRIVE%` (`D:` on
+/// App Service). Each location is probed (run) before it is trusted: the patterns only say
+/// where to look.
+pub fn interpreter_locations(
+    platform: Platform,
+    version: &PythonVersion,
+    home: Option<&str>,
+    system_drive: Option<&str>,
+    oryx_install_root: Option<&str>,
+) -> Vec<SearchLocation> {
+    let (major, minor) = (version.major, version.minor);
+    let dotted = format!("{major}.{minor}");
+    let mut out = Vec::new();
+    match platform {
+        Platform::Linux => {
+            // App Service Linux (Oryx images): /opt/python/3.11.4/bin/python3.11
+            out.push(SearchLocation::VersionDirs {
+                parent: "/opt/python".into(),
+                version_prefix: dotted.clone(),
+                inside: vec!["bin".into(), format!("python{dotted}")],
+                label: "App Service (/opt/python)",
+            });
+            // Kudu's Linux container installs other versions on demand (oryx prep):
+            // $DYNAMIC_INSTALL_ROOT_DIR/python/3.12.1/bin/python3.12
+            out.push(SearchLocation::VersionDirs {
+                parent: platform.join(&[oryx_install_root.unwrap_or(ORYX_INSTALL_ROOT), "python"]),
+                version_prefix: dotted.clone(),
+                inside: vec!["bin".into(), format!("python{dotted}")],
+                label: "Oryx's on-demand installs",
+            });
+            out.push(SearchLocation::OnPath {
+                name: format!("python{dotted}"),
+                label: "PATH",
+            });
+            if let Some(home) = home {
                 out.push(SearchLocation::VersionDirs {
-                    parent: "/opt/python".into(),
+                    parent: platform.join(&[home, ".pyenv", "versions"]),
                     version_prefix: dotted.clone(),
                     inside: vec!["bin".into(), format!("python{dotted}")],
-                    label: "App Service (/opt/python)",
+                    label: "pyenv (~/.pyenv/versions)",
                 });
-                // Kudu's Linux container installs other versions on demand (oryx prep):
-                // $DYNAMIC_INSTALL_ROOT_DIR/python/3.12.1/bin/python3.12
-                out.push(SearchLocation::VersionDirs {
-                    parent: self.join(&[oryx_install_root.unwrap_or(ORYX_INSTALL_ROOT), "python"]),
-                    version_prefix: dotted.clone(),
-                    inside: vec!["bin".into(), format!("python{dotted}")],
-                    label: "Oryx's on-demand installs",
-                });
-                out.push(SearchLocation::OnPath {
-                    name: format!("python{dotted}"),
-                    label: "PATH",
-                });
-                if let Some(home) = home {
-                    out.push(SearchLocation::VersionDirs {
-                        parent: self.join(&[home, ".pyenv", "versions"]),
-                        version_prefix: dotted.clone(),
-                        inside: vec!["bin".into(), format!("python{dotted}")],
-                        label: "pyenv (~/.pyenv/versions)",
-                    });
-                }
             }
-            Platform::Windows => {
-                let drive = system_drive.unwrap_or("D:");
-                // Site extensions: D:\home\python364x64\python.exe
+        }
+        Platform::Windows => {
+            let drive = system_drive.unwrap_or("D:");
+            // Site extensions: D:\home\python364x64\python.exe
+            out.push(SearchLocation::VersionDirs {
+                parent: platform.join(&[drive, "home"]),
+                version_prefix: format!("python{major}{minor}"),
+                inside: vec!["python.exe".into()],
+                label: "App Service site extension (D:\\home\\python*)",
+            });
+            // Preinstalled runtimes: D:\Python34\python.exe
+            out.push(SearchLocation::Exact {
+                path: platform.join(&[drive, &format!("Python{major}{minor}"), "python.exe"]),
+                label: "App Service runtime (%SYSTEMDRIVE%\\PythonXY)",
+            });
+            out.push(SearchLocation::OnPath {
+                name: "python.exe".into(),
+                label: "PATH",
+            });
+            if let Some(home) = home {
                 out.push(SearchLocation::VersionDirs {
-                    parent: self.join(&[drive, "home"]),
-                    version_prefix: format!("python{major}{minor}"),
+                    parent: platform.join(&[home, ".pyenv", "pyenv-win", "versions"]),
+                    version_prefix: dotted,
                     inside: vec!["python.exe".into()],
-                    label: "App Service site extension (D:\\home\\python*)",
+                    label: "pyenv-win",
                 });
-                // Preinstalled runtimes: D:\Python34\python.exe
-                out.push(SearchLocation::Exact {
-                    path: self.join(&[drive, &format!("Python{major}{minor}"), "python.exe"]),
-                    label: "App Service runtime (%SYSTEMDRIVE%\\PythonXY)",
-                });
-                out.push(SearchLocation::OnPath {
-                    name: "python.exe".into(),
-                    label: "PATH",
-                });
-                if let Some(home) = home {
-                    out.push(SearchLocation::VersionDirs {
-                        parent: self.join(&[home, ".pyenv", "pyenv-win", "versions"]),
-                        version_prefix: dotted,
-                        inside: vec!["python.exe".into()],
-                        label: "pyenv-win",
-                    });
-                }
             }
         }
-        out
     }
+    out
 }
 
 /// One place an interpreter may be.
@@ -265,11 +186,16 @@ mod tests {
 
     #[test]
     fn windows_search_covers_site_extensions_and_system_drive() {
-        let found: Vec<String> = Platform::Windows
-            .interpreter_locations(&v(3, 6), Some("C:\\Users\\me"), Some("D:"), None)
-            .iter()
-            .map(|l| l.describe(Platform::Windows))
-            .collect();
+        let found: Vec<String> = interpreter_locations(
+            Platform::Windows,
+            &v(3, 6),
+            Some("C:\\Users\\me"),
+            Some("D:"),
+            None,
+        )
+        .iter()
+        .map(|l| l.describe(Platform::Windows))
+        .collect();
         assert_eq!(
             found,
             vec![
@@ -283,11 +209,11 @@ mod tests {
 
     #[test]
     fn linux_search_covers_app_service_path_and_pyenv() {
-        let found: Vec<String> = Platform::Linux
-            .interpreter_locations(&v(3, 12), Some("/root"), None, None)
-            .iter()
-            .map(|l| l.describe(Platform::Linux))
-            .collect();
+        let found: Vec<String> =
+            interpreter_locations(Platform::Linux, &v(3, 12), Some("/root"), None, None)
+                .iter()
+                .map(|l| l.describe(Platform::Linux))
+                .collect();
         assert_eq!(
             found,
             vec![

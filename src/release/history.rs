@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::env_store::remove_fast;
-use crate::errors::DeployError;
+use crate::env::store::remove_fast;
+use crate::ground::error::DeployError;
 
 const FORMAT: u32 = 1;
 const RECORD: &str = "releases.json";
@@ -86,7 +86,7 @@ pub struct RollbackRecord {
 
 /// `<site>/.kuduhook/<target>/releases`.
 pub fn dir(target: &Path) -> PathBuf {
-    crate::paths::state_dir(target).join("releases")
+    crate::ground::paths::state_dir(target).join("releases")
 }
 
 /// The undo log of the deployment in progress.
@@ -138,7 +138,7 @@ impl Releases {
         std::fs::create_dir_all(dir(target))
             .map_err(|e| DeployError::io("create the releases folder", dir(target), e))?;
         let json = serde_json::to_vec_pretty(self).expect("the releases record serializes");
-        crate::paths::write_atomically(&path, &json)
+        crate::ground::paths::write_atomically(&path, &json)
             .map_err(|e| DeployError::io("write the releases record", &path, e))
     }
 

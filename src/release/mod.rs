@@ -12,28 +12,49 @@
 //! - [`history`]: the releases a site keeps (`KUDUHOOK_KEEP_RELEASES`).
 //! - [`rollback`]: `kuduhook rollback`, back to a kept release in one step.
 
+pub mod error;
 pub mod history;
+pub mod record;
 pub mod rollback;
 
 use std::path::{Path, PathBuf};
 
 use tracing::{info, warn};
 
-use crate::config::DeployConfig;
-use crate::env_record::now_unix;
-use crate::env_store::{EnvStore, LiveEnv, Previous, Switched, remove_any};
-use crate::errors::{DeployError, site_state as state};
-use crate::platform::Platform;
-use crate::platform::env_archive::SiteArchives;
+use crate::env::archive::SiteArchives;
+use crate::env::record::now_unix;
+use crate::env::store::StoreOptions;
+use crate::env::store::{EnvStore, LiveEnv, Previous, Switched, remove_any};
+use crate::env::{PreparedEnv, env_python};
+use crate::ground::error::{DeployError, site_state as state};
 use crate::platform::linux_start;
-use crate::steps::env::{PreparedEnv, env_python};
+use crate::settings::Platform;
+use crate::settings::Setting;
 use crate::sync::undo;
 
 pub use history::{DEFAULT_KEEP, KeptEnv, ReleaseEntry, Releases};
 
+/// What a release needs to know of the deployment: its own options, which `config` resolves
+/// from the settings.
+#[derive(Debug, Clone)]
+pub struct ReleaseOptions {
+    pub target: PathBuf,
+    pub platform: Platform,
+    pub dry_run: bool,
+    /// `IN_PLACE_DEPLOYMENT`: the repository is the site; no files are synced or kept.
+    pub in_place: bool,
+    pub commit_id: Option<String>,
+    /// `KUDUHOOK_ENV_ARCHIVE`: `None` is auto (where the site is on a network filesystem).
+    pub env_archive: Setting<Option<bool>>,
+    /// `KUDUHOOK_KEEP_RELEASES`, the live one included.
+    pub keep_releases: Setting<usize>,
+    /// The site's envs.
+    pub store: StoreOptions,
+}
+
 /// The release a deployment is preparing, and what going live changed (undone on failure).
 pub struct Release<'a> {
-    config: &'a DeployConfig,
+    options: &'a ReleaseOptions,
     /// The site's envs, once validate-env has looked at them.
     pub store: Option<EnvStore>,
     /// A new env the site does not run yet.
@@ -62,13 +83,13 @@ impl<'a> Release<'a> {
     /// A release for this deployment. Before anything else changes the site, what an
     /// interrupted deployment left half-done is undone: its sync's files go back (so that the
     /// releases kept stay a chain of exact undos).
-    pub fn prepare(config: &'a DeployConfig, synced: bool) -> Result<Release<'a>, DeployError> {
+    pub fn prepare(config: &'a ReleaseOptions, synced: bool) -> Result<Release<'a>, DeployError> {
         if !config.dry_run && !config.in_place {
-            let store = || Some(crate::steps::env::store(config));
-            repair_interrupted(&config.target.value, config.platform, store)?;
+            let store = || Some(crate::env::store::open(&config.store));
+            repair_interrupted(&config.target, config.platform, store)?;
         }
         Ok(Release {
-            config,
+            options: config,
             store: None,
             pending_env: None,
             synced,
@@ -84,13 +105,13 @@ impl<'a> Release<'a> {
     }
 
     /// Where the sync keeps what it replaces (none in a dry run).
-    pub fn undo_dir(config: &DeployConfig) -> Option<PathBuf> {
-        (!config.dry_run && !config.in_place).then(|| history::pending(&config.target.value))
+    pub fn undo_dir(config: &ReleaseOptions) -> Option<PathBuf> {
+        (!config.dry_run && !config.in_place).then(|| history::pending(&config.target))
     }
 
     /// The envs the site keeps for rollbacks (spared when leftovers are cleaned).
-    pub fn kept_envs(config: &DeployConfig) -> Vec<PathBuf> {
-        Releases::read(&config.target.value).kept_envs()
+    pub fn kept_envs(config: &ReleaseOptions) -> Vec<PathBuf> {
+        Releases::read(&config.target).kept_envs()
     }
 
     /// Marks the live env as changed in place (an incremental install is about to run).
@@ -104,7 +125,7 @@ impl<'a> Release<'a> {
     /// that imports from the env folder would cross the network for every file it looks up.
     /// `KUDUHOOK_ENV_ARCHIVE` turns it on or off.
     pub fn decide_archives(&mut self, minor: &str) {
-        let c = self.config;
+        let c = self.options;
         self.archives = (|| {
             let store = self.store.as_ref()?;
             if c.platform != Platform::Linux || c.dry_run {
@@ -112,8 +133,8 @@ impl<'a> Release<'a> {
             }
             let why = match c.env_archive.value {
                 Some(false) => return None,
-                Some(true) => format!("{} is on", crate::config::name::KUDUHOOK_ENV_ARCHIVE),
-                None => match crate::env_store::network_filesystem(&c.target.value) {
+                Some(true) => format!("{} is on", crate::settings::name::KUDUHOOK_ENV_ARCHIVE),
+                None => match crate::env::store::network_filesystem(&c.target) {
                     Some(kind) => format!("the site is on a network filesystem ({kind})"),
                     None if store.staging.is_some() => {
                         "the site's filesystem refuses links (a network share)".into()
@@ -121,12 +142,7 @@ impl<'a> Release<'a> {
                     None => return None,
                 },
             };
-            Some(SiteArchives::new(
-                &c.target.value,
-                &c.env_name.value,
-                minor,
-                why,
-            ))
+            Some(SiteArchives::new(&c.target, &c.store.env_name, minor, why))
         })();
     }
 
@@ -154,7 +170,7 @@ impl<'a> Release<'a> {
                  cross the network",
                 packed.describe(),
                 archives.why,
-                self.config.env_name.value
+                self.options.store.env_name
             );
             if let Some(line) = packed.setuptools_line() {
                 info!("{line}");
@@ -180,7 +196,7 @@ impl<'a> Release<'a> {
         }
         if let Some(env) = env {
             env.dir = store.live.clone();
-            env.python = env_python(&store.live, self.config.platform);
+            env.python = env_python(&store.live, self.options.platform);
         }
         self.switched = Some(switched);
         self.publish_start_file()
@@ -190,11 +206,11 @@ impl<'a> Release<'a> {
     /// next start uses it. Written right after the env switch (and, when the env was reused,
     /// at the end): no start between two deployments sees a manifest and an env that disagree.
     pub fn publish_start_file(&mut self) -> Result<(), DeployError> {
-        let c = self.config;
+        let c = self.options;
         if c.platform != Platform::Linux || c.dry_run || self.store.is_none() || !self.synced {
             return Ok(());
         }
-        let keep = crate::paths::state_dir(&c.target.value);
+        let keep = crate::ground::paths::state_dir(&c.target);
         let archive = match (&self.archives, &self.store) {
             (Some(archives), Some(store)) if store.live.join("pyvenv.cfg").is_file() => {
                 let mut named_as = vec![store.live.clone()];
@@ -218,12 +234,8 @@ impl<'a> Release<'a> {
             }
             _ => None,
         };
-        let published = linux_start::publish(
-            &c.target.value,
-            &c.env_name.value,
-            archive.as_deref(),
-            &keep,
-        )?;
+        let published =
+            linux_start::publish(&c.target, &c.store.env_name, archive.as_deref(), &keep)?;
         self.live_archive = archive;
         if let Some(change) = published {
             match change.replaced_foreign {
@@ -240,13 +252,13 @@ impl<'a> Release<'a> {
     pub fn finish(&mut self, env: Option<&mut PreparedEnv>) -> Result<(), DeployError> {
         self.go_live(env)?;
         self.publish_start_file()?;
-        if self.config.dry_run {
+        if self.options.dry_run {
             return Ok(());
         }
         self.record();
         if self.sync_ran {
             // Last: nothing after this changes the site's top folder.
-            crate::sync::delta::seal(&self.config.target.value);
+            crate::sync::delta::seal(&self.options.target);
         }
         Ok(())
     }
@@ -256,19 +268,19 @@ impl<'a> Release<'a> {
     /// the commit point: a kill before it leaves the undo log pending (the next deployment
     /// puts the previous release back), a kill after it is finished by the next one.
     fn record(&mut self) {
-        let c = self.config;
-        let target = &c.target.value;
+        let c = self.options;
+        let target = &c.target;
         let mut releases = Releases::read(target);
         let id = releases.next_id();
         let folder = history::release_dir(target, id);
-        let _ = crate::env_store::remove_fast(&folder);
+        let _ = crate::env::store::remove_fast(&folder);
         let pending = history::pending(target);
         let files_undo = self.sync_ran && undo::has_record(&pending);
         let previous_env = self.keep_previous_env(&folder);
         let env_id = self
             .store
             .as_ref()
-            .and_then(|s| crate::env_record::EnvRecord::read(&s.live))
+            .and_then(|s| crate::env::record::EnvRecord::read(&s.live))
             .and_then(|r| r.id);
         releases.releases.push(ReleaseEntry {
             id,
@@ -316,10 +328,10 @@ impl<'a> Release<'a> {
                 previous
                     .commit
                     .as_deref()
-                    .map(|c| format!(" (commit {})", crate::logging::short_commit(c)))
+                    .map(|c| format!(" (commit {})", crate::ground::logging::short_commit(c)))
                     .unwrap_or_default(),
                 releases.releases.len(),
-                crate::config::name::KUDUHOOK_KEEP_RELEASES
+                crate::settings::name::KUDUHOOK_KEEP_RELEASES
             );
         }
     }
@@ -340,7 +352,7 @@ impl<'a> Release<'a> {
                     Ok(()) => Some(KeptEnv::Folder(kept)),
                     Err(e) => {
                         warn!("could not keep the previous env for a rollback ({e}): removing it");
-                        let _ = crate::env_store::remove_fast(&parked);
+                        let _ = crate::env::store::remove_fast(&parked);
                         None
                     }
                 }
@@ -367,7 +379,7 @@ impl<'a> Release<'a> {
             _ => None,
         };
         if let Some(change) = self.start_file.take() {
-            match linux_start::restore(&self.config.target.value, &change) {
+            match linux_start::restore(&self.options.target, &change) {
                 Ok(()) => info!("Put back the previous {}", linux_start::MANIFEST),
                 Err(e) => warn!(
                     "could not put back {}: {}",
@@ -396,11 +408,11 @@ impl<'a> Release<'a> {
     /// Puts back the files this deployment's sync replaced. `None` when it kept none (it
     /// changed nothing); `Some(false)` when they could not all be put back.
     fn undo_files(&mut self) -> Option<bool> {
-        let c = self.config;
-        let pending = history::pending(&c.target.value);
-        match undo::put_back(&pending, &c.target.value, c.platform, self.sync_partial) {
+        let c = self.options;
+        let pending = history::pending(&c.target);
+        match undo::put_back(&pending, &c.target, c.platform, self.sync_partial) {
             Ok(None) => {
-                let _ = crate::env_store::remove_fast(&pending);
+                let _ = crate::env::store::remove_fast(&pending);
                 None
             }
             Ok(Some(undone)) => {
@@ -410,7 +422,7 @@ impl<'a> Release<'a> {
                         undone.describe()
                     );
                 }
-                let _ = crate::env_store::remove_fast(&pending);
+                let _ = crate::env::store::remove_fast(&pending);
                 Some(true)
             }
             Err(e) => {
@@ -474,7 +486,7 @@ pub fn repair_interrupted(
             found.display()
         );
     }
-    crate::env_store::remove_fast(&pending)
+    crate::env::store::remove_fast(&pending)
 }
 
 /// Makes the env whose record has the id `wanted` the live one, if it is not: looked for beside
@@ -485,7 +497,7 @@ fn put_back_env(
     wanted: &str,
     releases_dir: &Path,
 ) -> Result<Option<PathBuf>, DeployError> {
-    let id_of = |dir: &Path| crate::env_record::EnvRecord::read(dir).and_then(|r| r.id);
+    let id_of = |dir: &Path| crate::env::record::EnvRecord::read(dir).and_then(|r| r.id);
     if id_of(&store.live).as_deref() == Some(wanted) {
         return Ok(None);
     }
@@ -497,7 +509,7 @@ fn put_back_env(
             .map(|e| e.path())
             .collect()
     };
-    let mut candidates: Vec<PathBuf> = crate::env_store::SIDE_SUFFIXES
+    let mut candidates: Vec<PathBuf> = crate::env::store::SIDE_SUFFIXES
         .iter()
         .map(|suffix| store.beside(suffix))
         .collect();

@@ -15,11 +15,13 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::history::{self, KeptEnv, ReleaseEntry, Releases, RollbackRecord};
-use crate::env_record::now_unix;
-use crate::env_store::{EnvStore, LiveEnv, Previous, SwitchMode, Switched};
-use crate::errors::DeployError;
-use crate::logging::{seconds, short_commit};
-use crate::platform::{Platform, linux_start};
+use crate::env::record::now_unix;
+use crate::env::store::{EnvStore, LiveEnv, Previous, SwitchMode, Switched};
+use crate::ground::error::DeployError;
+use crate::ground::logging::{seconds, short_commit};
+use crate::platform::linux_start;
+use crate::release::error::ReleaseError;
+use crate::settings::Platform;
 use crate::sync::undo;
 
 /// What to roll back.
@@ -51,24 +53,30 @@ pub fn rollback(options: &RollbackOptions) -> Result<RollbackRecord, RollbackFai
     };
     let started = Instant::now();
     let target = &options.target;
-    let env_path = crate::deploy_record::DeploymentRecord::read(target)
+    let env_path = crate::release::record::DeploymentRecord::read(target)
         .ok()
         .flatten()
         .map(|r| r.env)
-        .ok_or_else(|| DeployError::NoDeploymentRecord {
-            target: target.clone(),
-            record: crate::deploy_record::path(target),
+        .ok_or_else(|| {
+            ReleaseError::NoDeploymentRecord {
+                target: target.clone(),
+                record: crate::release::record::path(target),
+            }
+            .into()
         })
         .map_err(unchanged)?;
-    let _lock = crate::lock::acquire(target, None, options.lock_wait, Duration::from_secs(20))
+    let _lock = crate::env::lock::acquire(target, None, options.lock_wait, Duration::from_secs(20))
         .map_err(unchanged)?;
     let mut releases = Releases::read(target);
     let dest = destination(&releases, options.to.as_deref(), target).map_err(unchanged)?;
     let undone: Vec<_> = releases.releases[dest + 1..].to_vec();
     if let Some(stuck) = undone.iter().find(|r| !r.files_undo) {
-        return Err(unchanged(DeployError::ReleaseNotUndoable {
-            commit: describe(stuck),
-        }));
+        return Err(unchanged(
+            ReleaseError::ReleaseNotUndoable {
+                commit: describe(stuck),
+            }
+            .into(),
+        ));
     }
     let env_name = env_path
         .file_name()
@@ -113,7 +121,7 @@ fn roll_back_to(
     for release in undone.iter().rev() {
         let dir = history::undo_dir(target, release.id);
         let files = undo::put_back(&dir, target, options.platform, false)?.ok_or_else(|| {
-            DeployError::ReleaseNotUndoable {
+            ReleaseError::ReleaseNotUndoable {
                 commit: describe(release),
             }
         })?;
@@ -142,10 +150,10 @@ fn roll_back_to(
         // Recorded one release at a time: a rollback that stops can be run again.
         releases.releases.pop();
         releases.write(target)?;
-        let _ = crate::env_store::remove_fast(&history::release_dir(target, release.id));
+        let _ = crate::env::store::remove_fast(&history::release_dir(target, release.id));
     }
     if options.platform == Platform::Linux && store.live.join("pyvenv.cfg").is_file() {
-        let keep = crate::paths::state_dir(target);
+        let keep = crate::ground::paths::state_dir(target);
         let archive = releases.current().and_then(|r| r.archive.as_deref());
         if let Some(change) = linux_start::publish(target, &env_name, archive, &keep)? {
             info!("{}", change.said);
@@ -173,10 +181,11 @@ fn destination(releases: &Releases, to: Option<&str>, target: &Path) -> Result<u
     let list = &releases.releases;
     let kept: Vec<String> = list.iter().rev().map(describe).collect();
     if list.len() < 2 {
-        return Err(DeployError::NoReleaseToRollBackTo {
+        return Err(ReleaseError::NoReleaseToRollBackTo {
             target: target.to_path_buf(),
             kept,
-        });
+        }
+        .into());
     }
     let Some(wanted) = to else {
         return Ok(list.len() - 2);
@@ -190,10 +199,13 @@ fn destination(releases: &Releases, to: Option<&str>, target: &Path) -> Result<u
                     .as_deref()
                     .is_some_and(|c| c.to_ascii_lowercase().starts_with(&wanted))
         })
-        .ok_or(DeployError::ReleaseNotKept {
-            commit: wanted,
-            kept,
-        })
+        .ok_or(
+            ReleaseError::ReleaseNotKept {
+                commit: wanted,
+                kept,
+            }
+            .into(),
+        )
 }
 
 /// The site's env store as the envs kept were made: link mode where the live env is a link.
@@ -230,7 +242,7 @@ fn describe(release: &ReleaseEntry) -> String {
         Some(c) => format!("commit {}", short_commit(c)),
         None => format!(
             "the deployment of {}",
-            crate::logging::utc(release.deployed_unix)
+            crate::ground::logging::utc(release.deployed_unix)
         ),
     }
 }

@@ -10,12 +10,13 @@ use std::path::Path;
 use tracing::info;
 
 use crate::config::DeployConfig;
-use crate::errors::DeployError;
-use crate::kudu::var;
-use crate::platform::Platform;
+use crate::env::PreparedEnv;
+use crate::ground::error::DeployError;
 use crate::process::{Runner, describe_status};
+use crate::settings::Platform;
+use crate::settings::kudu::var;
 use crate::steps::Outcome;
-use crate::steps::env::PreparedEnv;
+use crate::steps::error::StepError;
 
 /// A run step, as the pipeline runs it: in a dry run, only says what it would run.
 pub fn run_step(
@@ -74,10 +75,11 @@ pub fn run(
     if finished.status.success() {
         Ok(())
     } else {
-        Err(DeployError::CommandFailed {
+        Err(StepError::CommandFailed {
             step: step.to_string(),
             command: command.to_string(),
             status: describe_status(&finished.status),
-        })
+        }
+        .into())
     }
 }

@@ -6,53 +6,32 @@
 //! exists and is the selected one, its own python runs, Kudu's `azure.env.python-X.Y.txt`
 //! marker (if any) agrees, no force-rebuild asks otherwise, and (exact mode) the requirements
 //! are those of its last install. A new env is built at the path it keeps
-//! ([`crate::env_store`]): the site goes on running the live env until the pipeline switches
+//! ([`crate::env::store`]): the site goes on running the live env until the pipeline switches
 //! it over, once the new env is complete.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{info, warn};
 
-use crate::config::{DeployConfig, EnvMode, ForceRebuild, Setting};
-use crate::env_record::{EnvRecord, now_unix};
-use crate::env_store::{self, EnvStore, LiveEnv, SwitchMode};
-use crate::errors::DeployError;
-use crate::installer::Installer;
-use crate::logging::{ago, seconds};
-use crate::packages::{self, Packages};
-use crate::platform::Platform;
+use crate::config::DeployConfig;
+use crate::env::error::EnvError;
+use crate::env::installer::Installer;
+use crate::env::record::{EnvRecord, now_unix};
+use crate::env::store::{self as env_store, EnvStore, LiveEnv};
+use crate::env::venv::{PreparedEnv, PyvenvCfg, Reuse, env_python};
+use crate::env::{EnvMode, ForceRebuild};
+use crate::ground::error::DeployError;
+use crate::ground::logging::{ago, seconds};
 use crate::process::Runner;
+use crate::python::packages;
+use crate::python::requirements::{self, Root};
 use crate::python::{self, PythonVersion};
-use crate::requirements::{self, Root};
+use crate::settings::Platform;
+use crate::settings::Setting;
 use crate::steps::Outcome;
 use crate::steps::pip::InstallPlan;
 use crate::steps::runtime::Runtime;
-
-/// An env ready for the steps after this one.
-#[derive(Debug, Clone)]
-pub struct PreparedEnv {
-    pub dir: PathBuf,
-    /// The env's own interpreter (`env/bin/python`, `env\Scripts\python.exe`).
-    pub python: PathBuf,
-    pub record: EnvRecord,
-    /// Set when the env is a copy of the live one: pip-install then removes what the
-    /// requirements no longer need.
-    pub reuse: Option<Reuse>,
-}
-
-/// An env copied from the live one to install changed requirements into: what pruning it back
-/// to exactly the requirements needs ([`crate::closure`]).
-#[derive(Debug, Clone)]
-pub struct Reuse {
-    pub roots: Vec<Root>,
-    /// The live env's packages, to say what reuse kept.
-    pub before: Packages,
-    /// What a fresh env holds of its own.
-    pub seeds: Vec<(String, String)>,
-    /// How long the copy took.
-    pub copied: Duration,
-}
 
 /// What the validate-env step decided and made.
 pub struct Validated {
@@ -61,35 +40,6 @@ pub struct Validated {
     pub env: Option<PreparedEnv>,
     /// A new env that the site does not run yet: the pipeline switches to it once complete.
     pub pending: Option<PathBuf>,
-}
-
-/// Where the site's envs are, switched the way the settings (or the filesystem) allow.
-pub fn store(config: &DeployConfig) -> EnvStore {
-    let target = &config.target.value;
-    let mode = match config.env_switch.value {
-        Some(mode) => mode,
-        None if config.dry_run => SwitchMode::Link,
-        None if std::fs::create_dir_all(target).is_ok() && env_store::links_work(target) => {
-            SwitchMode::Link
-        }
-        None => {
-            let staging = crate::paths::local_state_dir(target).join("staging");
-            info!(
-                "Links are refused in {} (an SMB share without mfsymlinks?): new envs are built \
-                 on local disk ({}), copied beside the live one and swapped in with a rename",
-                target.display(),
-                staging.display()
-            );
-            let store = EnvStore::new(
-                target,
-                &config.env_name.value,
-                config.platform,
-                SwitchMode::Move,
-            );
-            return store.staged_in(staging);
-        }
-    };
-    EnvStore::new(target, &config.env_name.value, config.platform, mode)
 }
 
 /// What the step works with besides the configuration.
@@ -119,7 +69,7 @@ pub fn run(
         );
     }
     if !c.dry_run {
-        for line in store.clean_leftovers(&crate::release::Release::kept_envs(c))? {
+        for line in store.clean_leftovers(&crate::release::Release::kept_envs(&c.release))? {
             info!("{line}");
         }
     }
@@ -299,7 +249,7 @@ fn reusable(
         );
     }
     let live = config.env_dir();
-    crate::closure::installed(&live, config.platform)?;
+    crate::python::closure::installed(&live, config.platform)?;
     let main = plan.files.first().ok_or("no requirements file")?;
     let env = &config.env;
     requirements::roots(main, &plan.app, &|name| env.get(name).map(str::to_string))
@@ -348,7 +298,7 @@ fn copy_live(
     let record = EnvRecord {
         created_unix: now_unix(),
         reason: "copied from the previous env for changed requirements, pruned to them".into(),
-        id: Some(crate::env_record::new_id()),
+        id: Some(crate::env::record::new_id()),
         ..record
     };
     record
@@ -394,7 +344,7 @@ fn adopt(
         rebuild_token: token,
         install: None,
         seeds: None,
-        id: Some(crate::env_record::new_id()),
+        id: Some(crate::env::record::new_id()),
     };
     if !dry_run {
         record
@@ -407,45 +357,6 @@ fn adopt(
 /// Kudu's marker file for an env built for `version` (`azure.env.python-3.6.txt`).
 pub fn kudu_marker(version: &PythonVersion) -> String {
     format!("azure.env.python-{}.txt", version.minor_version())
-}
-
-/// The env's interpreter on `platform`.
-pub fn env_python(env_dir: &Path, platform: Platform) -> PathBuf {
-    platform
-        .env_python()
-        .iter()
-        .fold(env_dir.to_path_buf(), |p, s| p.join(s))
-}
-
-/// What `pyvenv.cfg` says.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct PyvenvCfg {
-    pub home: Option<PathBuf>,
-    pub version: Option<PythonVersion>,
-    pub executable: Option<PathBuf>,
-}
-
-impl PyvenvCfg {
-    pub fn parse(text: &str) -> PyvenvCfg {
-        let mut cfg = PyvenvCfg::default();
-        for line in text.lines() {
-            let Some((key, value)) = line.split_once('=') else {
-                continue;
-            };
-            let value = value.trim();
-            match key.trim() {
-                "home" => cfg.home = Some(PathBuf::from(value)),
-                "executable" => cfg.executable = Some(PathBuf::from(value)),
-                // `version` (venv) or `version_info` (virtualenv: 3.8.10.final.0)
-                "version" | "version_info" if cfg.version.is_none() => {
-                    let numbers: Vec<&str> = value.split('.').take(3).collect();
-                    cfg.version = PythonVersion::parse(&numbers.join("."));
-                }
-                _ => {}
-            }
-        }
-        cfg
-    }
 }
 
 /// Every reason the env at `env_dir` cannot be reused for `runtime`; empty when it can.
@@ -619,7 +530,7 @@ fn create(
         rebuild_token: new.rebuild_token,
         install: None,
         seeds: Some(seeds),
-        id: Some(crate::env_record::new_id()),
+        id: Some(crate::env::record::new_id()),
     };
     record
         .write(env_dir)
@@ -638,7 +549,7 @@ fn seed_pip(env_dir: &Path, runtime: &Runtime, runner: &Runner) -> Result<(), De
     let started = Instant::now();
     let interpreter = &runtime.interpreter;
     if let Some(seeded) =
-        crate::env_seed::from_base(&interpreter.path, &interpreter.version, env_dir)?
+        crate::env::seed::from_base(&interpreter.path, &interpreter.version, env_dir)?
     {
         let names: Vec<String> = seeded
             .seeds
@@ -657,18 +568,19 @@ fn seed_pip(env_dir: &Path, runtime: &Runtime, runner: &Runner) -> Result<(), De
     info!(
         "No {} in the base interpreter's own site-packages to copy: installing pip with \
          ensurepip, as venv does",
-        crate::env_seed::venv_seeds(&interpreter.version).join(" and ")
+        crate::env::seed::venv_seeds(&interpreter.version).join(" and ")
     );
     let mut cmd = runner.command(env_python(env_dir, Platform::Linux));
     cmd.args(["-m", "ensurepip", "--upgrade", "--default-pip"]);
     let done = runner.run(&mut cmd, "python -m ensurepip")?;
     match done.status.success() {
         true => Ok(()),
-        false => Err(DeployError::EnvCreateFailed {
+        false => Err(EnvError::EnvCreateFailed {
             interpreter: interpreter.path.clone(),
             env: env_dir.to_path_buf(),
             detail: done.detail(),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -704,11 +616,12 @@ fn create_with(
         }
         let second = runner.run(&mut cmd, "python -m venv --copies")?;
         if !second.status.success() {
-            return Err(DeployError::EnvCreateFailed {
+            return Err(EnvError::EnvCreateFailed {
                 interpreter: interpreter.to_path_buf(),
                 env: env_dir.to_path_buf(),
                 detail: second.detail(),
-            });
+            }
+            .into());
         }
         info!("Created the env with --copies");
     }
@@ -741,11 +654,12 @@ fn create_without_links(
     let made = runner.run(&mut cmd, "python -m venv --copies")?;
     match made.status.success() {
         true => Ok(()),
-        false => Err(DeployError::EnvCreateFailed {
+        false => Err(EnvError::EnvCreateFailed {
             interpreter: interpreter.to_path_buf(),
             env: env_dir.to_path_buf(),
             detail: made.detail(),
-        }),
+        }
+        .into()),
     }
 }
 #[cfg(test)]
@@ -778,7 +692,7 @@ mod tests {
         std::fs::write(env.join("azure.env.python-3.6.txt"), "").unwrap();
         let runtime = Runtime {
             requested: PythonVersion::parse("3.12"),
-            origin: crate::config::Origin::Default,
+            origin: crate::settings::Origin::Default,
             interpreter: python::Interpreter {
                 path: PathBuf::from("/usr/bin/python3.12"),
                 version: PythonVersion::parse("3.12.1").unwrap(),
@@ -787,7 +701,7 @@ mod tests {
         };
         let force = Setting::new(
             ForceRebuild::Token("t2".into()),
-            crate::config::Origin::AppSetting("KUDUHOOK_FORCE_ENV_REBUILD".into()),
+            crate::settings::Origin::AppSetting("KUDUHOOK_FORCE_ENV_REBUILD".into()),
         );
         let reasons = rebuild_reasons(&env, Platform::Linux, &runtime, &force, None);
         assert_eq!(

@@ -15,18 +15,20 @@ use sha2::{Digest, Sha256};
 
 use tracing::info;
 
-use crate::closure::{self, Pruned};
-use crate::config::{DeployConfig, EnvMode};
-use crate::dependencies::Prepared;
-use crate::env_record::{InstallRecord, now_unix};
-use crate::errors::DeployError;
-use crate::installer::Installer;
-use crate::logging::{plural, seconds};
-use crate::packages;
-use crate::paths;
+use crate::config::DeployConfig;
+use crate::env::EnvMode;
+use crate::env::PreparedEnv;
+use crate::env::error::EnvError;
+use crate::env::installer::Installer;
+use crate::env::record::{InstallRecord, now_unix};
+use crate::ground::error::DeployError;
+use crate::ground::logging::{plural, seconds};
+use crate::ground::paths;
 use crate::process::{Runner, describe_status};
+use crate::python::closure::{self, Pruned};
+use crate::python::dependencies::Prepared;
+use crate::python::packages;
 use crate::steps::Outcome;
-use crate::steps::env::PreparedEnv;
 
 /// An install as it will run: the installer's arguments, the files they read, and the
 /// fingerprint of both.
@@ -160,11 +162,12 @@ pub fn run(
     let what = format!("{} install", installer.name());
     let finished = runner.run(&mut cmd, &what)?;
     if !finished.status.success() {
-        return Err(DeployError::InstallFailed {
+        return Err(EnvError::InstallFailed {
             requirements: app.join(shown),
             installer: installer.name(),
             status: describe_status(&finished.status),
-        });
+        }
+        .into());
     }
     if compile_after {
         compile_bytecode(env, c.platform, runner)?;
@@ -223,7 +226,7 @@ fn lowercase_first(text: &str) -> String {
 /// (`compileall -j 0`; files that do not compile are left to Python, as pip leaves them).
 fn compile_bytecode(
     env: &PreparedEnv,
-    platform: crate::platform::Platform,
+    platform: crate::settings::Platform,
     runner: &Runner,
 ) -> Result<(), DeployError> {
     let started = Instant::now();
@@ -250,14 +253,14 @@ fn compile_bytecode(
 /// Removes from the env copied from the live one what the requirements no longer need.
 fn prune(
     env: &PreparedEnv,
-    platform: crate::platform::Platform,
+    platform: crate::settings::Platform,
     target: &Path,
 ) -> Result<Pruned, DeployError> {
     let reuse = env.reuse.as_ref().expect("a copied env");
-    let unproven = |why: String| DeployError::ReuseUnproven { why };
+    let unproven = |why: String| EnvError::ReuseUnproven { why }.into();
     let dists = closure::installed(&env.dir, platform).map_err(unproven)?;
     // The env's markers are its base interpreter's: asked once per interpreter, then kept.
-    let cache = crate::paths::local_state_dir(target).join("dependencies");
+    let cache = crate::ground::paths::local_state_dir(target).join("dependencies");
     let markers =
         crate::python::marker_environment(&env.record.interpreter, &cache).map_err(unproven)?;
     let needed = closure::closure(&reuse.roots, &dists, &markers).map_err(unproven)?;
@@ -315,7 +318,7 @@ pub fn requirement_files(main: &Path) -> Vec<PathBuf> {
 
 /// The files a requirements text includes with `-r`, `-c`, `--requirement`, `--constraint`.
 fn includes(text: &str) -> Vec<String> {
-    use crate::requirements::{Line, logical_lines, parse_line};
+    use crate::python::requirements::{Line, logical_lines, parse_line};
     logical_lines(text)
         .into_iter()
         .filter_map(|(_, line)| match parse_line(&line) {

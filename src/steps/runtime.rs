@@ -12,11 +12,16 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::{DeployConfig, Origin, Setting};
-use crate::errors::{DeployError, WrongVersion};
-use crate::platform::{Platform, SearchLocation, version_dir_matches};
+use crate::config::DeployConfig;
+use crate::ground::error::DeployError;
+use crate::ground::error::SystemError;
+use crate::platform::{SearchLocation, interpreter_locations, version_dir_matches};
 use crate::process::Runner;
+use crate::python::error::PythonError;
+use crate::python::error::WrongVersion;
 use crate::python::{self, Interpreter, PythonVersion};
+use crate::settings::Platform;
+use crate::settings::{Origin, Setting};
 use crate::steps::Outcome;
 
 /// The Python a deployment uses.
@@ -71,21 +76,23 @@ pub fn detect(config: &DeployConfig, runner: &Runner) -> Result<Runtime, DeployE
         (Some(request), Some(stack))
             if request.value.minor_version() != stack.value.minor_version() =>
         {
-            return Err(DeployError::SiteRunsOtherPython {
+            return Err(PythonError::SiteRunsOtherPython {
                 site: stack.value,
                 requested: request.value,
                 origin: request.origin,
-            });
+            }
+            .into());
         }
         (request, _) => request,
     };
     if let Some(request) = &requested
         && !request.value.is_supported()
     {
-        return Err(DeployError::UnsupportedPython {
+        return Err(PythonError::UnsupportedPython {
             version: request.value,
             origin: request.origin.clone(),
-        });
+        }
+        .into());
     }
     if let Some(named) = &config.interpreter {
         return use_named_interpreter(named, requested);
@@ -94,7 +101,8 @@ pub fn detect(config: &DeployConfig, runner: &Runner) -> Result<Runtime, DeployE
     let platform = Platform::host();
     let env = &config.env;
     let locations = match &requested {
-        Some(request) => platform.interpreter_locations(
+        Some(request) => interpreter_locations(
+            platform,
             &request.value,
             env.get("HOME").or(env.get("USERPROFILE")),
             env.get("SYSTEMDRIVE"),
@@ -129,7 +137,7 @@ pub fn detect(config: &DeployConfig, runner: &Runner) -> Result<Runtime, DeployE
             found_via,
         });
     }
-    Err(DeployError::InterpreterNotFound {
+    Err(PythonError::InterpreterNotFound {
         version: requested.as_ref().map(|r| r.value),
         origin: requested.map_or(Origin::Default, |r| r.origin),
         searched: locations.iter().map(|l| l.describe(platform)).collect(),
@@ -137,7 +145,8 @@ pub fn detect(config: &DeployConfig, runner: &Runner) -> Result<Runtime, DeployE
             .iter()
             .map(|i| format!("{} (Python {})", i.path.display(), i.version))
             .collect(),
-    })
+    }
+    .into())
 }
 
 /// The variable that moves Oryx's on-demand installs (default [`ORYX_INSTALL_ROOT`]).
@@ -211,10 +220,11 @@ fn site_stack(config: &DeployConfig) -> Result<Option<Setting<PythonVersion>>, D
     }
     match python::parse_setting(version) {
         Some(parsed) => Ok(Some(Setting::new(parsed, Origin::SiteStack))),
-        None => Err(DeployError::BadVersionSetting {
+        None => Err(PythonError::BadVersionSetting {
             origin: Origin::SiteStack,
             value: version.to_string(),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -223,10 +233,11 @@ fn requested_version(config: &DeployConfig) -> Result<Option<Setting<PythonVersi
     if let Some(setting) = &config.python_version {
         return match python::parse_setting(&setting.value) {
             Some(version) => Ok(Some(Setting::new(version, setting.origin.clone()))),
-            None => Err(DeployError::BadVersionSetting {
+            None => Err(PythonError::BadVersionSetting {
                 origin: setting.origin.clone(),
                 value: setting.value.clone(),
-            }),
+            }
+            .into()),
         };
     }
     type Parser = fn(&[u8]) -> Result<python::Declared, python::DeclarationError>;
@@ -239,7 +250,7 @@ fn requested_version(config: &DeployConfig) -> Result<Option<Setting<PythonVersi
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(DeployError::Unreadable { path, error }),
+            Err(error) => return Err(SystemError::Unreadable { path, error }.into()),
         };
         return match parse(&bytes) {
             Ok(declared) => Ok(Some(Setting::new(
@@ -249,11 +260,12 @@ fn requested_version(config: &DeployConfig) -> Result<Option<Setting<PythonVersi
                     line: declared.line,
                 },
             ))),
-            Err(bad) => Err(DeployError::BadVersionFile {
+            Err(bad) => Err(PythonError::BadVersionFile {
                 file,
                 line: bad.line,
                 value: bad.value,
-            }),
+            }
+            .into()),
         };
     }
     Ok(None)
@@ -264,7 +276,7 @@ fn use_named_interpreter(
     requested: Option<Setting<PythonVersion>>,
 ) -> Result<Runtime, DeployError> {
     let interpreter =
-        python::probe(&named.value).map_err(|detail| DeployError::InterpreterUnusable {
+        python::probe(&named.value).map_err(|detail| PythonError::InterpreterUnusable {
             path: named.value.clone(),
             origin: named.origin.clone(),
             detail,
@@ -272,21 +284,21 @@ fn use_named_interpreter(
     if let Some(request) = &requested
         && !request.value.is_satisfied_by(&interpreter.version)
     {
-        return Err(DeployError::InterpreterWrongVersion(Box::new(
-            WrongVersion {
-                path: named.value.clone(),
-                origin: named.origin.clone(),
-                actual: interpreter.version,
-                requested: request.value,
-                requested_origin: request.origin.clone(),
-            },
-        )));
+        return Err(PythonError::InterpreterWrongVersion(Box::new(WrongVersion {
+            path: named.value.clone(),
+            origin: named.origin.clone(),
+            actual: interpreter.version,
+            requested: request.value,
+            requested_origin: request.origin.clone(),
+        }))
+        .into());
     }
     if !interpreter.version.is_supported() {
-        return Err(DeployError::UnsupportedPython {
+        return Err(PythonError::UnsupportedPython {
             version: interpreter.version,
             origin: named.origin.clone(),
-        });
+        }
+        .into());
     }
     Ok(Runtime {
         requested: requested.as_ref().map(|r| r.value),

@@ -22,12 +22,14 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::config::{DeployConfig, StartCheck};
-use crate::errors::DeployError;
-use crate::logging::seconds;
-use crate::platform::{Platform, linux_start};
+use crate::env::PreparedEnv;
+use crate::ground::error::DeployError;
+use crate::ground::logging::seconds;
+use crate::platform::linux_start;
 use crate::process::Runner;
+use crate::settings::Platform;
 use crate::steps::Outcome;
-use crate::steps::env::PreparedEnv;
+use crate::steps::error::StepError;
 
 /// Imports `module[:callable]` and checks the callable is one, as gunicorn will. What the
 /// import creates (files opened for writing, folders made, SQLite databases opened, rename
@@ -143,7 +145,7 @@ pub fn run(
             let mut cmd = runner.command(&archived.interpreter);
             cmd.args(["-c", IMPORT_SCRIPT, entry]).arg(&report).env(
                 "PYTHONPATH",
-                linux_start::site_packages(dir, &archived.minor),
+                crate::env::site_packages(dir, &archived.minor),
             );
             cmd
         }
@@ -187,16 +189,18 @@ pub fn run(
             "The app {what} with {with}, as App Service will start it ({})",
             seconds(started.elapsed())
         ))),
-        Finished::Failed(output) => Err(DeployError::StartCheckFailed {
+        Finished::Failed(output) => Err(StepError::StartCheckFailed {
             what,
             output: last_lines(&output, 12),
             timed_out: None,
-        }),
-        Finished::TimedOut(output) => Err(DeployError::StartCheckFailed {
+        }
+        .into()),
+        Finished::TimedOut(output) => Err(StepError::StartCheckFailed {
             what,
             output: last_lines(&output, 12),
             timed_out: Some(limit.as_secs()),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -212,7 +216,7 @@ pub struct ArchivedEnv {
 /// in kuduhook's local state under the archive's name (named by the env's record), so a
 /// redeploy with the same env extracts nothing; an archive of another env replaces it.
 fn extracted_env(config: &DeployConfig, archived: &ArchivedEnv) -> Result<PathBuf, DeployError> {
-    let root = crate::paths::local_state_dir(&config.target.value).join("start-check");
+    let root = crate::ground::paths::local_state_dir(&config.target.value).join("start-check");
     let name = archived
         .archive
         .file_name()
@@ -225,7 +229,7 @@ fn extracted_env(config: &DeployConfig, archived: &ArchivedEnv) -> Result<PathBu
     }
     let _ = std::fs::remove_dir_all(&root);
     let partial = root.join(format!("partial-{}", std::process::id()));
-    crate::platform::env_archive::SiteArchives::extract(&archived.archive, &partial)
+    crate::env::archive::SiteArchives::extract(&archived.archive, &partial)
         .and_then(|()| std::fs::write(partial.join(EXTRACTED), b""))
         .and_then(|()| std::fs::rename(&partial, &dir))
         .map_err(|e| DeployError::io("extract the env's archive into", &partial, e))?;
@@ -234,7 +238,7 @@ fn extracted_env(config: &DeployConfig, archived: &ArchivedEnv) -> Result<PathBu
 
 /// Where the check's import reports what it creates (its script makes the file).
 fn created_report(config: &DeployConfig) -> Result<PathBuf, DeployError> {
-    let dir = crate::paths::local_state_dir(&config.target.value);
+    let dir = crate::ground::paths::local_state_dir(&config.target.value);
     std::fs::create_dir_all(&dir)
         .map_err(|e| DeployError::io("make kuduhook's local state folder", &dir, e))?;
     Ok(dir.join(format!("start-check-created-{}", std::process::id())))
@@ -285,7 +289,7 @@ fn take_away_created(report: &Path, app: &Path) {
             "The app's import created {} in the repository: removed, so that the sync does not \
              copy it over what the app keeps on the site (the app makes its own there when it \
              starts)",
-            crate::logging::list(&removed, 5, String::clone)
+            crate::ground::logging::list(&removed, 5, String::clone)
         );
     }
 }

@@ -6,14 +6,14 @@ use tracing::info;
 
 use crate::config::DeployConfig;
 use crate::steps::Outcome;
-use crate::sync::{self, SyncError};
+use crate::sync::{self, SyncFailure};
 
 /// How many changed paths the deployment log lists before it summarizes.
 const LISTED_CHANGES: usize = 20;
 
 /// Syncs the repository into the site and logs what changed; what it replaces is kept in
 /// the undo log `undo` (see [`crate::sync::undo`]).
-pub fn run(config: &DeployConfig, undo: Option<PathBuf>) -> Result<Outcome, SyncError> {
+pub fn run(config: &DeployConfig, undo: Option<PathBuf>) -> Result<Outcome, SyncFailure> {
     let c = config;
     if c.in_place {
         return Ok(Outcome::Skipped(

@@ -5,11 +5,13 @@
 use std::path::Path;
 
 use crate::config::DeployConfig;
-use crate::errors::DeployError;
+use crate::env::PreparedEnv;
+use crate::ground::error::DeployError;
+use crate::ground::error::SystemError;
 use crate::process::{Runner, describe_status};
 use crate::python::PythonVersion;
 use crate::steps::Outcome;
-use crate::steps::env::PreparedEnv;
+use crate::steps::error::StepError;
 
 /// Copies `web.X.Y.config` over `web.config` when the app has one for this Python.
 pub fn web_config(
@@ -77,7 +79,7 @@ pub fn check_web_config(
     let path = app.join(&file);
     let text = std::fs::read(&path)
         .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
-        .map_err(|error| DeployError::Unreadable { path, error })?;
+        .map_err(|error| SystemError::Unreadable { path, error })?;
     let envs = env_folders_in_web_config(&text);
     if envs.is_empty() {
         return Ok(Some(format!(
@@ -89,11 +91,12 @@ pub fn check_web_config(
         true => Ok(Some(format!(
             "{file} runs the env kuduhook builds (wwwroot\\{env_name}\\Scripts)"
         ))),
-        false => Err(DeployError::WebConfigOtherEnv {
+        false => Err(StepError::WebConfigOtherEnv {
             file,
             named: envs,
             env_name: env_name.to_string(),
-        }),
+        }
+        .into()),
     }
 }
 
@@ -160,11 +163,12 @@ fn collectstatic(
         .env("PYTHONUNBUFFERED", "1");
     let finished = runner.run(&mut cmd, "collectstatic")?;
     if !finished.status.success() {
-        return Err(DeployError::CommandFailed {
+        return Err(StepError::CommandFailed {
             step: "collectstatic".into(),
             command: command.into(),
             status: describe_status(&finished.status),
-        });
+        }
+        .into());
     }
     Ok(Outcome::Done("Collected static files".into()))
 }

@@ -21,7 +21,8 @@ use tracing::{Span, warn};
 use super::plan::{FileCopy, Kind, Plan};
 use super::undo::{Kept, UndoLog, UndoRecord};
 use super::{Progress, SyncOptions, temp_beside};
-use crate::errors::DeployError;
+use crate::ground::error::DeployError;
+use crate::ground::error::SystemError;
 
 /// How many times a busy or locked file is tried (KuduSync tries 10 times too).
 const ATTEMPTS: u32 = 10;
@@ -51,7 +52,7 @@ pub(super) fn apply(
         let path = to.join(&removal.relative);
         ignore_missing(retry("delete", &path, || match &undo {
             Some(log) if !is_temp(removal) => log.keep_moved(&path, &log.name("r", i)),
-            _ => crate::env_store::remove_file(&path),
+            _ => crate::env::store::remove_file(&path),
         }))
     })?;
     for level in by_depth(dirs.iter().map(|r| r.relative.as_str()), true) {
@@ -192,7 +193,7 @@ fn copy_file(from: &Path, to: &Path, copy: &FileCopy) -> Result<(), DeployError>
 fn replace(temp: &Path, dst: &Path) -> io::Result<()> {
     match fs::rename(temp, dst) {
         Err(e) if cfg!(windows) && e.kind() == io::ErrorKind::PermissionDenied => {
-            match crate::paths::make_writable(dst)? {
+            match crate::ground::paths::make_writable(dst)? {
                 true => fs::rename(temp, dst),
                 false => Err(e),
             }
@@ -228,7 +229,9 @@ fn make_link(link: &Path, at: &Path) -> io::Result<()> {
 /// A deletion of something already gone has done its job.
 fn ignore_missing(result: Result<(), DeployError>) -> Result<(), DeployError> {
     match result {
-        Err(DeployError::Io { error, .. }) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) if matches!(e.downcast_ref(), Some(SystemError::Io { error, .. }) if error.kind() == io::ErrorKind::NotFound) => {
+            Ok(())
+        }
         other => other,
     }
 }
@@ -265,13 +268,14 @@ fn retry<T>(
                 return Err(DeployError::io(action, PathBuf::from(path), error));
             }
             Err(error) if attempt == ATTEMPTS => {
-                return Err(DeployError::Busy {
+                return Err(SystemError::Busy {
                     action,
                     path: path.to_path_buf(),
                     error,
                     attempts: attempt,
                     waited: started.elapsed(),
-                });
+                }
+                .into());
             }
             Err(error) => {
                 if attempt == 1 {

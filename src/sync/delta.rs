@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::SyncOptions;
 use super::plan::{FileCopy, Kind, Plan, Removal};
-use crate::manifest::Manifest;
+use crate::sync::manifest::Manifest;
 
 /// The record of the last sync, in the target's state folder.
 pub const STATE_FILE: &str = "sync-state.json";
@@ -254,7 +254,7 @@ impl DeltaPlan {
             "{}..{}, {}",
             short(&self.from),
             short(&self.to),
-            crate::logging::plural(self.changed, "changed path")
+            crate::ground::logging::plural(self.changed, "changed path")
         )
     }
 }
@@ -283,7 +283,7 @@ pub fn target_stamp(target: &Path) -> Option<u128> {
 }
 
 fn state_path(target: &Path) -> PathBuf {
-    crate::paths::state_dir(target).join(STATE_FILE)
+    crate::ground::paths::state_dir(target).join(STATE_FILE)
 }
 
 /// Marks the last sync's record as belonging to a deployment that succeeded, with the
@@ -306,7 +306,7 @@ fn write_state(path: &Path, state: &SyncState) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    crate::paths::write_atomically(path, &json)
+    crate::ground::paths::write_atomically(path, &json)
 }
 
 /// Forgets the last sync (a sync that cannot be described by a commit).

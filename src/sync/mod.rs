@@ -13,7 +13,7 @@
 //!   `--checksum` compare content. A copy keeps the source's mtime and mode.
 //! - A target entry the source lacks is deleted only when a previous deployment put it there:
 //!   the previous manifest lists it, or the ledger does (every path kuduhook synced into this
-//!   target and has not yet confirmed gone, kept in [`crate::paths::state_dir`], so files of a
+//!   target and has not yet confirmed gone, kept in [`crate::ground::paths::state_dir`], so files of a
 //!   deployment that failed after its sync are still cleaned up). A folder goes only once empty,
 //!   so files the app wrote itself survive. Protected names (the env) are never touched.
 //! - Nothing outside the target is touched: target entries are found by listing the target,
@@ -24,10 +24,13 @@
 mod apply;
 mod checkout;
 pub mod delta;
+pub mod error;
+pub mod manifest;
 pub mod patterns;
 mod plan;
 pub mod undo;
 
+use manifest::Manifest;
 use plan::{Plan, Planner};
 
 use std::fs;
@@ -38,14 +41,27 @@ use std::time::{Duration, Instant};
 
 use tracing::{Span, info, warn};
 
-use crate::errors::DeployError;
-use crate::logging::{bytes, plural, seconds};
-use crate::manifest::{self, Manifest};
-use crate::paths;
-use crate::platform::Platform;
+use crate::ground::error::DeployError;
+use crate::ground::logging::{bytes, plural, seconds};
+use crate::ground::paths;
+use crate::settings::Platform;
+use crate::settings::SettingsError;
 
 pub use delta::DeltaInputs;
 pub use patterns::{Patterns, split_list};
+
+/// Always left out of the site: KuduSync's default ignore list, and the deployment tools
+/// `kuduhook init` commits (they run from the repository, never from the site).
+pub const DEFAULT_SYNC_IGNORE: [&str; 8] = [
+    ".git",
+    ".hg",
+    ".deployment",
+    "deploy.cmd",
+    "deploy/kuduhook",
+    "deploy/kuduhook.exe",
+    "deploy/uv",
+    "deploy/uv.exe",
+];
 
 /// Names compared by content by default (KuduSync's list).
 pub const DEFAULT_FULL_COMPARE: [&str; 1] = ["web.config"];
@@ -198,15 +214,15 @@ impl SyncReport {
 
 /// A failed sync, and whether it had started changing the target.
 #[derive(Debug)]
-pub struct SyncError {
+pub struct SyncFailure {
     pub error: DeployError,
     /// False for every error found while planning: the target is as it was.
     pub target_changed: bool,
 }
 
-impl From<DeployError> for SyncError {
+impl From<DeployError> for SyncFailure {
     fn from(error: DeployError) -> Self {
-        SyncError {
+        SyncFailure {
             error,
             target_changed: false,
         }
@@ -215,7 +231,7 @@ impl From<DeployError> for SyncError {
 
 /// Syncs `options.from` into `options.to`; see the module documentation for the rules. The
 /// caller has checked the inputs (the source exists; see [`check_not_nested`]).
-pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
+pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncFailure> {
     let started = Instant::now();
     // First, as it takes longest on a big repository: whether the checkout holds its commit.
     let checking = delta::start(options);
@@ -261,7 +277,7 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
     with_progress(
         &progress,
         options.progress_interval,
-        || -> Result<(), SyncError> {
+        || -> Result<(), SyncFailure> {
             // Asked once of the target, for both ways of planning (on a share it is round trips).
             let folds = plan::folds_case(&options.to, !options.what_if);
             let git = delta::from_git(
@@ -314,7 +330,7 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncError> {
                 delta::forget(&options.to);
             }
             progress.start_applying(plan.copies.len(), report.bytes_copied);
-            let changed = |error| SyncError {
+            let changed = |error| SyncFailure {
                 error,
                 target_changed: true,
             };
@@ -454,7 +470,7 @@ impl Ledger<'_> {
 /// call at a time, is the limit.
 fn thread_pool(target: &Path) -> rayon::ThreadPool {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let threads = match crate::env_store::network_filesystem(target) {
+    let threads = match crate::env::store::network_filesystem(target) {
         Some(_) => 32,
         None => (cores * 4).clamp(4, 32),
     };
@@ -473,10 +489,11 @@ pub fn check_not_nested(source: &Path, target: &Path) -> Result<(), DeployError>
     };
     let (s, t) = (real(source), real(target));
     if s != t && (t.starts_with(&s) || s.starts_with(&t)) {
-        return Err(DeployError::Nested {
+        return Err(SettingsError::Nested {
             source: source.to_path_buf(),
             target: target.to_path_buf(),
-        });
+        }
+        .into());
     }
     Ok(())
 }

@@ -15,9 +15,10 @@ use tracing::info;
 use super::{
     OutsideLinks, Progress, Protected, SyncOptions, is_leftover_temp, link_inside, same_content,
 };
-use crate::errors::DeployError;
-use crate::manifest::Manifest;
-use crate::paths;
+use crate::ground::error::DeployError;
+use crate::ground::paths;
+use crate::sync::error::SyncError;
+use crate::sync::manifest::Manifest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
@@ -274,7 +275,7 @@ impl<'a> Planner<'a> {
             folds_case,
             links_refused: !options.what_if
                 && options.to.is_dir()
-                && !crate::env_store::links_work(&options.to),
+                && !crate::env::store::links_work(&options.to),
         }
     }
 
@@ -340,10 +341,11 @@ impl<'a> Planner<'a> {
             let mut seen: HashMap<String, &str> = HashMap::new();
             for entry in &sources {
                 if let Some(first) = seen.insert(entry.name.to_lowercase(), &entry.name) {
-                    return Err(DeployError::CaseCollision {
+                    return Err(SyncError::CaseCollision {
                         first: join(relative, first),
                         second: join(relative, &entry.name),
-                    });
+                    }
+                    .into());
                 }
             }
         }
@@ -570,7 +572,7 @@ impl<'a> Planner<'a> {
         });
         let Some(rewritten) = rewritten else {
             if self.options.outside_links == OutsideLinks::Error {
-                return Err(DeployError::OutsideLink { relative, link });
+                return Err(SyncError::OutsideLink { relative, link }.into());
             }
             plan.warnings.push(format!(
                 "{relative} links to {}, outside the repository: not synced (commit the file \
@@ -648,10 +650,11 @@ impl<'a> Planner<'a> {
         let mut tentative = Plan::default();
         let kept = self.plan_delete(&mut tentative, relative.to_string(), Kind::Dir)?;
         if kept != 0 {
-            return Err(DeployError::FolderInTheWay {
+            return Err(SyncError::FolderInTheWay {
                 relative: relative.to_string(),
                 kept,
-            });
+            }
+            .into());
         }
         plan.append(tentative);
         Ok(())

@@ -2,7 +2,7 @@
 //! previous files can come back (a later step failed, a killed deployment is repaired,
 //! `kuduhook rollback`).
 //!
-//! A log is a folder (the release's, see [`crate::release`]) holding `undo.json` and the kept
+//! A log is a folder (the release's, see the `release` module) holding `undo.json` and the kept
 //! files, named by number in a few folders `files/<n>/` (no parent folders of the app's to
 //! make, no two names that only a case-folding filesystem would confuse, and not one folder
 //! for all: a filesystem changes one folder at a time, so on a share a single folder would
@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::errors::DeployError;
+use crate::ground::error::DeployError;
 
 /// The log's description of a sync, written before the sync changes anything.
 const RECORD: &str = "undo.json";
@@ -68,7 +68,7 @@ impl Undone {
     pub fn describe(&self) -> String {
         format!(
             "put back {}, removed {} the deployment had added",
-            crate::logging::plural(self.restored, "file"),
+            crate::ground::logging::plural(self.restored, "file"),
             self.removed
         )
     }
@@ -94,11 +94,11 @@ impl UndoLog {
         let files = dir.join(FILES);
         let made = || fs::create_dir_all(dir).and_then(|()| fs::create_dir(&files));
         if made().is_err() {
-            crate::env_store::remove_fast(dir)?;
+            crate::env::store::remove_fast(dir)?;
             made().map_err(|e| DeployError::io("create the undo log", &files, e))?;
         }
         let folders = entries.div_ceil(PER_FOLDER).clamp(1, MAX_FOLDERS);
-        crate::env_store::share_pool().install(|| {
+        crate::env::store::share_pool().install(|| {
             (0..folders).into_par_iter().try_for_each(|n| {
                 let folder = files.join(n.to_string());
                 fs::create_dir(&folder)
@@ -138,7 +138,7 @@ impl UndoLog {
         match linked {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(_) => match crate::paths::copy_file_keeping_mtime(path, &kept) {
+            Err(_) => match crate::ground::paths::copy_file_keeping_mtime(path, &kept) {
                 Ok(_) => {
                     self.no_hard_links.store(true, Relaxed);
                     Ok(true)
@@ -158,7 +158,7 @@ impl UndoLog {
         match fs::rename(path, &kept) {
             Err(e) if e.kind() != io::ErrorKind::NotFound && !path_missing(path) => {
                 // Another filesystem than the target's: keep a copy, then delete.
-                crate::paths::copy_file_keeping_mtime(path, &kept)?;
+                crate::ground::paths::copy_file_keeping_mtime(path, &kept)?;
                 fs::remove_file(path)
             }
             other => other,
@@ -169,7 +169,7 @@ impl UndoLog {
     pub fn write(&self, record: &UndoRecord) -> Result<(), DeployError> {
         let path = self.dir.join(RECORD);
         let json = serde_json::to_vec(record).expect("the undo record serializes");
-        crate::paths::write_atomically(&path, &json)
+        crate::ground::paths::write_atomically(&path, &json)
             .map_err(|e| DeployError::io("write the undo log", &path, e))
     }
 }
@@ -216,7 +216,7 @@ impl UndoRecord {
 pub fn put_back(
     dir: &Path,
     target: &Path,
-    platform: crate::platform::Platform,
+    platform: crate::settings::Platform,
     interrupted: bool,
 ) -> Result<Option<Undone>, DeployError> {
     let Some(record) = read(dir) else {
@@ -242,14 +242,14 @@ fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployEr
     let remove = |relative: &str| -> Result<usize, DeployError> {
         let path = target.join(relative);
         match fs::symlink_metadata(&path) {
-            Ok(meta) if !meta.is_dir() => crate::env_store::remove_file(&path)
+            Ok(meta) if !meta.is_dir() => crate::env::store::remove_file(&path)
                 .map(|()| 1)
                 .map_err(|e| DeployError::io("remove", &path, e)),
             _ => Ok(0),
         }
     };
     if interrupted {
-        crate::env_store::share_pool().install(|| {
+        crate::env::store::share_pool().install(|| {
             let paths = record
                 .added
                 .par_iter()
@@ -259,7 +259,7 @@ fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployEr
             });
         });
     }
-    let removed: usize = crate::env_store::share_pool().install(|| {
+    let removed: usize = crate::env::store::share_pool().install(|| {
         record
             .added
             .par_iter()
@@ -282,7 +282,7 @@ fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployEr
             _ => {}
         }
     }
-    let restored = crate::env_store::share_pool().install(|| {
+    let restored = crate::env::store::share_pool().install(|| {
         record
             .kept
             .par_iter()
@@ -299,7 +299,7 @@ fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployEr
                     // (Its kept copy may be held with it, as a hard link: then it stays, and
                     // is removed with the log.)
                     Err(_) if super::same_content(&from, &to).unwrap_or(false) => {
-                        let _ = crate::env_store::remove_file(&from);
+                        let _ = crate::env::store::remove_file(&from);
                         Ok(1)
                     }
                     Err(e) => Err(DeployError::io("put back", &to, e)),

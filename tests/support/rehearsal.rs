@@ -49,7 +49,7 @@ impl Rehearsal {
             let wwwroot = service.join("site/wwwroot");
             share
                 .local_state
-                .push(kuduhook::paths::local_state_dir(&wwwroot));
+                .push(kuduhook::ground::paths::local_state_dir(&wwwroot));
             share
         });
         let r = Rehearsal {

@@ -102,7 +102,7 @@ pub fn site_on_share(mut site: super::Site, latency_ms: f64) -> (super::Site, Sm
     site.target = home.join("site/wwwroot");
     share
         .local_state
-        .push(kuduhook::paths::local_state_dir(&site.target));
+        .push(kuduhook::ground::paths::local_state_dir(&site.target));
     std::fs::create_dir_all(&site.target).unwrap();
     std::fs::create_dir_all(site.wheels_dir_of_its_own()).unwrap();
     std::fs::write(site.target.join("hostingstart.html"), "placeholder").unwrap();

@@ -1,0 +1,199 @@
+//! The commands around a deployment: `kuduhook init`, the local App Service (`rehearse`) and its push.
+//!
+//! Each failure here says what happened, why, and what to do; `docs/troubleshooting.md` lists
+//! them for users. Code in this layer builds a [`CommandError`] with the facts, and only this file
+//! turns it into words.
+
+use std::path::PathBuf;
+
+use crate::ground::error::{Explanation, Failure};
+
+/// The commands around a deployment: `kuduhook init`, the local App Service (`rehearse`) and its push.
+#[derive(Debug)]
+pub enum CommandError {
+    /// The local App Service's app settings file has a line that is not `NAME=value`.
+    AppSettingsInvalid {
+        path: PathBuf,
+        line: usize,
+        text: String,
+    },
+    /// The pushed repository names no deployment command (`.deployment` or `COMMAND`).
+    NoDeploymentCommand {
+        repository: PathBuf,
+        settings: PathBuf,
+    },
+    /// The git remote the rehearsal would add already points elsewhere.
+    RemoteTaken {
+        remote: String,
+        existing: String,
+        wanted: String,
+    },
+    /// A git command of the local App Service failed.
+    GitFailed {
+        command: String,
+        dir: PathBuf,
+        detail: String,
+    },
+    /// `kuduhook init` was pointed at a folder that does not exist.
+    InitAppMissing { app: PathBuf },
+    /// The binary `kuduhook init` would copy is built for another platform than the site's.
+    InitBinaryPlatform {
+        binary: PathBuf,
+        actual: crate::settings::Platform,
+        wanted: crate::settings::Platform,
+        given: bool,
+    },
+    /// The Linux binary `kuduhook init` would copy is dynamically linked.
+    InitBinaryDynamic {
+        binary: PathBuf,
+        interpreter: String,
+        given: bool,
+    },
+    /// `kuduhook rehearse --serve` cannot start the deployed site.
+    CannotServe { wwwroot: PathBuf, why: String },
+    /// `kuduhook init` would replace files that differ, and `--force` was not given.
+    InitWouldOverwrite { app: PathBuf, files: Vec<String> },
+}
+
+impl Failure for CommandError {
+    fn explain(&self) -> Explanation {
+        let (what, why, fix) = match self {
+            CommandError::AppSettingsInvalid { path, line, text } => (
+                format!("{} line {line} is not NAME=value: {text:?}", path.display()),
+                "the local App Service reads one app setting per line, NAME=value, like the \
+                 portal's; blank lines and lines starting with # are skipped"
+                    .to_string(),
+                format!(
+                    "fix or remove line {line} of {}, then push again",
+                    path.display()
+                ),
+            ),
+            CommandError::NoDeploymentCommand {
+                repository,
+                settings,
+            } => (
+                "the pushed repository names no deployment command".to_string(),
+                format!(
+                    "Kudu runs the `command` of .deployment's [config] section (or the COMMAND \
+                     app setting), and {} has neither",
+                    repository.join(".deployment").display()
+                ),
+                format!(
+                    "run `kuduhook init` in your repository and commit what it writes, or set \
+                     COMMAND in {}",
+                    settings.display()
+                ),
+            ),
+            CommandError::RemoteTaken {
+                remote,
+                existing,
+                wanted,
+            } => (
+                format!("the git remote {remote} already points at {existing}"),
+                format!(
+                    "the rehearsal wants to add {remote} for {wanted}, and will not change a remote of yours"
+                ),
+                format!(
+                    "choose another name with --remote, or remove it first: git remote remove {remote}"
+                ),
+            ),
+            CommandError::GitFailed {
+                command,
+                dir,
+                detail,
+            } => (
+                format!("`{command}` failed in {}", dir.display()),
+                format!("git said: {detail}"),
+                "check that git works and the folder is writable; removing the local App \
+                 Service folder and running `kuduhook rehearse` again starts afresh"
+                    .to_string(),
+            ),
+            CommandError::InitAppMissing { app } => (
+                format!("{} does not exist", app.display()),
+                "kuduhook init sets up an existing app's repository".to_string(),
+                "run it in your app's folder, or pass that folder: kuduhook init path/to/app"
+                    .to_string(),
+            ),
+            CommandError::InitBinaryPlatform {
+                binary,
+                actual,
+                wanted,
+                given,
+            } => (
+                format!(
+                    "{} is a {} binary, and the site runs {}",
+                    binary.display(),
+                    actual.name(),
+                    wanted.name()
+                ),
+                format!(
+                    "App Service runs the binary committed in deploy/, so it must be built for \
+                     the site's platform{}",
+                    if *given {
+                        ""
+                    } else {
+                        " (this kuduhook is the one running init)"
+                    }
+                ),
+                format!(
+                    "build kuduhook for {} (cargo build --release --target {}) and pass it with \
+                     --binary, or pick the site's platform with --platform",
+                    wanted.name(),
+                    match wanted {
+                        crate::settings::Platform::Linux => "x86_64-unknown-linux-musl",
+                        crate::settings::Platform::Windows => "x86_64-pc-windows-gnu",
+                    }
+                ),
+            ),
+            CommandError::InitBinaryDynamic {
+                binary,
+                interpreter,
+                given,
+            } => (
+                format!(
+                    "{} is dynamically linked (it needs {interpreter} and this machine's C library)",
+                    binary.display()
+                ),
+                format!(
+                    "App Service runs deploy/kuduhook in Kudu's Linux container (Debian buster to \
+                     bookworm, glibc 2.28 to 2.36), where a binary built against a newer glibc \
+                     does not start (\"GLIBC_2.34 not found\"){}; nothing was written",
+                    if *given {
+                        ""
+                    } else {
+                        " (this kuduhook is the one running init)"
+                    }
+                ),
+                "build the static one and pass it: rustup target add x86_64-unknown-linux-musl && \
+                 cargo build --release --target x86_64-unknown-linux-musl, then kuduhook init \
+                 --binary target/x86_64-unknown-linux-musl/release/kuduhook"
+                    .to_string(),
+            ),
+            CommandError::CannotServe { wwwroot, why } => (
+                format!(
+                    "the site in {} cannot be started as App Service Linux starts it",
+                    wwwroot.display()
+                ),
+                why.clone(),
+                format!(
+                    "deploy to the local App Service (git push rehearsal HEAD:master), and read \
+                     kuduhook status --target {} for how the platform finds the env and the entry",
+                    wwwroot.display()
+                ),
+            ),
+            CommandError::InitWouldOverwrite { app, files } => (
+                format!(
+                    "{} already has {}, with other content",
+                    app.display(),
+                    files.join(", ")
+                ),
+                "kuduhook init never replaces a file of yours unless told to; nothing was written"
+                    .to_string(),
+                "look at the plan above; run again with --force to replace them (other \
+                 .deployment keys are kept), or move them aside"
+                    .to_string(),
+            ),
+        };
+        Explanation { what, why, fix }
+    }
+}
