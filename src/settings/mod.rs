@@ -103,3 +103,14 @@ pub fn truthy(value: &str) -> Option<bool> {
         _ => None,
     }
 }
+
+/// What to do with a link in the source that points outside it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutsideLinks {
+    /// Skip it with a warning.
+    #[default]
+    Skip,
+    /// Fail the sync before anything is changed.
+    Error,
+}

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use crate::ground::error::DeployError;
 use crate::ground::error::SystemError;
 use crate::settings::SettingsError;
-use crate::sync::OutsideLinks;
+use crate::settings::OutsideLinks;
 
 /// The default pipeline: this repository's `deploy/steps.json`.
 pub const DEFAULT_STEPS_JSON: &str = include_str!("../../deploy/steps.json");

@@ -47,6 +47,7 @@ use crate::ground::paths;
 use crate::settings::Platform;
 use crate::settings::SettingsError;
 
+pub use crate::settings::OutsideLinks;
 pub use delta::DeltaInputs;
 pub use patterns::{Patterns, split_list};
 
@@ -69,16 +70,6 @@ pub const DEFAULT_FULL_COMPARE: [&str; 1] = ["web.config"];
 /// The ledger's file name in the target's state folder.
 const LEDGER: &str = "synced";
 
-/// What to do with a link in the source that points outside it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutsideLinks {
-    /// Skip it with a warning.
-    #[default]
-    Skip,
-    /// Fail the sync before anything is changed.
-    Error,
-}
 
 /// A name at the target's root that kuduhook owns: the sync neither copies nor deletes it.
 #[derive(Debug, Clone)]
