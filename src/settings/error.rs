@@ -78,8 +78,8 @@ impl Failure for SettingsError {
                  broken one"
                     .to_string(),
                 format!(
-                    "fix {path} (the README's \"deploy/steps.json reference\" lists every step \
-                     and option), or delete it to use the default steps"
+                    "fix {path} (kuduhook's docs/reference.md, \"deploy/steps.json reference\", \
+                     lists every step and option), or delete it to use the default steps"
                 ),
             ),
             SettingsError::StepsOrder { path, problem } => (
