@@ -11,8 +11,8 @@ use serde::Deserialize;
 
 use crate::ground::error::DeployError;
 use crate::ground::error::SystemError;
-use crate::settings::SettingsError;
 use crate::settings::OutsideLinks;
+use crate::settings::SettingsError;
 
 /// The default pipeline: this repository's `deploy/steps.json`.
 pub const DEFAULT_STEPS_JSON: &str = include_str!("../../deploy/steps.json");

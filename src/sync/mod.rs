@@ -70,7 +70,6 @@ pub const DEFAULT_FULL_COMPARE: [&str; 1] = ["web.config"];
 /// The ledger's file name in the target's state folder.
 const LEDGER: &str = "synced";
 
-
 /// A name at the target's root that kuduhook owns: the sync neither copies nor deletes it.
 #[derive(Debug, Clone)]
 pub struct Protected {
