@@ -199,7 +199,7 @@ pub fn pack(env_dir: &Path, how: &Relocation, out: &Path) -> io::Result<Packed> 
     for chunk in entries.chunks(READ_AHEAD) {
         // Files are read by many workers at once, then appended in order.
         let contents: Vec<io::Result<Option<Vec<u8>>>> =
-            crate::env::store::share_pool().install(|| {
+            crate::env::files::share_pool().install(|| {
                 chunk
                     .par_iter()
                     .map(|(relative, entry)| match entry {
@@ -597,7 +597,7 @@ impl SiteArchives {
     /// were any.
     pub fn remove_all(target: &Path) -> bool {
         let dir = crate::ground::paths::state_dir(target).join(ARCHIVES_DIR);
-        dir.is_dir() && crate::env::store::remove_any(&dir).is_ok()
+        dir.is_dir() && crate::env::files::remove_any(&dir).is_ok()
     }
 
     /// Removes every archive but those named in `keep` (relative, as the manifest names

@@ -66,7 +66,7 @@ impl Installer {
         let beside = self.cache_beside(target);
         let parent = beside.parent().unwrap_or(&beside);
         let _ = std::fs::create_dir_all(parent);
-        match crate::env::store::links_work(parent) {
+        match crate::env::files::links_work(parent) {
             true => beside,
             false => self.local_cache(target),
         }

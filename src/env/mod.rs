@@ -2,6 +2,7 @@
 //!
 //! - [`store`]: where envs live beside the live one, and how a new one goes live (a link swap,
 //!   or a rename on a share that refuses links);
+//! - [`files`]: links probed, network filesystems, tree copies and removals on a share;
 //! - [`seed`]: pip for a new env without ensurepip; [`installer`]: pip or uv, and how each is run;
 //! - [`venv`]: an env on disk, its interpreter and `pyvenv.cfg`;
 //! - [`record`]: what an env holds and was built from (`.kuduhook-env.json`);
@@ -11,6 +12,7 @@
 
 pub mod archive;
 pub mod error;
+pub mod files;
 pub mod installer;
 pub mod lock;
 pub mod record;

@@ -187,7 +187,7 @@ pub fn restore(wwwroot: &Path, change: &ManifestChange) -> Result<(), DeployErro
     match &change.previous {
         Some(text) => crate::ground::paths::write_atomically(&path, text.as_bytes())
             .map_err(|e| DeployError::io("put back", &path, e)),
-        None => crate::env::store::remove_any(&path),
+        None => crate::env::files::remove_any(&path),
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
-use crate::env::store::remove_fast;
+use crate::env::files::remove_fast;
 use crate::ground::error::DeployError;
 
 const FORMAT: u32 = 1;

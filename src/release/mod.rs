@@ -22,9 +22,10 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use crate::env::archive::SiteArchives;
+use crate::env::files::remove_any;
 use crate::env::record::now_unix;
 use crate::env::store::StoreOptions;
-use crate::env::store::{EnvStore, LiveEnv, Previous, Switched, remove_any};
+use crate::env::store::{EnvStore, LiveEnv, Previous, Switched};
 use crate::env::{PreparedEnv, env_python};
 use crate::ground::error::{DeployError, site_state as state};
 use crate::platform::linux_start;
@@ -134,7 +135,7 @@ impl<'a> Release<'a> {
             let why = match c.env_archive.value {
                 Some(false) => return None,
                 Some(true) => format!("{} is on", crate::settings::name::KUDUHOOK_ENV_ARCHIVE),
-                None => match crate::env::store::network_filesystem(&c.target) {
+                None => match crate::env::files::network_filesystem(&c.target) {
                     Some(kind) => format!("the site is on a network filesystem ({kind})"),
                     None if store.staging.is_some() => {
                         "the site's filesystem refuses links (a network share)".into()
@@ -273,7 +274,7 @@ impl<'a> Release<'a> {
         let mut releases = Releases::read(target);
         let id = releases.next_id();
         let folder = history::release_dir(target, id);
-        let _ = crate::env::store::remove_fast(&folder);
+        let _ = crate::env::files::remove_fast(&folder);
         let pending = history::pending(target);
         let files_undo = self.sync_ran && undo::has_record(&pending);
         let previous_env = self.keep_previous_env(&folder);
@@ -352,7 +353,7 @@ impl<'a> Release<'a> {
                     Ok(()) => Some(KeptEnv::Folder(kept)),
                     Err(e) => {
                         warn!("could not keep the previous env for a rollback ({e}): removing it");
-                        let _ = crate::env::store::remove_fast(&parked);
+                        let _ = crate::env::files::remove_fast(&parked);
                         None
                     }
                 }
@@ -412,7 +413,7 @@ impl<'a> Release<'a> {
         let pending = history::pending(&c.target);
         match undo::put_back(&pending, &c.target, c.platform, self.sync_partial) {
             Ok(None) => {
-                let _ = crate::env::store::remove_fast(&pending);
+                let _ = crate::env::files::remove_fast(&pending);
                 None
             }
             Ok(Some(undone)) => {
@@ -422,7 +423,7 @@ impl<'a> Release<'a> {
                         undone.describe()
                     );
                 }
-                let _ = crate::env::store::remove_fast(&pending);
+                let _ = crate::env::files::remove_fast(&pending);
                 Some(true)
             }
             Err(e) => {
@@ -486,7 +487,7 @@ pub fn repair_interrupted(
             found.display()
         );
     }
-    crate::env::store::remove_fast(&pending)
+    crate::env::files::remove_fast(&pending)
 }
 
 /// Makes the env whose record has the id `wanted` the live one, if it is not: looked for beside

@@ -150,7 +150,7 @@ fn roll_back_to(
         // Recorded one release at a time: a rollback that stops can be run again.
         releases.releases.pop();
         releases.write(target)?;
-        let _ = crate::env::store::remove_fast(&history::release_dir(target, release.id));
+        let _ = crate::env::files::remove_fast(&history::release_dir(target, release.id));
     }
     if options.platform == Platform::Linux && store.live.join("pyvenv.cfg").is_file() {
         let keep = crate::ground::paths::state_dir(target);

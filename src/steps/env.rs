@@ -16,6 +16,7 @@ use tracing::{info, warn};
 
 use crate::config::DeployConfig;
 use crate::env::error::EnvError;
+use crate::env::files as env_files;
 use crate::env::installer::Installer;
 use crate::env::record::{EnvRecord, now_unix};
 use crate::env::store::{self as env_store, EnvStore, LiveEnv};
@@ -171,7 +172,7 @@ pub fn build_fresh(
     let env = match create(new, inputs.installer, store, runner) {
         Ok(env) => env,
         Err(error) => {
-            let _ = env_store::remove_any(&built);
+            let _ = env_files::remove_any(&built);
             return Err(error);
         }
     };
@@ -274,12 +275,12 @@ fn copy_live(
     // On the same local disk the packages are shared, not copied; onto or from a share that
     // refuses links, every file is copied.
     let same_disk =
-        store.staging.is_none() && env_store::links_work(built.parent().unwrap_or(live));
+        store.staging.is_none() && env_files::links_work(built.parent().unwrap_or(live));
     let mode = match same_disk {
-        true => env_store::CopyAs::PackagesShared,
-        false => env_store::CopyAs::Files,
+        true => env_files::CopyAs::PackagesShared,
+        false => env_files::CopyAs::Files,
     };
-    let copied = env_store::copy_tree(&from, &built, mode).and_then(|files| {
+    let copied = env_files::copy_tree(&from, &built, mode).and_then(|files| {
         env_store::relocate_from(&built, &from, &built, config.platform)?;
         if &from != live {
             env_store::relocate_from(&built, live, &built, config.platform)?;
@@ -289,7 +290,7 @@ fn copy_live(
     let files = match copied {
         Ok(files) => files,
         Err(error) => {
-            let _ = env_store::remove_any(&built);
+            let _ = env_files::remove_any(&built);
             return Err(error);
         }
     };
@@ -504,7 +505,7 @@ fn create(
     let cache = installer.cache_dir(target);
     let parent = env_dir.parent().unwrap_or(target);
     // A staged env goes onto a filesystem that refuses links: it is made without any.
-    let no_links = store.staging.is_some() || !env_store::links_work(parent);
+    let no_links = store.staging.is_some() || !env_files::links_work(parent);
     // With pip on Linux, pip comes from the base interpreter rather than venv's ensurepip.
     let seed = matches!(installer, Installer::Pip) && new.platform == Platform::Linux;
     let without_pip = seed || matches!(installer, Installer::Uv { .. });
@@ -608,7 +609,7 @@ fn create_with(
              symlinks",
             first.detail()
         );
-        env_store::remove_any(env_dir)?;
+        env_files::remove_any(env_dir)?;
         let mut cmd = runner.command(interpreter);
         cmd.args(["-m", "venv", "--copies"]).arg(env_dir);
         if without_pip {

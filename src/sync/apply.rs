@@ -52,7 +52,7 @@ pub(super) fn apply(
         let path = to.join(&removal.relative);
         ignore_missing(retry("delete", &path, || match &undo {
             Some(log) if !is_temp(removal) => log.keep_moved(&path, &log.name("r", i)),
-            _ => crate::env::store::remove_file(&path),
+            _ => crate::env::files::remove_file(&path),
         }))
     })?;
     for level in by_depth(dirs.iter().map(|r| r.relative.as_str()), true) {

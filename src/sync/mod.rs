@@ -460,7 +460,7 @@ impl Ledger<'_> {
 /// call at a time, is the limit.
 fn thread_pool(target: &Path) -> rayon::ThreadPool {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let threads = match crate::env::store::network_filesystem(target) {
+    let threads = match crate::env::files::network_filesystem(target) {
         Some(_) => 32,
         None => (cores * 4).clamp(4, 32),
     };

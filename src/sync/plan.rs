@@ -275,7 +275,7 @@ impl<'a> Planner<'a> {
             folds_case,
             links_refused: !options.what_if
                 && options.to.is_dir()
-                && !crate::env::store::links_work(&options.to),
+                && !crate::env::files::links_work(&options.to),
         }
     }
 

@@ -94,11 +94,11 @@ impl UndoLog {
         let files = dir.join(FILES);
         let made = || fs::create_dir_all(dir).and_then(|()| fs::create_dir(&files));
         if made().is_err() {
-            crate::env::store::remove_fast(dir)?;
+            crate::env::files::remove_fast(dir)?;
             made().map_err(|e| DeployError::io("create the undo log", &files, e))?;
         }
         let folders = entries.div_ceil(PER_FOLDER).clamp(1, MAX_FOLDERS);
-        crate::env::store::share_pool().install(|| {
+        crate::env::files::share_pool().install(|| {
             (0..folders).into_par_iter().try_for_each(|n| {
                 let folder = files.join(n.to_string());
                 fs::create_dir(&folder)
@@ -242,14 +242,14 @@ fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployEr
     let remove = |relative: &str| -> Result<usize, DeployError> {
         let path = target.join(relative);
         match fs::symlink_metadata(&path) {
-            Ok(meta) if !meta.is_dir() => crate::env::store::remove_file(&path)
+            Ok(meta) if !meta.is_dir() => crate::env::files::remove_file(&path)
                 .map(|()| 1)
                 .map_err(|e| DeployError::io("remove", &path, e)),
             _ => Ok(0),
         }
     };
     if interrupted {
-        crate::env::store::share_pool().install(|| {
+        crate::env::files::share_pool().install(|| {
             let paths = record
                 .added
                 .par_iter()
@@ -259,7 +259,7 @@ fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployEr
             });
         });
     }
-    let removed: usize = crate::env::store::share_pool().install(|| {
+    let removed: usize = crate::env::files::share_pool().install(|| {
         record
             .added
             .par_iter()
@@ -282,7 +282,7 @@ fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployEr
             _ => {}
         }
     }
-    let restored = crate::env::store::share_pool().install(|| {
+    let restored = crate::env::files::share_pool().install(|| {
         record
             .kept
             .par_iter()
@@ -299,7 +299,7 @@ fn undo(dir: &Path, target: &Path, interrupted: bool) -> Result<Undone, DeployEr
                     // (Its kept copy may be held with it, as a hard link: then it stays, and
                     // is removed with the log.)
                     Err(_) if super::same_content(&from, &to).unwrap_or(false) => {
-                        let _ = crate::env::store::remove_file(&from);
+                        let _ = crate::env::files::remove_file(&from);
                         Ok(1)
                     }
                     Err(e) => Err(DeployError::io("put back", &to, e)),
