@@ -524,7 +524,15 @@ impl Deployment<'_> {
                     }
                     _ => None,
                 };
-                start_check::run(c, self.env.as_ref(), app, &self.runner, archived.as_ref())
+                let site_python = self.runtime.as_ref().map(|r| r.interpreter.version);
+                start_check::run(
+                    c,
+                    self.env.as_ref(),
+                    app,
+                    &self.runner,
+                    archived.as_ref(),
+                    site_python,
+                )
             }
             BuiltinStep::WebConfig => {
                 tail::web_config(app, &runtime().interpreter.version, c.dry_run)

@@ -584,3 +584,105 @@ fn oryx_installs_the_stacks_python_when_the_container_lacks_it() {
         .assert_lacks("oryx prep")
         .assert_contains("Reusing env");
 }
+
+/// The Flask example's code in `file`, with its requirements and runtime.txt.
+fn flask_in(file: &'static str) -> Vec<(&'static str, String)> {
+    vec![
+        (file, example("app.py")),
+        ("requirements.txt", example("requirements.txt")),
+        ("runtime.txt", example("runtime.txt")),
+    ]
+}
+
+/// Oryx's current startup script takes a Flask-style app from application.py, app.py, run.py,
+/// index.py, server.py or wsgi.py, in that order: kuduhook checks the app on the entry the
+/// platform will start, and the platform's start serves it.
+#[test]
+fn flask_apps_in_run_py_and_wsgi_py_are_checked_and_served_as_the_platform_starts_them() {
+    for file in ["run.py", "wsgi.py"] {
+        let module = file.trim_end_matches(".py");
+        let r = Rehearsal::new(&flask_in(file));
+        apply(&r, &settings("3.11", &[]));
+        r.push()
+            .assert_contains(&format!(
+                "The app imports {module}:app ({file}, exposing app) with the new env and code"
+            ))
+            .assert_contains(SUCCEEDED);
+        let body = page(&r, "3.11");
+        assert!(
+            body.starts_with("Hello from kuduhook! Python 3.11."),
+            "{file}: {body}"
+        );
+        r.kuduhook(&["status", "--target", r.wwwroot().to_str().unwrap()])
+            .assert_contains(&format!(
+                "Platform start (App Service Linux, no startup command): gunicorn {module}:app"
+            ))
+            .assert_lacks("warning:");
+    }
+}
+
+/// A run.py that cannot import is refused with the import error, as app.py always was; the
+/// site keeps serving the previous release.
+#[test]
+fn a_run_py_that_cannot_import_is_refused_naming_the_error() {
+    let r = Rehearsal::new(&flask_in("run.py"));
+    apply(&r, &settings("3.11", &[]));
+    r.push().assert_contains(SUCCEEDED);
+    let good = page(&r, "3.11");
+    r.write(
+        "run.py",
+        &format!("import missing_module_xyz\n{}", example("app.py")),
+    );
+    r.commit("a run.py that cannot import");
+    r.push()
+        .assert_contains(
+            "the check that it imports run:app (run.py, exposing app) failed: \
+             ModuleNotFoundError: No module named 'missing_module_xyz'",
+        )
+        .assert_contains("Nothing in the target was changed")
+        .assert_contains(FAILED);
+    assert_eq!(page(&r, "3.11"), good, "the previous release still answers");
+}
+
+/// An ASGI app below Python 3.14: App Service starts it only with a startup command. A FastAPI
+/// main.py is not detected (the platform would serve its default page); an ASGI callable in
+/// app.py would be served by gunicorn's synchronous worker. Both deploy (the portal may have the
+/// startup command), and the log and `kuduhook status` give the command it needs.
+#[test]
+fn an_asgi_app_below_3_14_is_told_the_startup_command_it_needs() {
+    let mut files = flask_in("app.py");
+    files[0] = (
+        "main.py",
+        "from fastapi import FastAPI\n\napp = FastAPI()\n".to_string(),
+    );
+    let r = Rehearsal::new(&files);
+    apply(&r, &settings("3.11", &[]));
+    r.push()
+        .assert_contains(
+            "main:app is an ASGI app (FastAPI): the platform would serve its default page \
+             (App Service detects FastAPI apps from Python 3.14, and this site runs 3.11)",
+        )
+        .assert_contains("`gunicorn -k uvicorn.workers.UvicornWorker main:app`")
+        .assert_contains("skipped: no entry the platform would start")
+        .assert_contains(SUCCEEDED);
+    r.kuduhook(&["status", "--target", r.wwwroot().to_str().unwrap()])
+        .assert_contains("warning: main:app is an ASGI app (FastAPI)")
+        .assert_contains("gunicorn -k uvicorn.workers.UvicornWorker main:app");
+
+    // A hand-written ASGI callable in app.py: the start check accepts it, and says how to
+    // start it.
+    std::fs::remove_file(r.app.join("main.py")).unwrap();
+    r.write(
+        "app.py",
+        "async def app(scope, receive, send):\n    await send({'type': 'http.response.start', 'status': 200})\n",
+    );
+    r.commit("an ASGI callable in app.py");
+    r.push()
+        .assert_contains("The app imports app:app (app.py, exposing app)")
+        .assert_contains(
+            "app:app is an ASGI app (its app is a coroutine): the platform would serve it with \
+             gunicorn's synchronous worker, which fails at the first request",
+        )
+        .assert_contains("`gunicorn -k uvicorn.workers.UvicornWorker app:app`")
+        .assert_contains(SUCCEEDED);
+}

@@ -122,7 +122,7 @@ fn status_command(args: &cli::StatusArgs) -> ExitCode {
     let env = kudu::KuduEnv::from_process();
     let cwd = std::env::current_dir().unwrap_or_default();
     let target = config::target_of(args.target.as_deref(), &env, &cwd);
-    match status::read(&target, Platform::host()) {
+    match status::read(&target, Platform::host(), &env) {
         Ok(status) => {
             let text = match args.json {
                 true => {

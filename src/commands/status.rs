@@ -13,12 +13,14 @@ use serde::Serialize;
 use crate::env::record::{EnvRecord, now_unix};
 use crate::ground::error::DeployError;
 use crate::ground::logging::{ago, short_commit, utc};
+use crate::platform::entry;
 use crate::platform::linux_start::{self, StartPlan};
 use crate::python::packages::{self, Packages};
 use crate::release::Releases;
 use crate::release::error::ReleaseError;
 use crate::release::record::DeploymentRecord;
 use crate::settings::Platform;
+use crate::settings::kudu::{KuduEnv, var};
 
 /// Everything `status` shows; `--json` prints it as is.
 #[derive(Debug, Serialize)]
@@ -45,7 +47,10 @@ pub struct EnvStatus {
 }
 
 /// Reads the status of the site served from `target`.
-pub fn read(target: &Path, platform: Platform) -> Result<Status, DeployError> {
+/// `settings` is the environment `kuduhook status` runs in (Kudu's console has the app settings):
+/// the site's stack (`FRAMEWORK_VERSION`) and `PYTHON_DISABLE_FASTAPI_DETECTION` decide the
+/// entry as the platform will.
+pub fn read(target: &Path, platform: Platform, settings: &KuduEnv) -> Result<Status, DeployError> {
     let record = DeploymentRecord::read(target)
         .map_err(|e| {
             DeployError::io(
@@ -75,7 +80,15 @@ pub fn read(target: &Path, platform: Platform) -> Result<Status, DeployError> {
     Ok(Status {
         target: target.to_path_buf(),
         env,
-        platform_start: (platform == Platform::Linux).then(|| linux_start::start_plan(target)),
+        platform_start: (platform == Platform::Linux).then(|| {
+            linux_start::start_plan(
+                target,
+                settings
+                    .get(var::FRAMEWORK_VERSION)
+                    .and_then(crate::python::parse_setting),
+                entry::disables_fastapi(settings.get(entry::DISABLE_FASTAPI)),
+            )
+        }),
         last_deployment: record,
         releases: Releases::read(target),
     })

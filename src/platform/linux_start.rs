@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::entry::{self, Entry};
+use crate::python::PythonVersion;
+
 use crate::ground::error::DeployError;
 use crate::ground::error::SystemError;
 
@@ -191,44 +194,6 @@ pub fn restore(wwwroot: &Path, change: &ManifestChange) -> Result<(), DeployErro
     }
 }
 
-/// The app module gunicorn serves, and how it was found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Entry {
-    /// `module:callable` or `package.wsgi`, as gunicorn takes it.
-    pub module: String,
-    /// Why this one, for people: "Django project mysite (mysite/wsgi.py)".
-    pub found: String,
-}
-
-/// The files a Flask-style app is detected by, in the platform's order.
-pub const FLASK_FILES: [&str; 4] = ["application.py", "app.py", "index.py", "server.py"];
-
-/// The entry the platform detects in wwwroot when no startup command is set.
-pub fn detect_entry(wwwroot: &Path) -> Option<Entry> {
-    let mut folders: Vec<String> = std::fs::read_dir(wwwroot)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().join("wsgi.py").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with('.'))
-        .collect();
-    folders.sort();
-    if let Some(project) = folders.first() {
-        return Some(Entry {
-            module: format!("{project}.wsgi"),
-            found: format!("Django project {project} ({project}/wsgi.py)"),
-        });
-    }
-    FLASK_FILES
-        .iter()
-        .find(|file| wwwroot.join(file).is_file())
-        .map(|file| Entry {
-            module: format!("{}:app", file.trim_end_matches(".py")),
-            found: format!("{file}, exposing app"),
-        })
-}
-
 /// The env the platform will use: its name, whether a manifest named it, and its folder.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlatformEnv {
@@ -281,10 +246,25 @@ pub struct StartPlan {
     pub warnings: Vec<String>,
 }
 
-/// Reads wwwroot as the platform's start does.
-pub fn start_plan(wwwroot: &Path) -> StartPlan {
+/// Reads wwwroot as the platform's start does. `stack` is the site's Python (its
+/// `FRAMEWORK_VERSION`), else the env's own is taken; `fastapi_disabled`: the app setting
+/// `PYTHON_DISABLE_FASTAPI_DETECTION` is set.
+pub fn start_plan(
+    wwwroot: &Path,
+    stack: Option<PythonVersion>,
+    fastapi_disabled: bool,
+) -> StartPlan {
     let env = platform_env(wwwroot);
-    let entry = detect_entry(wwwroot);
+    let python = stack.or_else(|| {
+        let text = std::fs::read_to_string(env.dir.join("pyvenv.cfg")).ok()?;
+        crate::env::PyvenvCfg::parse(&text).version
+    });
+    let rules = entry::Rules {
+        env_name: env.name.clone(),
+        python,
+        fastapi_disabled,
+    };
+    let entry = entry::detect(wwwroot, &rules);
     let mut warnings = Vec::new();
     match &env.compressed {
         Some(file) if !env.by_kuduhook => warnings.push(format!(
@@ -304,12 +284,14 @@ pub fn start_plan(wwwroot: &Path) -> StartPlan {
             env.dir.display()
         ));
     }
-    if entry.is_none() {
+    if let Some(advice) = entry::asgi_advice(wwwroot, &rules, entry.as_ref()) {
+        warnings.push(advice);
+    } else if entry.is_none() {
         warnings.push(format!(
             "no entry found (no Django project folder with wsgi.py, no {}): the platform \
              would serve its default page; set a startup command, e.g. gunicorn --bind=0.0.0.0 \
              --timeout 600 mymodule:app",
-            FLASK_FILES.join(", ")
+            entry::FLASK_FILES.join(", ")
         ));
     }
     StartPlan {
@@ -320,8 +302,12 @@ pub fn start_plan(wwwroot: &Path) -> StartPlan {
 }
 
 /// gunicorn's arguments for `entry`, as the platform runs it (bound to `bind`).
-pub fn gunicorn_args(wwwroot: &Path, entry: &str, bind: &str) -> Vec<String> {
-    vec![
+pub fn gunicorn_args(wwwroot: &Path, entry: &Entry, bind: &str) -> Vec<String> {
+    let worker = entry
+        .worker
+        .iter()
+        .flat_map(|w| ["-k".to_string(), w.clone()]);
+    let mut args: Vec<String> = vec![
         "--timeout".into(),
         "600".into(),
         "--access-logfile".into(),
@@ -332,8 +318,10 @@ pub fn gunicorn_args(wwwroot: &Path, entry: &str, bind: &str) -> Vec<String> {
         wwwroot.to_string_lossy().into_owned(),
         "--bind".into(),
         bind.into(),
-        entry.into(),
-    ]
+    ];
+    args.extend(worker);
+    args.push(entry.module.clone());
+    args
 }
 
 #[cfg(test)]
@@ -392,17 +380,36 @@ mod tests {
     }
 
     #[test]
-    fn entries_are_found_as_the_platform_finds_them() {
+    fn the_start_plan_reads_the_env_and_the_entry() {
         let site = tempfile::tempdir().unwrap();
-        assert_eq!(detect_entry(site.path()), None);
-        std::fs::write(site.path().join("server.py"), "").unwrap();
-        std::fs::write(site.path().join("app.py"), "").unwrap();
-        assert_eq!(detect_entry(site.path()).unwrap().module, "app:app");
-        std::fs::create_dir(site.path().join("mysite")).unwrap();
-        std::fs::write(site.path().join("mysite/wsgi.py"), "").unwrap();
-        assert_eq!(detect_entry(site.path()).unwrap().module, "mysite.wsgi");
-        let env = platform_env(site.path());
-        assert_eq!(env.name, "antenv");
-        assert!(!env.exists);
+        std::fs::write(site.path().join("run.py"), "").unwrap();
+        let plan = start_plan(site.path(), None, false);
+        assert_eq!(plan.entry.unwrap().module, "run:app");
+        assert_eq!(plan.env.name, "antenv");
+        assert!(!plan.env.exists);
+        std::fs::remove_file(site.path().join("run.py")).unwrap();
+        std::fs::write(site.path().join("main.py"), "import fastapi\n").unwrap();
+        let plan = start_plan(
+            site.path(),
+            crate::python::PythonVersion::parse("3.12"),
+            false,
+        );
+        assert!(plan.entry.is_none());
+        assert!(
+            plan.warnings
+                .iter()
+                .any(|w| w.contains("-k uvicorn.workers.UvicornWorker main:app")),
+            "{:?}",
+            plan.warnings
+        );
+        let plan = start_plan(
+            site.path(),
+            crate::python::PythonVersion::parse("3.14"),
+            false,
+        );
+        assert_eq!(
+            plan.entry.unwrap().worker.as_deref(),
+            Some(entry::UVICORN_WORKER)
+        );
     }
 }

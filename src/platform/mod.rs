@@ -5,6 +5,7 @@
 //! strings or path segments. Both layouts are unit-tested on any host; only the caller that
 //! touches the disk uses the host's own platform.
 
+pub mod entry;
 pub mod linux_start;
 
 use crate::settings::Platform;

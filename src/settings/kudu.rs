@@ -19,6 +19,8 @@ pub mod var {
     pub const IGNORE_MANIFEST: &str = "IGNORE_MANIFEST";
     pub const SCM_COMMIT_ID: &str = "SCM_COMMIT_ID";
     pub const SCM_COMMAND_IDLE_TIMEOUT: &str = "SCM_COMMAND_IDLE_TIMEOUT";
+    /// The site's Python stack on App Service Linux (`PYTHON|3.11` gives `3.11`).
+    pub const FRAMEWORK_VERSION: &str = "FRAMEWORK_VERSION";
 }
 
 /// A snapshot of the process environment, taken once at start-up.

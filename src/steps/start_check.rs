@@ -2,9 +2,10 @@
 //! will start it, with the new env and the new code, so that a push whose app cannot import
 //! fails here rather than crash the site at its next start.
 //!
-//! The entry is found as the platform finds it ([`crate::platform::linux_start::detect_entry`]:
-//! Django's `<project>.wsgi`, else `application.py`/`app.py`/`index.py`/`server.py` exposing
-//! `app`), or named by `KUDUHOOK_START_CHECK` (`module:callable`, or a command run by the shell
+//! The entry is found as the platform finds it (the `platform::entry` module: Django's
+//! `<project>.wsgi`, FastAPI from Python 3.14, else `application.py`, `app.py`, `run.py`,
+//! `index.py`, `server.py`, `wsgi.py` exposing `app`); an ASGI app the platform would not start
+//! as one gets a warning with the startup command it needs, or named by `KUDUHOOK_START_CHECK` (`module:callable`, or a command run by the shell
 //! with the env activated; `off` skips the check). The import runs with the env's own python in
 //! the app's folder, with the app settings in its environment, and is stopped after
 //! `KUDUHOOK_START_CHECK_TIMEOUT` seconds (an import that hangs would hang the start too).
@@ -25,8 +26,9 @@ use crate::config::{DeployConfig, StartCheck};
 use crate::env::PreparedEnv;
 use crate::ground::error::DeployError;
 use crate::ground::logging::seconds;
-use crate::platform::linux_start;
+use crate::platform::entry;
 use crate::process::Runner;
+use crate::python::PythonVersion;
 use crate::settings::Platform;
 use crate::steps::Outcome;
 use crate::steps::error::StepError;
@@ -72,11 +74,22 @@ if target is None:
     sys.exit(f"{module} has no {name}: gunicorn serves {module}:{name}")
 if not callable(target):
     sys.exit(f"{module}:{name} is not callable: gunicorn serves a WSGI or ASGI callable")
+import inspect
+call = target if inspect.isfunction(target) or inspect.ismethod(target) else type(target).__call__
+if inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(call):
+    print("kuduhook-start-check: asgi")
 "#;
 
 /// What the check runs.
 enum Check {
-    Import { entry: String, found: String },
+    /// Import `entry` (found as said); `worker` is gunicorn's worker class the platform runs it
+    /// with, `rules` how the platform detected it (`None`: named by the user).
+    Import {
+        entry: String,
+        found: String,
+        worker: Option<String>,
+        rules: Option<entry::Rules>,
+    },
     Command(String),
 }
 
@@ -87,6 +100,7 @@ pub fn run(
     app: &Path,
     runner: &Runner,
     archive: Option<&ArchivedEnv>,
+    site_python: Option<PythonVersion>,
 ) -> Result<Outcome, DeployError> {
     if config.platform == Platform::Windows {
         return Ok(Outcome::Skipped(
@@ -104,25 +118,40 @@ pub fn run(
         StartCheck::Entry(entry) => Check::Import {
             entry: entry.clone(),
             found: format!("named by {}", setting.origin),
+            worker: None,
+            rules: None,
         },
         StartCheck::Command(command) => Check::Command(command.clone()),
-        StartCheck::Auto => match linux_start::detect_entry(app) {
-            Some(entry) => Check::Import {
-                entry: entry.module,
-                found: entry.found,
-            },
-            None => {
-                return Ok(Outcome::Skipped(
-                    "no entry the platform would start (no Django project, no application.py, \
-                     app.py, index.py or server.py); set KUDUHOOK_START_CHECK to \
-                     module:callable to check the one your startup command runs"
-                        .into(),
-                ));
+        StartCheck::Auto => {
+            let rules = entry::Rules {
+                env_name: config.env_name.value.clone(),
+                python: site_python,
+                fastapi_disabled: entry::disables_fastapi(config.env.get(entry::DISABLE_FASTAPI)),
+            };
+            let detected = entry::detect(app, &rules);
+            if let Some(advice) = entry::asgi_advice(app, &rules, detected.as_ref()) {
+                warn!("{advice}");
             }
-        },
+            match detected {
+                Some(entry) => Check::Import {
+                    entry: entry.module,
+                    found: entry.found,
+                    worker: entry.worker,
+                    rules: Some(rules),
+                },
+                None => {
+                    return Ok(Outcome::Skipped(format!(
+                        "no entry the platform would start (no Django project, no {}); set \
+                         KUDUHOOK_START_CHECK to module:callable to check the one your startup \
+                         command runs",
+                        entry::FLASK_FILES.join(", ")
+                    )));
+                }
+            }
+        }
     };
     let what = match &check {
-        Check::Import { entry, found } => format!("imports {entry} ({found})"),
+        Check::Import { entry, found, .. } => format!("imports {entry} ({found})"),
         Check::Command(command) => format!("runs `{command}`"),
     };
     let Some(env) = env else {
@@ -185,10 +214,23 @@ pub fn run(
         false => "the new env and code",
     };
     match finished {
-        Finished::Passed => Ok(Outcome::Done(format!(
-            "The app {what} with {with}, as App Service will start it ({})",
-            seconds(started.elapsed())
-        ))),
+        Finished::Passed(output) => {
+            if output.lines().any(|l| l.trim() == ASGI_MARKER)
+                && let Check::Import {
+                    entry,
+                    worker: None,
+                    rules,
+                    ..
+                } = &check
+            {
+                let module = entry.split(':').next().unwrap_or(entry);
+                warn!("{}", asgi_warning(module, entry, rules.as_ref()));
+            }
+            Ok(Outcome::Done(format!(
+                "The app {what} with {with}, as App Service will start it ({})",
+                seconds(started.elapsed())
+            )))
+        }
         Finished::Failed(output) => Err(StepError::StartCheckFailed {
             what,
             output: last_lines(&output, 12),
@@ -297,8 +339,26 @@ fn take_away_created(report: &Path, app: &Path) {
 /// Marks an extraction as complete.
 const EXTRACTED: &str = ".kuduhook-extracted";
 
+/// What the check's script prints when the callable is an ASGI app (a coroutine function, or
+/// an object whose `__call__` is one: FastAPI, Starlette).
+const ASGI_MARKER: &str = "kuduhook-start-check: asgi";
+
+/// What to say of an ASGI app the platform would serve with gunicorn's synchronous worker.
+fn asgi_warning(module: &str, entry: &str, rules: Option<&entry::Rules>) -> String {
+    match rules {
+        Some(rules) if entry.ends_with(":app") => {
+            entry::advice_for(module, "an ASGI app (its app is a coroutine)", rules, true)
+        }
+        _ => format!(
+            "{entry} is an ASGI app: gunicorn serves it only with an ASGI worker; the site's \
+             startup command needs `gunicorn -k uvicorn.workers.UvicornWorker {entry}`, with \
+             uvicorn in your requirements"
+        ),
+    }
+}
+
 enum Finished {
-    Passed,
+    Passed(String),
     Failed(String),
     TimedOut(String),
 }
@@ -325,7 +385,7 @@ fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Finishe
         if let Some(status) = child.try_wait()? {
             let output = output();
             return Ok(match status.success() {
-                true => Finished::Passed,
+                true => Finished::Passed(output),
                 false => Finished::Failed(output),
             });
         }

@@ -18,8 +18,11 @@
 #   env is used; else the folder `wwwroot/<name>`, if it exists (else a warning). The env is not
 #   activated: its lib/pythonX.Y/site-packages is appended to PYTHONPATH.
 # - the entry: a top-level folder (other than the env) holding wsgi.py (Django:
-#   `<folder>.wsgi`), else application.py, app.py, index.py, server.py (`<name>:app`); gunicorn
-#   serves it with `--timeout 600 --chdir <wwwroot>`, bound to PORT (a loopback port here).
+#   `<folder>.wsgi`); else, on Python 3.14 and later unless PYTHON_DISABLE_FASTAPI_DETECTION is
+#   set, the first of main, app, application, server, asgi, api, index, run (.py) that imports
+#   fastapi and not flask (`<name>:app`, worker uvicorn_worker.UvicornWorker); else the first
+#   of application, app, run, index, server, wsgi (.py) (`<name>:app`); gunicorn serves it with
+#   `--timeout 600 --chdir <wwwroot>`, bound to PORT (a loopback port here).
 #
 # usage: app-service-start.sh WWWROOT MINOR PORT [COMMAND...]
 #   With COMMAND, it runs in the container once the env is set up, instead of gunicorn.
@@ -96,12 +99,25 @@ for folder in */; do
   folder=${folder%/}
   if [ "$folder" != "$name" ] && [ -f "$folder/wsgi.py" ]; then entry=$folder.wsgi; break; fi
 done
+# Python 3.14 and later (unless PYTHON_DISABLE_FASTAPI_DETECTION): a FastAPI app, the first
+# of these files that imports fastapi and not flask, with the uvicorn worker.
+worker=
+major=${minor%%.*} minor_only=${minor#*.}
+if [ -z "$entry" ] && [ -z "${PYTHON_DISABLE_FASTAPI_DETECTION:-}" ] \
+   && { [ "$major" -gt 3 ] || [ "$minor_only" -ge 14 ]; }; then
+  for file in main app application server asgi api index run; do
+    if [ -f "$file.py" ] && grep -Eq "^[[:space:]]*(import|from)[[:space:]]+fastapi([. ]|$)" "$file.py" \
+       && ! grep -Eq "^[[:space:]]*(import|from)[[:space:]]+flask([. ]|$)" "$file.py"; then
+      entry=$file:app worker=uvicorn_worker.UvicornWorker; break
+    fi
+  done
+fi
 if [ -z "$entry" ]; then
-  for file in application app index server; do
+  for file in application app run index server wsgi; do
     if [ -f "$file.py" ]; then entry=$file:app; break; fi
   done
 fi
 if [ -z "$entry" ]; then echo "no entry found: the platform serves its default site" >&2; exit 3; fi
-exec python$minor -m gunicorn --timeout 600 --chdir "$wwwroot" --bind "127.0.0.1:$port" "$entry"
+exec python$minor -m gunicorn --timeout 600 --chdir "$wwwroot" --bind "127.0.0.1:$port" ${worker:+-k "$worker"} "$entry"
 '
 exec chroot "$root" /bin/bash -c "$start" app-service-start "$wwwroot" "$minor" "$port" "$@"

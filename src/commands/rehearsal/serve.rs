@@ -15,6 +15,7 @@ use crate::commands::error::CommandError;
 use crate::env::PyvenvCfg;
 use crate::ground::error::DeployError;
 use crate::ground::error::SystemError;
+use crate::platform::entry;
 use crate::platform::linux_start::{self, StartPlan};
 use crate::python::{self, PythonVersion};
 
@@ -46,29 +47,36 @@ pub fn plan(site: &LocalSite, port: u16, python: Option<&Path>) -> Result<Start,
     ) {
         return Err(cannot("nothing has been deployed to it yet".into()));
     }
+    let settings_path = site.app_settings();
+    let settings = match std::fs::read_to_string(&settings_path) {
+        Ok(text) => super::parse_app_settings(&settings_path, &text)?,
+        Err(_) => Vec::new(),
+    };
+    let setting = |name: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let stack = setting("FRAMEWORK_VERSION").and_then(python::parse_setting);
     let StartPlan {
         env,
         entry,
         warnings,
-    } = linux_start::start_plan(&wwwroot);
+    } = linux_start::start_plan(
+        &wwwroot,
+        stack,
+        entry::disables_fastapi(setting(entry::DISABLE_FASTAPI)),
+    );
     let Some(entry) = entry else {
         return Err(cannot(warnings.join("; ")));
     };
     if !env.exists {
         return Err(cannot(warnings.join("; ")));
     }
-    let settings_path = site.app_settings();
-    let settings = match std::fs::read_to_string(&settings_path) {
-        Ok(text) => super::parse_app_settings(&settings_path, &text)?,
-        Err(_) => Vec::new(),
-    };
     let cfg = std::fs::read_to_string(env.dir.join("pyvenv.cfg"))
         .map(|text| PyvenvCfg::parse(&text))
         .unwrap_or_default();
-    let stack = settings
-        .iter()
-        .find(|(k, _)| k == "FRAMEWORK_VERSION")
-        .and_then(|(_, v)| python::parse_setting(v));
     let Some(version) = stack.or(cfg.version) else {
         return Err(cannot(format!(
             "{}/pyvenv.cfg does not say which Python built the env",
@@ -108,7 +116,7 @@ pub fn plan(site: &LocalSite, port: u16, python: Option<&Path>) -> Result<Start,
     }
     let bind = format!("127.0.0.1:{port}");
     let mut args = vec!["-m".to_string(), "gunicorn".to_string()];
-    args.extend(linux_start::gunicorn_args(&wwwroot, &entry.module, &bind));
+    args.extend(linux_start::gunicorn_args(&wwwroot, &entry, &bind));
     Ok(Start {
         python,
         args,
