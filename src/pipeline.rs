@@ -123,8 +123,24 @@ fn run_steps(
         env: &config.env,
         heartbeat: process::heartbeat_for(config.idle_timeout),
     };
+    // An app that declares no dependencies still starts on the platform, with the stack's
+    // Python alone: the start check runs it that way, with the interpreter found for it.
+    let check_without_env = python_skip.as_deref() == Some(NO_DEPENDENCIES)
+        && wants_runtime
+        && plan_has(config, BuiltinStep::StartCheck)
+        && start_check::would_check(config, &config.source.value);
     let runtime = match (&python_skip, wants_runtime) {
         (None, true) => Some(runtime::detect(config, &runner).map_err(untouched)?),
+        (Some(_), true) if check_without_env => match runtime::detect(config, &runner) {
+            Ok(runtime) => Some(runtime),
+            Err(e) => {
+                warn!(
+                    "the start check cannot run the app without an env: {}",
+                    e.explain().what
+                );
+                None
+            }
+        },
         _ => None,
     };
     if let Some(runtime) = &runtime
@@ -168,8 +184,8 @@ fn run_steps(
             leaky.join(", ")
         );
     }
-    let installer = match &runtime {
-        Some(_) => {
+    let installer = match (&runtime, &python_skip) {
+        (Some(_), None) => {
             let installer = installer::resolve(
                 &config.installer,
                 config.uv.as_ref(),
@@ -183,7 +199,7 @@ fn run_steps(
             );
             Some(installer)
         }
-        None => None,
+        _ => None,
     };
     let lock = match config.dry_run {
         true => None,
@@ -359,7 +375,7 @@ fn python_skip_reason(config: &DeployConfig) -> Option<String> {
         return Some("the app has a .skipPythonDeployment file".into());
     }
     let requirements = &config.requirements;
-    if requirements.origin != crate::settings::Origin::Default
+    if dependencies::names_a_file(source, requirements)
         && !source.join(&requirements.value).is_file()
     {
         return Some(format!(
@@ -373,8 +389,8 @@ fn python_skip_reason(config: &DeployConfig) -> Option<String> {
 
 /// Why the Python steps are skipped for an app that declares no dependencies at all.
 const NO_DEPENDENCIES: &str = "no requirements.txt, pyproject.toml, uv.lock, poetry.lock or \
-     Pipfile.lock in the app: like deploy.cmd, kuduhook builds an env only for an app that \
-     declares its dependencies; add requirements.txt, even empty, to get one";
+     Pipfile.lock in the app (nor setup.py): like deploy.cmd, kuduhook builds an env only for an \
+     app that declares its dependencies; add requirements.txt, even empty, to get one";
 
 /// A deployment in progress: what earlier steps found and made.
 struct Deployment<'a> {
@@ -403,7 +419,9 @@ impl Deployment<'_> {
             }
             StepAction::Builtin(builtin) => *builtin,
         };
+        let checked_without_env = builtin == BuiltinStep::StartCheck && self.runtime.is_some();
         if builtin.is_python()
+            && !checked_without_env
             && let Some(why) = &self.python_skip
         {
             return Ok(Outcome::Skipped(why.clone()));
@@ -524,14 +542,14 @@ impl Deployment<'_> {
                     }
                     _ => None,
                 };
-                let site_python = self.runtime.as_ref().map(|r| r.interpreter.version);
+                let stack = self.runtime.as_ref().map(|r| &r.interpreter);
                 start_check::run(
                     c,
                     self.env.as_ref(),
                     app,
                     &self.runner,
                     archived.as_ref(),
-                    site_python,
+                    stack,
                 )
             }
             BuiltinStep::WebConfig => {

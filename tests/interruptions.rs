@@ -460,18 +460,22 @@ fn a_deploy_that_cannot_get_the_lock_in_time_fails_clearly_and_changes_nothing()
     let site = Site::app("3.11");
     site.write(
         "deploy/steps.json",
-        &support::core_steps_then(r#"{"run": "sleep 6", "name": "slow"}"#),
+        &support::core_steps_then(r#"{"run": "touch slow-step && sleep 6", "name": "slow"}"#),
     );
     site.deploy(&[]).assert_ok();
+    std::fs::remove_file(site.target_file("slow-step")).unwrap();
     let mut slow = spawn_deploy(&site, &[]);
-    // Wait until the slow deployment holds the lock.
+    // Wait until the slow deployment holds the lock, and is past its sync (its run step makes
+    // slow-step in the site): the change below is the second deployment's alone.
     let lock = site
         .target
         .parent()
         .unwrap()
         .join(".kuduhook/wwwroot/deploy.lock");
     let started = Instant::now();
-    while std::fs::metadata(&lock).map(|m| m.len()).unwrap_or(0) == 0 {
+    while std::fs::metadata(&lock).map(|m| m.len()).unwrap_or(0) == 0
+        || !site.target_file("slow-step").is_file()
+    {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the deploy never took the lock"

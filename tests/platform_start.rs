@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::app_service_start::{
-    first_page, image_python, in_container, manifest_value, platform_env,
+    first_page, image_python, in_container, manifest_value, platform_env, start_with_command,
 };
 use support::rehearsal::{FAILED, Rehearsal, SUCCEEDED, Server, example, free_port};
 use support::{Site, kuduhook, python, shared_wheels, version_of};
@@ -30,10 +30,11 @@ fn wheels(kind: &str) -> PathBuf {
 /// The app settings of a Linux site on the Python `minor` stack, installing offline.
 fn settings(minor: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let find_links = format!(
-        "{} {} {}",
+        "{} {} {} {}",
         wheels("flask-app").display(),
         wheels("platform").display(),
-        shared_wheels().display()
+        shared_wheels().display(),
+        wheels("layouts").display()
     );
     let mut all = vec![
         ("FRAMEWORK".to_string(), "PYTHON".to_string()),
@@ -596,10 +597,16 @@ fn flask_in(file: &'static str) -> Vec<(&'static str, String)> {
 
 /// Oryx's current startup script takes a Flask-style app from application.py, app.py, run.py,
 /// index.py, server.py or wsgi.py, in that order: kuduhook checks the app on the entry the
-/// platform will start, and the platform's start serves it.
+/// platform will start, and the platform's start serves it. (app.py: the Flask example's tests.)
 #[test]
 fn flask_apps_in_run_py_and_wsgi_py_are_checked_and_served_as_the_platform_starts_them() {
-    for file in ["run.py", "wsgi.py"] {
+    for file in [
+        "application.py",
+        "run.py",
+        "index.py",
+        "server.py",
+        "wsgi.py",
+    ] {
         let module = file.trim_end_matches(".py");
         let r = Rehearsal::new(&flask_in(file));
         apply(&r, &settings("3.11", &[]));
@@ -685,4 +692,142 @@ fn an_asgi_app_below_3_14_is_told_the_startup_command_it_needs() {
         )
         .assert_contains("`gunicorn -k uvicorn.workers.UvicornWorker app:app`")
         .assert_contains(SUCCEEDED);
+}
+
+const SETUP_PY: &str = r##"from setuptools import setup
+
+with open("deps.txt") as f:
+    requires = [line.strip() for line in f if line.strip() and not line.startswith("#")]
+
+setup(name="hello-app", version="1.0", py_modules=["app"], install_requires=requires)
+"##;
+
+/// A setuptools app with nothing else naming its dependencies (Oryx's `flask-setup-py-app`
+/// layout): the project is installed as Oryx installs it, install_requires read from a file by
+/// setup.py, exact like any env: a requirement dropped from the file is gone from the env.
+#[test]
+fn a_setup_py_app_gets_its_install_requires_installed_and_served() {
+    let r = Rehearsal::new(&[
+        ("setup.py", SETUP_PY.to_string()),
+        (
+            "deps.txt",
+            "Flask==3.1.*\ngunicorn==23.0.0\nkudupkg==1.0\n".to_string(),
+        ),
+        ("app.py", example("app.py")),
+        ("runtime.txt", example("runtime.txt")),
+    ]);
+    apply(&r, &settings("3.11", &[]));
+    r.push()
+        .assert_contains("Dependencies: setup.py (the project itself and its install_requires (pip install ., as Oryx installs it)")
+        .assert_contains("The app imports app:app (app.py, exposing app) with the new env and code")
+        .assert_contains(SUCCEEDED);
+    let body = page(&r, "3.11");
+    assert!(
+        body.starts_with("Hello from kuduhook! Python 3.11."),
+        "{body}"
+    );
+    let site_packages = r.wwwroot().join("env/lib/python3.11/site-packages");
+    assert!(
+        site_packages.join("kudupkg").is_dir(),
+        "kudupkg is installed"
+    );
+    assert!(
+        !r.app.join("build").exists(),
+        "the build wrote nothing into the repository"
+    );
+    assert!(
+        !r.wwwroot().join("build").exists() && !r.wwwroot().join("hello_app.egg-info").exists()
+    );
+
+    r.commit("redeploy, nothing changed");
+    r.push()
+        .assert_contains("skipped: ")
+        .assert_contains(SUCCEEDED);
+
+    r.write("deps.txt", "Flask==3.1.*\ngunicorn==23.0.0\n");
+    r.commit("kudupkg no longer required");
+    r.push().assert_contains(SUCCEEDED);
+    let site_packages = r.wwwroot().join("env/lib/python3.11/site-packages");
+    assert!(
+        !site_packages.join("kudupkg").exists(),
+        "a dropped requirement is gone"
+    );
+    let body = page(&r, "3.11");
+    assert!(body.starts_with("Hello from kuduhook!"), "{body}");
+}
+
+/// An app that declares no dependencies starts on the platform with the stack's Python alone:
+/// the start check runs it that way, and one that imports a package it does not declare is
+/// refused, naming the module and the ways to declare it. One that needs nothing deploys.
+#[test]
+fn an_app_that_declares_nothing_is_checked_with_the_stacks_python_alone() {
+    let r = Rehearsal::new(&[("app.py", example("app.py"))]);
+    apply(&r, &settings("3.11", &[]));
+    r.push()
+        .assert_contains("skipped: no requirements.txt, pyproject.toml, uv.lock, poetry.lock or Pipfile.lock in the app")
+        .assert_contains(
+            "error: the app does not start: it imports flask, which it does not declare",
+        )
+        .assert_contains("No module named 'flask'")
+        .assert_contains("fix: declare flask: add it to requirements.txt")
+        .assert_contains("setup.py's install_requires")
+        .assert_contains("Nothing in the target was changed")
+        .assert_contains(FAILED);
+    assert!(!r.wwwroot().join("app.py").exists(), "nothing was deployed");
+
+    r.write(
+        "app.py",
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'stdlib only']\n",
+    );
+    r.commit("an app that needs nothing");
+    r.push()
+        .assert_contains("The app imports app:app (app.py, exposing app)")
+        .assert_contains(SUCCEEDED);
+    assert_eq!(page(&r, "3.11"), "stdlib only");
+}
+
+/// A FastAPI app below Python 3.14 is served once the site has the startup command kuduhook
+/// gives; an app with its own startup script and no requirements is served by that script.
+#[test]
+fn apps_with_a_startup_command_are_served_by_it() {
+    let main = "from fastapi import FastAPI\n\napp = FastAPI()\n\n\n@app.get('/')\ndef index():\n    return {'hello': 'fastapi'}\n";
+    let r = Rehearsal::new(&[
+        ("main.py", main.to_string()),
+        (
+            "requirements.txt",
+            "fastapi==0.115.*\nuvicorn==0.32.*\ngunicorn==23.0.0\n".to_string(),
+        ),
+    ]);
+    apply(&r, &settings("3.11", &[]));
+    let log = r.push().assert_contains(SUCCEEDED).log.clone();
+    let command = log
+        .split('`')
+        .find(|part| part.starts_with("gunicorn -k uvicorn.workers.UvicornWorker"))
+        .expect("the log gives the startup command")
+        .to_string();
+    assert_eq!(
+        command,
+        "gunicorn -k uvicorn.workers.UvicornWorker main:app"
+    );
+    let startup = format!("python3.11 -m {command} --bind 127.0.0.1:$PORT --timeout 600");
+    let server = start_with_command(&r.wwwroot(), "3.11", &[], &startup);
+    let (status, body) = server.get("/");
+    assert!(status.contains(" 200 "), "{status}\n{}", server.output());
+    assert_eq!(body, r#"{"hello":"fastapi"}"#);
+
+    let r = Rehearsal::new(&[
+        (
+            "serve.py",
+            "import http.server, os\n\n\nclass Hello(http.server.BaseHTTPRequestHandler):\n    def do_GET(self):\n        self.send_response(200)\n        self.end_headers()\n        self.wfile.write(b'custom startup script')\n\n\nhttp.server.HTTPServer(('127.0.0.1', int(os.environ['PORT'])), Hello).serve_forever()\n".to_string(),
+        ),
+        ("startup.sh", "#!/bin/sh\nexec python3.11 serve.py\n".to_string()),
+    ]);
+    apply(&r, &settings("3.11", &[]));
+    r.push()
+        .assert_contains("skipped: no requirements.txt")
+        .assert_contains(SUCCEEDED);
+    let server = start_with_command(&r.wwwroot(), "3.11", &[], "sh startup.sh");
+    let (status, body) = server.get("/");
+    assert!(status.contains(" 200 "), "{status}\n{}", server.output());
+    assert_eq!(body, "custom startup script");
 }

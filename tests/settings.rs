@@ -256,6 +256,8 @@ fn pre_and_post_build_commands_run_around_the_install() {
 fn without_requirements_the_python_steps_are_skipped_like_deploy_cmd() {
     let site = Site::app("3.11");
     site.remove("requirements.txt");
+    // An app that needs nothing (the start check runs it with the stack's Python alone).
+    site.write("app.py", "def app():\n    return 1\n");
     site.deploy(&[])
         .assert_ok()
         .assert_contains("skipped: no requirements.txt, pyproject.toml, uv.lock, poetry.lock or Pipfile.lock in the app")
@@ -377,7 +379,7 @@ fn a_silent_step_gets_heartbeats_within_kudus_idle_timeout() {
 #[test]
 fn sync_settings_reach_the_sync_step() {
     let site = Site::empty();
-    site.write("app.py", "x = 1\n");
+    site.write("app.py", "def app():\n    return 1\n");
     site.write("conf/app.ini", "debug=0\n");
     let pinned = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(499_137_600);
     let pin = || {

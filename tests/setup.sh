@@ -59,6 +59,14 @@ if [ ! -f "$wheels/.complete-2" ]; then
   done
   touch "$wheels/.complete-2"
 fi
+# The app layouts the platform starts (tests/platform_start.rs): setuptools and wheel, which
+# pip builds a setup.py project with, and a FastAPI app's wheels with uvicorn, for Python 3.11.
+if [ ! -f "$wheels/.complete-layouts-1" ]; then
+  echo "downloading setuptools, wheel, FastAPI and uvicorn for Python 3.11 into $wheels/layouts"
+  python3 -m pip download --quiet --only-binary=:all: --python-version 3.11 \
+    --dest "$wheels/layouts" "setuptools>=70" wheel "fastapi==0.115.*" "uvicorn==0.32.*"
+  touch "$wheels/.complete-layouts-1"
+fi
 
 # Windows App Service: kuduhook.exe is cross-built for x86_64-pc-windows-gnu with Debian's
 # mingw-w64 (the linker), and tests/windows.rs runs it under Debian's Wine.

@@ -9,6 +9,12 @@ use crate::ground::error::{Explanation, Failure};
 /// A step that ran and failed: the start check, a command of the user's, the site's web.config.
 #[derive(Debug)]
 pub enum StepError {
+    /// An app that declares no dependencies imports a package the stack's Python lacks.
+    UndeclaredImport {
+        what: String,
+        module: String,
+        output: Vec<String>,
+    },
     /// The app did not import (or the check command failed) as the platform will start it.
     StartCheckFailed {
         what: String,
@@ -32,6 +38,29 @@ pub enum StepError {
 impl Failure for StepError {
     fn explain(&self) -> Explanation {
         let (what, why, fix) = match self {
+            StepError::UndeclaredImport {
+                what,
+                module,
+                output,
+            } => (
+                format!(
+                    "the app does not start: it imports {module}, which it does not declare (the \
+                     check that it {what} failed: ModuleNotFoundError: No module named '{module}')"
+                ),
+                format!(
+                    "the app declares no dependencies (no requirements.txt, pyproject.toml, lock \
+                     or setup.py), so App Service starts it with the stack's Python alone, which \
+                     has no {module}: the site would crash at its next start. The check \
+                     printed:\n    {}",
+                    output.join("\n    ")
+                ),
+                format!(
+                    "declare {module}: add it to requirements.txt (with the version you run, \
+                     e.g. from pip freeze), or to pyproject.toml's [project] dependencies, a \
+                     lock (uv.lock, poetry.lock, Pipfile.lock) or setup.py's install_requires; \
+                     then push again"
+                ),
+            ),
             StepError::StartCheckFailed {
                 what,
                 output,

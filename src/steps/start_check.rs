@@ -28,7 +28,7 @@ use crate::ground::error::DeployError;
 use crate::ground::logging::seconds;
 use crate::platform::entry;
 use crate::process::Runner;
-use crate::python::PythonVersion;
+use crate::python::Interpreter;
 use crate::settings::Platform;
 use crate::steps::Outcome;
 use crate::steps::error::StepError;
@@ -100,7 +100,7 @@ pub fn run(
     app: &Path,
     runner: &Runner,
     archive: Option<&ArchivedEnv>,
-    site_python: Option<PythonVersion>,
+    stack: Option<&Interpreter>,
 ) -> Result<Outcome, DeployError> {
     if config.platform == Platform::Windows {
         return Ok(Outcome::Skipped(
@@ -125,7 +125,7 @@ pub fn run(
         StartCheck::Auto => {
             let rules = entry::Rules {
                 env_name: config.env_name.value.clone(),
-                python: site_python,
+                python: stack.map(|i| i.version),
                 fastapi_disabled: entry::disables_fastapi(config.env.get(entry::DISABLE_FASTAPI)),
             };
             let detected = entry::detect(app, &rules);
@@ -154,8 +154,12 @@ pub fn run(
         Check::Import { entry, found, .. } => format!("imports {entry} ({found})"),
         Check::Command(command) => format!("runs `{command}`"),
     };
-    let Some(env) = env else {
-        return Ok(Outcome::Done(format!("Would check that the app {what}")));
+    // Without an env (an app that declares no dependencies) the platform starts the app with
+    // the stack's Python alone: so does the check.
+    let python = match (env, stack) {
+        (Some(env), _) => env.python.clone(),
+        (None, Some(stack)) => stack.path.clone(),
+        (None, None) => return Ok(Outcome::Done(format!("Would check that the app {what}"))),
     };
     if config.dry_run {
         return Ok(Outcome::Done(format!("Would check that the app {what}")));
@@ -179,7 +183,12 @@ pub fn run(
             cmd
         }
         (Check::Import { entry, .. }, _, _) => {
-            let mut cmd = runner.command(&env.python);
+            let mut cmd = runner.command(&python);
+            if env.is_none() {
+                // The stack's Python alone: none of the packages this machine's interpreter
+                // may hold besides its standard library.
+                cmd.arg("-S");
+            }
             cmd.args(["-c", IMPORT_SCRIPT, entry]).arg(&report);
             cmd
         }
@@ -187,12 +196,14 @@ pub fn run(
             let [shell, flag] = config.platform.shell();
             let mut cmd = runner.command(shell);
             cmd.args([flag, command.as_str()]);
-            let bin = env.dir.join(config.platform.env_bin_dir());
-            let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
-                &config.env.get("PATH").unwrap_or_default(),
-            )))
-            .unwrap_or_default();
-            cmd.env("VIRTUAL_ENV", &env.dir).env("PATH", path);
+            if let Some(env) = env {
+                let bin = env.dir.join(config.platform.env_bin_dir());
+                let path = std::env::join_paths(std::iter::once(bin).chain(std::env::split_paths(
+                    &config.env.get("PATH").unwrap_or_default(),
+                )))
+                .unwrap_or_default();
+                cmd.env("VIRTUAL_ENV", &env.dir).env("PATH", path);
+            }
             cmd
         }
     };
@@ -231,12 +242,20 @@ pub fn run(
                 seconds(started.elapsed())
             )))
         }
-        Finished::Failed(output) => Err(StepError::StartCheckFailed {
-            what,
-            output: last_lines(&output, 12),
-            timed_out: None,
-        }
-        .into()),
+        Finished::Failed(output) => match (env, missing_module(&output)) {
+            (None, Some(module)) => Err(StepError::UndeclaredImport {
+                what,
+                module,
+                output: last_lines(&output, 12),
+            }
+            .into()),
+            _ => Err(StepError::StartCheckFailed {
+                what,
+                output: last_lines(&output, 12),
+                timed_out: None,
+            }
+            .into()),
+        },
         Finished::TimedOut(output) => Err(StepError::StartCheckFailed {
             what,
             output: last_lines(&output, 12),
@@ -244,6 +263,36 @@ pub fn run(
         }
         .into()),
     }
+}
+
+/// Whether the check would run for the app in `app`: it is on, and names or finds an entry (or
+/// a command) on a Linux site.
+pub fn would_check(config: &DeployConfig, app: &Path) -> bool {
+    if config.platform == Platform::Windows {
+        return false;
+    }
+    match &config.start_check.value {
+        StartCheck::Off => false,
+        StartCheck::Entry(_) | StartCheck::Command(_) => true,
+        StartCheck::Auto => {
+            let rules = entry::Rules {
+                env_name: config.env_name.value.clone(),
+                ..entry::Rules::default()
+            };
+            entry::detect(app, &rules).is_some()
+                || entry::FASTAPI_FILES.iter().any(|f| app.join(f).is_file())
+        }
+    }
+}
+
+/// The module a failed import could not find: "No module named 'flask'" gives `flask`.
+fn missing_module(output: &str) -> Option<String> {
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.contains("ModuleNotFoundError: No module named '"))?;
+    let name = line.split("No module named '").nth(1)?.split('\'').next()?;
+    Some(name.split('.').next().unwrap_or(name).to_string())
 }
 
 /// The live env's archive, when the check runs from it: what the platform extracts at start,

@@ -122,6 +122,20 @@ pub fn start(wwwroot: &Path, minor: &str, settings: &[(&str, &str)]) -> Server {
     Server::spawn(cmd, port).keeping(root)
 }
 
+/// Starts the site with a startup command (the portal's, run by the shell in wwwroot once the
+/// env is set up, with `PORT` set), as App Service Linux does when one is set.
+pub fn start_with_command(
+    wwwroot: &Path,
+    minor: &str,
+    settings: &[(&str, &str)],
+    startup: &str,
+) -> Server {
+    let port = free_port();
+    let (mut cmd, root) = container(wwwroot, minor, port, settings);
+    cmd.args(["/bin/bash", "-c", startup]);
+    Server::spawn(cmd, port).keeping(root)
+}
+
 /// Runs `command` in the site's container on a stack of Python `minor`, once the platform has
 /// set up the env (extracted, on `PYTHONPATH`), as a user's SSH session into the app would.
 pub fn in_container(wwwroot: &Path, minor: &str, command: &str) -> std::process::Output {

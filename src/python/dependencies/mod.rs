@@ -10,6 +10,7 @@
 //!   anything changes, naming them;
 //! - else pyproject.toml with a `[project]` table: its dependencies. A Poetry project without
 //!   poetry.lock, or a Pipfile without Pipfile.lock, fails with the command that makes the lock;
+//! - else `setup.py`: the project itself, with its `install_requires`, as Oryx installs it;
 //! - else nothing: the Python steps are skipped, as deploy.cmd skipped them.
 //!
 //! A lock is installed exactly: the packages it pins for this interpreter (markers evaluated,
@@ -21,6 +22,7 @@
 mod pipfile_lock;
 mod poetry_lock;
 mod pyproject;
+mod setup_py;
 mod uv_lock;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +40,9 @@ pub enum Kind {
     UvLock,
     PoetryLock,
     PipfileLock,
+    /// A setuptools project (`setup.py`): the project itself is installed, with its
+    /// `install_requires`, as Oryx installs it (`pip install .`).
+    SetupPy,
     Pyproject,
 }
 
@@ -50,6 +55,7 @@ impl Kind {
             Kind::PoetryLock => "poetry.lock",
             Kind::PipfileLock => "Pipfile.lock",
             Kind::Pyproject => "pyproject.toml",
+            Kind::SetupPy => "setup.py",
         }
     }
 
@@ -113,7 +119,7 @@ pub fn choose(
             why: format!("named by {}", named.origin),
         }));
     }
-    if requirements.origin != Origin::Default {
+    if names_a_file(app, requirements) {
         // Named by a setting or steps.json: that file, present or not (as before).
         return Ok(app.join(&requirements.value).is_file().then(|| Source {
             kind: Kind::Requirements,
@@ -162,9 +168,18 @@ pub fn choose(
         }
         .into());
     }
+    let setup_py = || {
+        app.join("setup.py").is_file().then(|| Source {
+            kind: Kind::SetupPy,
+            file: "setup.py".into(),
+            why: "the project itself and its install_requires (pip install ., as Oryx installs \
+                  it), as the app has no requirements file, lock or [project] table"
+                .into(),
+        })
+    };
     let pyproject = app.join("pyproject.toml");
     if !pyproject.is_file() {
-        return Ok(None);
+        return Ok(setup_py());
     }
     let project = pyproject::read(&pyproject)?;
     if project.has_project_table {
@@ -173,6 +188,10 @@ pub fn choose(
             file: "pyproject.toml".into(),
             why: "its [project] dependencies, as the app has no requirements file or lock".into(),
         }));
+    }
+    if let Some(source) = setup_py().filter(|_| !project.is_poetry) {
+        // pyproject.toml only configures the build (`[build-system]`, tools).
+        return Ok(Some(source));
     }
     if project.is_poetry {
         return Err(PythonError::LockMissing {
@@ -187,6 +206,17 @@ pub fn choose(
         detail: "it has no [project] table (and no lock or requirements file beside it)".into(),
     }
     .into())
+}
+
+/// The requirements file's default name: a setting or `deploy/steps.json` (`kuduhook init`
+/// writes it there) giving this name names no other source, so the app's own is looked for.
+pub const DEFAULT_REQUIREMENTS: &str = "requirements.txt";
+
+/// Whether the requirements setting names the one file to install from: set to another file
+/// than the default, or to the default while the app has it.
+pub fn names_a_file(app: &Path, requirements: &Setting<String>) -> bool {
+    requirements.origin != Origin::Default
+        && (requirements.value != DEFAULT_REQUIREMENTS || app.join(DEFAULT_REQUIREMENTS).is_file())
 }
 
 /// The source a file name is.
@@ -277,6 +307,7 @@ pub fn prepare(
             poetry_lock::pinned(&file, &project, &markers()?, version, groups)?
         }
         Kind::PipfileLock => pipfile_lock::pinned(&file, &markers()?, version, groups)?,
+        Kind::SetupPy => return setup_py::prepare(source, app, out_dir),
     };
     std::fs::create_dir_all(out_dir).map_err(|e| DeployError::io("create", out_dir, e))?;
     let generated = out_dir.join(format!("requirements-from-{}.txt", source.kind.file()));
