@@ -170,3 +170,83 @@ fn on_the_share_an_unchanged_env_is_checked_from_its_archive() {
         .assert_contains("Nothing in the target was changed");
     assert_eq!(served_app(&site), serving);
 }
+
+/// Puts every file of the repository a minute in the past: files written just before a check
+/// are not trusted by their time alone (they could change unseen within its resolution).
+fn age(dir: &std::path::Path) {
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        if path.is_dir() {
+            age(&path);
+        } else {
+            let file = std::fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(past).unwrap();
+        }
+    }
+}
+
+/// An unchanged redeploy skips the start check and says why in one line; each thing it depends
+/// on, changed alone, runs it again: the app's files, its own settings, the env, and an app
+/// setting (one that makes the import fail is refused, never skipped).
+#[test]
+fn the_start_check_runs_again_only_when_something_it_depends_on_changed() {
+    let site = Site::app("3.11");
+    site.write(
+        "app.py",
+        "import os, kudupkg\nassert os.environ.get('BREAK_IMPORT') != '1', 'BREAK_IMPORT is set'\n\n\
+         def app():\n    return kudupkg.__version__\n",
+    );
+    let checked = "The app imports app:app (app.py, exposing app)";
+    let skipped = "skipped: nothing it depends on changed since the check that passed";
+    age(&site.repo);
+    site.deploy(&[]).assert_ok().assert_contains(checked);
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains(skipped)
+        .assert_contains("the app's 3 files, the env, the interpreter, the app settings")
+        .assert_lacks(checked);
+
+    site.write("helper.py", "x = 1\n");
+    age(&site.repo);
+    site.deploy(&[]).assert_ok().assert_contains(checked);
+    site.deploy(&[]).assert_ok().assert_contains(skipped);
+
+    let timeout = [("KUDUHOOK_START_CHECK_TIMEOUT", "30")];
+    site.deploy_with(&[], &timeout)
+        .assert_ok()
+        .assert_contains(checked);
+    site.deploy_with(&[], &timeout)
+        .assert_ok()
+        .assert_contains(skipped);
+
+    let rebuild = [
+        ("KUDUHOOK_START_CHECK_TIMEOUT", "30"),
+        ("KUDUHOOK_FORCE_ENV_REBUILD", "2026-12-06"),
+    ];
+    site.deploy_with(&[], &rebuild)
+        .assert_ok()
+        .assert_contains("Rebuilding env")
+        .assert_contains(checked);
+    site.deploy_with(&[], &rebuild)
+        .assert_ok()
+        .assert_contains(skipped);
+
+    let broken = [
+        ("KUDUHOOK_START_CHECK_TIMEOUT", "30"),
+        ("KUDUHOOK_FORCE_ENV_REBUILD", "2026-12-06"),
+        ("APPSETTING_BREAK_IMPORT", "1"),
+        ("BREAK_IMPORT", "1"),
+    ];
+    site.deploy_with(&[], &broken)
+        .assert_failed()
+        .assert_contains("AssertionError: BREAK_IMPORT is set")
+        .assert_contains("Nothing in the target was changed");
+    // A check that failed vouches for nothing: the next deployment checks again.
+    site.deploy_with(&[], &rebuild)
+        .assert_ok()
+        .assert_contains(checked);
+}

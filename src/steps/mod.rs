@@ -1,6 +1,7 @@
 //! The deployment's steps, one module each. The pipeline (`pipeline.rs`) decides which run and
 //! in which order; a step does its one job and reports an [`Outcome`].
 
+pub mod check_memo;
 pub mod custom;
 pub mod env;
 pub mod error;

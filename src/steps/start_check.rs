@@ -18,7 +18,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
 
@@ -31,6 +31,7 @@ use crate::process::Runner;
 use crate::python::Interpreter;
 use crate::settings::Platform;
 use crate::steps::Outcome;
+use crate::steps::check_memo;
 use crate::steps::error::StepError;
 
 /// Imports `module[:callable]` and checks the callable is one, as gunicorn will. What the
@@ -164,6 +165,50 @@ pub fn run(
     if config.dry_run {
         return Ok(Outcome::Done(format!("Would check that the app {what}")));
     }
+    // Nothing it depends on changed since the last check that passed: it would pass again.
+    let state = crate::ground::paths::local_state_dir(&config.target.value);
+    let checked_at = SystemTime::now();
+    let memo = check_memo::key(
+        app,
+        &check_memo::Inputs {
+            check: format!("{what}; timeout {}s", config.start_check_timeout.value),
+            interpreter: match (env, stack) {
+                (Some(env), _) => {
+                    format!("{} {}", env.record.interpreter.display(), env.record.python)
+                }
+                (None, Some(stack)) => format!("{} {}", stack.path.display(), stack.version),
+                (None, None) => String::new(),
+            },
+            env: env.map(|e| {
+                let install = e.record.install.as_ref().map(|i| i.fingerprint.as_str());
+                // An env without an id (an earlier kuduhook's) is told apart by its folder.
+                let id = e
+                    .record
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| e.dir.display().to_string());
+                format!("{id} {}", install.unwrap_or("-"))
+            }),
+            vars: config
+                .env
+                .vars()
+                .filter(|(k, _)| !crate::process::LEAKY_VARIABLES.contains(k))
+                .collect(),
+            env_name: &config.env_name.value,
+        },
+    );
+    if let Some((key, files, newest)) = &memo
+        && let Some(passed) = check_memo::read(&state)
+        && check_memo::vouches(&passed, key, *newest)
+    {
+        let then = (passed.started_unix_nanos / 1_000_000_000) as u64;
+        return Ok(Outcome::Skipped(format!(
+            "nothing it depends on changed since the check that passed {} (the app's {files} \
+             files, the env, the interpreter, the app settings, the check's own settings and \
+             kuduhook's version are as they were): the app {what}",
+            crate::ground::logging::ago(then, crate::env::record::now_unix())
+        )));
+    }
     // Where the site ships its env as an archive and the env did not change, the check runs
     // the way the platform starts: the archive extracted to local disk, its packages on the
     // base interpreter's PYTHONPATH (rather than imports across the network share).
@@ -224,6 +269,20 @@ pub fn run(
         true => "the env's archive as the platform extracts it, and the new code",
         false => "the new env and code",
     };
+    match (&finished, &memo) {
+        (Finished::Passed(_), Some((key, _, _))) => check_memo::record(
+            &state,
+            &check_memo::Passed {
+                key: key.clone(),
+                started_unix_nanos: checked_at
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0),
+                what: what.clone(),
+            },
+        ),
+        _ => check_memo::forget(&state),
+    }
     match finished {
         Finished::Passed(output) => {
             if output.lines().any(|l| l.trim() == ASGI_MARKER)
