@@ -636,6 +636,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_case_probe_a_killed_sync_left_is_a_leftover_the_next_one_removes() {
+        assert!(is_leftover_temp(&plan::case_probe_name("123-456")));
+    }
+
+    #[test]
     #[cfg(unix)] // Unix absolute paths
     fn links_must_stay_inside_the_source() {
         let from = Path::new("/repo");

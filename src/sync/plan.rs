@@ -187,13 +187,20 @@ pub(super) fn folds_case(dir: &Path, may_write: bool) -> bool {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos())
     );
-    let probe = dir.join(format!(".kuduhook-case-probe-{unique}"));
+    let name = case_probe_name(&unique);
+    let probe = dir.join(&name);
     if fs::write(&probe, b"").is_err() {
         return existing_name_folds(dir).unwrap_or(false);
     }
-    let folds = same_entry(&probe, &dir.join(format!(".KUDUHOOK-CASE-PROBE-{unique}")));
+    let folds = same_entry(&probe, &dir.join(name.to_uppercase()));
     let _ = fs::remove_file(&probe);
     folds
+}
+
+/// The case probe's name: a sync's temporary file's, so that one a killed sync left behind is
+/// removed by the next sync that walks the folder.
+pub(super) fn case_probe_name(unique: &str) -> String {
+    format!(".kuduhook-case-probe-{unique}{}", super::TEMP_SUFFIX)
 }
 
 /// Asks an entry of `dir` that has letters whether its case-swapped name is the same entry.
