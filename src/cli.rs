@@ -279,23 +279,14 @@ pub struct DeployArgs {
 
 impl From<&DeployArgs> for crate::config::Flags {
     fn from(args: &DeployArgs) -> crate::config::Flags {
-        let DeployArgs {
-            source,
-            target,
-            next_manifest,
-            previous_manifest,
-            python,
-            force_env_rebuild,
-            dry_run,
-        } = args.clone();
         crate::config::Flags {
-            source,
-            target,
-            next_manifest,
-            previous_manifest,
-            python,
-            force_env_rebuild,
-            dry_run,
+            source: args.source.clone(),
+            target: args.target.clone(),
+            next_manifest: args.next_manifest.clone(),
+            previous_manifest: args.previous_manifest.clone(),
+            python: args.python.clone(),
+            force_env_rebuild: args.force_env_rebuild,
+            dry_run: args.dry_run,
         }
     }
 }

@@ -17,6 +17,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::config::DeployConfig;
+use crate::env::PreparedEnv;
+use crate::python::Interpreter;
+
 /// How close to the last check a file's time may be before its content is not trusted.
 pub const RACY: Duration = Duration::from_secs(2);
 
@@ -42,6 +46,51 @@ pub struct Inputs<'a> {
     pub vars: Vec<(&'a str, &'a str)>,
     /// Names left out of the app's files (the env's folder, when the app is the site).
     pub env_name: &'a str,
+}
+
+/// What the start check depends on in this deployment: `env` is the env it runs with (`None`:
+/// the stack's interpreter `stack` alone), `check` its entry or command and timeout.
+pub fn inputs<'a>(
+    config: &'a DeployConfig,
+    env: Option<&PreparedEnv>,
+    stack: Option<&Interpreter>,
+    check: String,
+) -> Inputs<'a> {
+    Inputs {
+        check,
+        interpreter: match (env, stack) {
+            (Some(env), _) => format!("{} {}", env.record.interpreter.display(), env.record.python),
+            (None, Some(stack)) => format!("{} {}", stack.path.display(), stack.version),
+            (None, None) => String::new(),
+        },
+        env: env.map(|e| {
+            let install = e.record.install.as_ref().map(|i| i.fingerprint.as_str());
+            // An env without an id (an earlier kuduhook's) is told apart by its folder.
+            let id = e
+                .record
+                .id
+                .clone()
+                .unwrap_or_else(|| e.dir.display().to_string());
+            format!("{id} {}", install.unwrap_or("-"))
+        }),
+        vars: config
+            .env
+            .vars()
+            .filter(|(k, _)| !crate::process::LEAKY_VARIABLES.contains(k))
+            .collect(),
+        env_name: &config.env_name.value,
+    }
+}
+
+/// The log's line for a skipped check: why, and what the check that vouches for it did.
+pub fn skipped(passed: &Passed, files: usize, what: &str) -> String {
+    let then = (passed.started_unix_nanos / 1_000_000_000) as u64;
+    format!(
+        "nothing it depends on changed since the check that passed {} (the app's {files} files, \
+         the env, the interpreter, the app settings, the check's own settings and kuduhook's \
+         version are as they were): the app {what}",
+        crate::ground::logging::ago(then, crate::env::record::now_unix())
+    )
 }
 
 /// One file as the key sees it: its path in the app, size and modification time.

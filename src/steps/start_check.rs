@@ -168,45 +168,14 @@ pub fn run(
     // Nothing it depends on changed since the last check that passed: it would pass again.
     let state = crate::ground::paths::local_state_dir(&config.target.value);
     let checked_at = SystemTime::now();
-    let memo = check_memo::key(
-        app,
-        &check_memo::Inputs {
-            check: format!("{what}; timeout {}s", config.start_check_timeout.value),
-            interpreter: match (env, stack) {
-                (Some(env), _) => {
-                    format!("{} {}", env.record.interpreter.display(), env.record.python)
-                }
-                (None, Some(stack)) => format!("{} {}", stack.path.display(), stack.version),
-                (None, None) => String::new(),
-            },
-            env: env.map(|e| {
-                let install = e.record.install.as_ref().map(|i| i.fingerprint.as_str());
-                // An env without an id (an earlier kuduhook's) is told apart by its folder.
-                let id = e
-                    .record
-                    .id
-                    .clone()
-                    .unwrap_or_else(|| e.dir.display().to_string());
-                format!("{id} {}", install.unwrap_or("-"))
-            }),
-            vars: config
-                .env
-                .vars()
-                .filter(|(k, _)| !crate::process::LEAKY_VARIABLES.contains(k))
-                .collect(),
-            env_name: &config.env_name.value,
-        },
-    );
+    let check_text = format!("{what}; timeout {}s", config.start_check_timeout.value);
+    let memo = check_memo::key(app, &check_memo::inputs(config, env, stack, check_text));
     if let Some((key, files, newest)) = &memo
         && let Some(passed) = check_memo::read(&state)
         && check_memo::vouches(&passed, key, *newest)
     {
-        let then = (passed.started_unix_nanos / 1_000_000_000) as u64;
-        return Ok(Outcome::Skipped(format!(
-            "nothing it depends on changed since the check that passed {} (the app's {files} \
-             files, the env, the interpreter, the app settings, the check's own settings and \
-             kuduhook's version are as they were): the app {what}",
-            crate::ground::logging::ago(then, crate::env::record::now_unix())
+        return Ok(Outcome::Skipped(check_memo::skipped(
+            &passed, *files, &what,
         )));
     }
     // Where the site ships its env as an archive and the env did not change, the check runs
