@@ -121,6 +121,49 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Every file under `root`, as its path relative to `root` (with `/`) and its metadata, sorted
+/// by path, folders read in parallel (on a share each is a round trip); top-level entries
+/// `leave_out` names are left out, links are not followed. `None` when something cannot be read.
+pub fn files_under(
+    root: &Path,
+    leave_out: &(dyn Fn(&str) -> bool + Sync),
+) -> Option<Vec<(String, std::fs::Metadata)>> {
+    let mut files = files_in(root, "", leave_out)?;
+    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Some(files)
+}
+
+fn files_in(
+    dir: &Path,
+    relative: &str,
+    leave_out: &(dyn Fn(&str) -> bool + Sync),
+) -> Option<Vec<(String, std::fs::Metadata)>> {
+    use rayon::prelude::*;
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .ok()?
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let per_entry: Option<Vec<_>> = entries
+        .par_iter()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            (!(relative.is_empty() && leave_out(&name))).then_some((entry, name))
+        })
+        .map(|(entry, name)| {
+            let path = format!("{relative}{name}");
+            let kind = entry.file_type().ok()?;
+            if kind.is_dir() {
+                return files_in(&entry.path(), &format!("{path}/"), leave_out);
+            }
+            match kind.is_file() {
+                true => Some(vec![(path, entry.metadata().ok()?)]),
+                false => Some(Vec::new()),
+            }
+        })
+        .collect();
+    Some(per_entry?.into_iter().flatten().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -93,9 +93,6 @@ pub fn skipped(passed: &Passed, files: usize, what: &str) -> String {
     )
 }
 
-/// One file as the key sees it: its path in the app, size and modification time.
-type Stamp = (String, u64, SystemTime);
-
 /// The key of what the check depends on, with the app's file count and newest time; `None`
 /// when a file cannot be read (the check then runs).
 pub fn key(app: &Path, inputs: &Inputs) -> Option<(String, usize, SystemTime)> {
@@ -119,51 +116,26 @@ pub fn key(app: &Path, inputs: &Inputs) -> Option<(String, usize, SystemTime)> {
         hash.update(part.as_bytes());
         hash.update(b"\0");
     }
-    let mut files = stamps(app, "", inputs.env_name)?;
-    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let env_name = inputs.env_name;
+    let leave_out = |name: &str| {
+        name == ".git"
+            || name == ".hg"
+            || name == env_name
+            || name.starts_with(&format!("{env_name}."))
+    };
+    let files = crate::ground::paths::files_under(app, &leave_out)?;
     let mut newest = UNIX_EPOCH;
-    for (relative, len, modified) in &files {
+    for (relative, meta) in &files {
+        let modified = meta.modified().ok()?;
         let since = modified.duration_since(UNIX_EPOCH).ok()?;
         hash.update(relative.as_bytes());
         hash.update(b"\0");
-        hash.update(len.to_le_bytes());
+        hash.update(meta.len().to_le_bytes());
         hash.update(since.as_nanos().to_le_bytes());
-        newest = newest.max(*modified);
+        newest = newest.max(modified);
     }
     let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
     Some((hex, files.len(), newest))
-}
-
-/// The stamps of every file under `dir` (`relative` to the app), its folders read in parallel
-/// (a 10,000-file app is a few thousand folders' worth of stat calls); at the app's top,
-/// version control and the env are left out.
-fn stamps(dir: &Path, relative: &str, env_name: &str) -> Option<Vec<Stamp>> {
-    use rayon::prelude::*;
-    let entries: Vec<_> = std::fs::read_dir(dir)
-        .ok()?
-        .collect::<Result<_, _>>()
-        .ok()?;
-    let per_entry: Option<Vec<Vec<Stamp>>> = entries
-        .par_iter()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let left_out = relative.is_empty()
-                && (name == ".git"
-                    || name == ".hg"
-                    || name == env_name
-                    || name.starts_with(&format!("{env_name}.")));
-            (!left_out).then_some((entry, name))
-        })
-        .map(|(entry, name)| {
-            let path = format!("{relative}{name}");
-            let meta = entry.metadata().ok()?;
-            if meta.is_dir() {
-                return stamps(&entry.path(), &format!("{path}/"), env_name);
-            }
-            Some(vec![(path, meta.len(), meta.modified().ok()?)])
-        })
-        .collect();
-    Some(per_entry?.into_iter().flatten().collect())
 }
 
 /// The last check that passed on a site.
