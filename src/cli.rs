@@ -20,13 +20,25 @@ impl Cli {
     /// Parses the process's arguments. Run under the name `kudusync` (a copy or link of the
     /// binary), it is `kuduhook sync`: deploy scripts quote `"$KUDU_SYNC_CMD"` as one word, so
     /// that name is how it drops in for KuduSync.
+    ///
+    /// Run with no arguments by Kudu (its variables set), it is `kuduhook deploy`: Kudu makes a
+    /// `.deployment` command executable only when it is a bare path into the repository
+    /// (`./deploy/kuduhook`), which a zip made on Windows needs (it carries no modes).
     pub fn from_env() -> Cli {
         let mut args: Vec<OsString> = std::env::args_os().collect();
         if args.first().is_some_and(|a| invoked_as_kudusync(a)) {
             args.insert(1, "sync".into());
+        } else if args.len() == 1 && run_by_kudu(|name| std::env::var_os(name).is_some()) {
+            args.push("deploy".into());
         }
         Cli::parse_from(args)
     }
+}
+
+/// Whether Kudu's deployment variables are set (`is_set` asks the environment).
+pub fn run_by_kudu(is_set: impl Fn(&str) -> bool) -> bool {
+    use crate::settings::kudu::var;
+    is_set(var::DEPLOYMENT_SOURCE) && is_set(var::DEPLOYMENT_TARGET)
 }
 
 fn invoked_as_kudusync(program: &OsStr) -> bool {
@@ -138,6 +150,16 @@ pub struct RehearseArgs {
     /// /opt/python/X.Y, else the interpreter the env was built from]
     #[arg(long, value_name = "PATH", requires = "serve")]
     pub python: Option<PathBuf>,
+
+    /// Deploy a zip (or a folder, zipped as a tool on Windows zips it: no modes, 2-second
+    /// times) as `az webapp deploy` and GitHub Actions do: extracted into a fresh folder that
+    /// is DEPLOYMENT_SOURCE, then `.deployment`'s command runs
+    #[arg(long, value_name = "ZIP|DIR", conflicts_with = "serve")]
+    pub zip: Option<PathBuf>,
+
+    /// With --zip: a clean publish (IGNORE_MANIFEST=1): what the zip lacks leaves the site
+    #[arg(long, requires = "zip")]
+    pub clean: bool,
 }
 
 #[derive(Debug, Clone, Default, Args)]

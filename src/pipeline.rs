@@ -299,6 +299,13 @@ fn print_header(config: &DeployConfig) {
         config.source.value.display(),
         config.target.value.display()
     );
+    if crate::settings::kudu::is_zip_extraction(&config.source.value) {
+        info!(
+            "A zip deployment: Kudu extracted the zip into {} (no git; the sync compares the \
+             files by content with what it last copied)",
+            config.source.value.display()
+        );
+    }
     if config.dry_run {
         info!("Dry run: printing the plan, changing nothing");
     }

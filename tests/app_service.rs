@@ -455,7 +455,7 @@ fn init_translates_a_deploy_cmd_and_the_translation_runs() {
         .assert_contains("replaced        .deployment");
     assert_eq!(
         std::fs::read_to_string(app.join(".deployment")).unwrap(),
-        "[config]\ncommand = deploy/kuduhook deploy\nproject = .\n"
+        "[config]\ncommand = ./deploy/kuduhook\nproject = .\n"
     );
     assert!(
         std::fs::read_to_string(app.join("deploy/steps.json"))
@@ -575,7 +575,7 @@ fn init_writes_its_files_once_and_checks_the_binary_platform() {
     .assert_contains("wrote           deploy/kuduhook.exe");
     assert_eq!(
         std::fs::read_to_string(app.join(".deployment")).unwrap(),
-        "[config]\ncommand = deploy\\kuduhook.exe deploy\n"
+        "[config]\ncommand = deploy\\kuduhook.exe\n"
     );
 }
 

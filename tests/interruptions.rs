@@ -257,10 +257,15 @@ fn kill_9_during_or_after_the_sync_on_the_share_keeps_the_releases_exact() {
     kill_9_around_the_sync(&site, 300, 1000);
 }
 
-/// Where the deployments are killed; `sync_ms`: about how long the sync takes there.
+/// Where the deployments are killed; `sync_ms`: about how long the sync's changes take there
+/// (counted from the first change it lists, once its plan is made).
 fn kill_around_the_sync_rounds(sync_ms: u64) -> Vec<KillAt> {
-    let into =
-        |percent: u64| KillAt::LineThen("] sync", Duration::from_millis(sync_ms * percent / 100));
+    let into = |percent: u64| {
+        KillAt::LineThen(
+            "ing file: '",
+            Duration::from_millis(sync_ms * percent / 100),
+        )
+    };
     vec![
         KillAt::Line("] sync"),
         into(40),

@@ -392,18 +392,20 @@ fn sync_settings_reach_the_sync_step() {
     };
     pin();
     site.deploy(&[]).assert_ok();
-    // Same size, same pinned mtime: only a content comparison sees the change.
+    // Same size, same pinned mtime: only a content comparison sees the change. The walk alone
+    // (KUDUHOOK_SYNC_VERIFY=full) compares size and time, as KuduSync does.
+    let walk = ("KUDUHOOK_SYNC_VERIFY", "full");
     site.write("conf/app.ini", "debug=1\n");
     pin();
-    site.deploy(&[])
+    site.deploy_with(&[], &[walk])
         .assert_ok()
         .assert_contains("Nothing changed");
-    site.deploy_with(&[], &[("KUDUHOOK_SYNC_FULL_COMPARE", "*.ini")])
+    site.deploy_with(&[], &[walk, ("KUDUHOOK_SYNC_FULL_COMPARE", "*.ini")])
         .assert_ok()
         .assert_contains("Copying file: 'conf/app.ini'");
     site.write("conf/app.ini", "debug=2\n");
     pin();
-    site.deploy_with(&[], &[("APPSETTING_KUDUHOOK_SYNC_CHECKSUM", "1")])
+    site.deploy_with(&[], &[walk, ("APPSETTING_KUDUHOOK_SYNC_CHECKSUM", "1")])
         .assert_ok()
         .assert_contains("Comparing file contents (app setting KUDUHOOK_SYNC_CHECKSUM)")
         .assert_contains("Copying file: 'conf/app.ini'");
@@ -411,6 +413,24 @@ fn sync_settings_reach_the_sync_step() {
         std::fs::read_to_string(site.target_file("conf/app.ini")).unwrap(),
         "debug=2\n"
     );
+    // By default a source that is not a git checkout is listed with its content: the change
+    // is seen, first by the walk (no record of the last sync), then from the record.
+    for content in ["debug=3\n", "debug=4\n"] {
+        site.write("conf/app.ini", content);
+        pin();
+        site.deploy(&[])
+            .assert_ok()
+            .assert_contains("Copying file: 'conf/app.ini'");
+        assert_eq!(
+            std::fs::read_to_string(site.target_file("conf/app.ini")).unwrap(),
+            content
+        );
+    }
+    site.write("conf/app.ini", "debug=5\n");
+    pin();
+    site.deploy(&[])
+        .assert_ok()
+        .assert_contains("from the record of the last sync, 1 changed path");
 
     site.deploy_with(&[], &[("KUDUHOOK_SYNC_OUTSIDE_LINKS", "sometimes")])
         .assert_failed()

@@ -56,7 +56,10 @@ struct World {
     git: bool,
     /// Files `.gitignore` hides that the checkout holds (the walk syncs them too).
     ignored: BTreeMap<String, Vec<u8>>,
-    /// Syncs planned from git's diff.
+    /// Zip mode: every deployment syncs from a fresh extraction of the repository (new files,
+    /// times cut to a zip's 2 seconds), planned from the record of the last sync.
+    zip: bool,
+    /// Syncs planned without a walk (from git's diff, or the record of the last sync).
     from_git: usize,
     /// Where the targets are: the world's folder, or an SMB-like share mounted in it.
     site: PathBuf,
@@ -79,6 +82,7 @@ impl World {
             deployments: 0,
             git: false,
             ignored: BTreeMap::new(),
+            zip: false,
             from_git: 0,
             site: root.to_path_buf(),
             share: None,
@@ -94,6 +98,71 @@ impl World {
         fs::create_dir_all(world.dst()).unwrap();
         fs::create_dir_all(world.dst_walked()).unwrap();
         world
+    }
+
+    /// A world deployed by zip: each deployment syncs a fresh extraction of the repository.
+    fn with_zip(seed: u64, root: &Path) -> World {
+        let mut world = World::new(seed, root);
+        world.zip = true;
+        world
+    }
+
+    /// A zip world whose targets are on an SMB-like share, synced from the record and by a
+    /// walk side by side.
+    fn with_zip_on_share(seed: u64, root: &Path) -> World {
+        let mut world = World::with_zip(seed, root);
+        let share = support::smb_mount::SmbMount::at(&root.join("share"), 0.0);
+        world.site = share.path.clone();
+        world.share = Some(share);
+        fs::create_dir_all(world.dst()).unwrap();
+        fs::create_dir_all(world.dst_walked()).unwrap();
+        world
+    }
+
+    /// Whether a second target is synced by a walk beside the one synced without: on the share
+    /// (where the model, which keeps case, is not asked), and for git (whose walk also syncs
+    /// the files git ignores).
+    fn side_by_side(&self) -> bool {
+        self.git || (self.zip && self.share.is_some())
+    }
+
+    /// What the deployments sync from: the repository, or its latest extraction.
+    fn sync_source(&self) -> PathBuf {
+        match self.zip {
+            true => self.root.join("extracted"),
+            false => self.src(),
+        }
+    }
+
+    /// Extracts the repository as Kudu extracts a zip: a fresh folder, every file written
+    /// anew, its time the zip entry's (cut to 2 seconds), no modes.
+    fn extract(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        let to = self.sync_source();
+        if to.exists() {
+            fs::remove_dir_all(&to).unwrap();
+        }
+        for (path, is_dir) in support::walk(&self.src()) {
+            let (from, dst) = (self.src().join(&path), to.join(&path));
+            if is_dir {
+                fs::create_dir_all(&dst).unwrap();
+                continue;
+            }
+            fs::create_dir_all(dst.parent().unwrap()).unwrap();
+            fs::write(&dst, fs::read(&from).unwrap()).unwrap();
+            let secs = fs::metadata(&from)
+                .unwrap()
+                .modified()
+                .unwrap()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let file = fs::File::options().write(true).open(&dst).unwrap();
+            file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs / 2 * 2))
+                .unwrap();
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        fs::create_dir_all(&to).unwrap();
     }
 
     /// A world whose repository is a git checkout, synced from git's diff and by a walk.
@@ -210,8 +279,15 @@ impl World {
                 // Change a file. Half the time its mtime stays pinned: the new size must tell.
                 let path = self.rng.pick(&files).clone();
                 let mut content = self.source[&path].clone();
-                content.push(b'!');
                 let pinned = self.rng.below(2) == 0;
+                // A zip deployment checked against the model: half the pinned changes keep the
+                // size too (only the content can tell; a walk would miss it, the record may not).
+                let same_size =
+                    self.zip && !self.side_by_side() && pinned && self.rng.below(2) == 0;
+                match content.last_mut() {
+                    Some(last) if same_size => *last = if *last == b'!' { b'?' } else { b'!' },
+                    _ => content.push(b'!'),
+                }
                 let mtime = pinned.then(|| {
                     fs::metadata(self.src().join(&path))
                         .unwrap()
@@ -264,7 +340,7 @@ impl World {
                 let full = self.dst().join(&path);
                 if full.parent().unwrap().is_dir() {
                     fs::write(full, &content).unwrap();
-                    if self.git {
+                    if self.side_by_side() {
                         fs::write(self.dst_walked().join(&path), &content).unwrap();
                     }
                     self.app.insert(path, content);
@@ -373,11 +449,14 @@ impl World {
         let next = self
             .root
             .join(format!("deployments/{}/manifest", self.deployments));
-        let mut options = SyncOptions::new(self.src(), self.dst());
+        if self.zip {
+            self.extract();
+        }
+        let mut options = SyncOptions::new(self.sync_source(), self.dst());
         options.previous_manifest = Some(self.previous.clone());
         options.next_manifest = Some(next.clone());
         options.listed_changes = 0;
-        if self.git {
+        if self.git || self.zip {
             options.ignore = Patterns::new(&[".git"]).unwrap();
             // As the pipeline does: the top folder's time when the deployment starts, and the
             // record sealed only when the deployment succeeds.
@@ -395,13 +474,13 @@ impl World {
                 support::walk(&self.src()),
                 support::walk(&self.dst())
             ),
-            Ok(report) => self.from_git += usize::from(report.from_git.is_some()),
+            Ok(report) => self.from_git += usize::from(report.planned_from.is_some()),
         }
-        if self.git {
+        if self.side_by_side() {
             let walked = self
                 .root
                 .join(format!("walked/{}/manifest", self.deployments));
-            let mut options = SyncOptions::new(self.src(), self.dst_walked());
+            let mut options = SyncOptions::new(self.sync_source(), self.dst_walked());
             options.previous_manifest = Some(self.previous_walked());
             options.next_manifest = Some(walked);
             options.listed_changes = 0;
@@ -409,9 +488,9 @@ impl World {
             if let Err(e) = sync(&options) {
                 panic!("the walking sync failed: {}", e.error);
             }
-            if !fails_later {
-                kuduhook::sync::delta::seal(&self.dst());
-            }
+        }
+        if (self.git || self.zip) && !fails_later {
+            kuduhook::sync::delta::seal(&self.dst());
         }
         if !fails_later {
             self.previous = next;
@@ -464,7 +543,7 @@ impl World {
             assert_eq!(&files[path], content, "content of {path} ({context})");
         }
         assert_eq!(dirs, expected_dirs, "folders differ ({context})");
-        if self.git {
+        if self.side_by_side() {
             assert_eq!(
                 read_tree(&self.dst_walked()),
                 (files, dirs),
@@ -562,6 +641,54 @@ fn git_histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> Worl
         seeds as usize * steps
     );
     from_git
+}
+
+/// Zip deployments: every sync from a fresh extraction (2-second times, no modes), planned
+/// from the record of the last sync; the target is the model's after every step, also when a
+/// file changed within the same 2-second time and size.
+#[test]
+fn zip_histories_match_the_model() {
+    let planned = zip_histories(30, 12, World::with_zip);
+    assert!(
+        planned >= 120,
+        "only {planned} of 360 zip syncs were planned from the record"
+    );
+}
+
+/// The same on the share, beside a walk of the same extractions (names ignore case there).
+#[test]
+fn zip_histories_on_the_share_sync_the_same_from_the_record_as_by_a_walk() {
+    let planned = zip_histories(8, 10, World::with_zip_on_share);
+    assert!(
+        planned >= 20,
+        "only {planned} of 80 zip syncs were planned from the record"
+    );
+}
+
+fn zip_histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -> usize {
+    let mut planned = 0;
+    for seed in 1..=seeds {
+        let root = tempfile::Builder::new()
+            .prefix("kuduhook-model-zip-")
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .unwrap();
+        let mut world = world_at(seed, root.path());
+        for step in 0..steps {
+            for _ in 0..1 + world.rng.below(4) {
+                world.edit();
+            }
+            world.drop_case_collisions();
+            let fails_later = world.rng.below(5) == 0;
+            world.deploy(fails_later);
+            world.check(seed, step);
+        }
+        planned += world.from_git;
+    }
+    eprintln!(
+        "{planned} of {} zip syncs planned from the record",
+        seeds as usize * steps
+    );
+    planned
 }
 
 /// The same histories in git, synced from git's diff and by a walk, side by side: the two

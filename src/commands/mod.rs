@@ -91,7 +91,20 @@ fn rehearse_command(args: &cli::RehearseArgs) -> ExitCode {
         };
     }
     let binary = std::env::current_exe().unwrap_or_else(|_| "kuduhook".into());
-    match rehearsal::setup(&root, &binary, &cwd, &args.remote) {
+    // A zip deployment needs no git remote.
+    let remote = args.zip.is_none().then_some(args.remote.as_str());
+    match rehearsal::setup(&root, &binary, &cwd, remote) {
+        Ok(_) if args.zip.is_some() => {
+            let zip = paths::normalize(&cwd.join(args.zip.as_deref().unwrap_or(".".as_ref())));
+            match rehearsal::receive::deploy_zip(&root, &zip, args.clean) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::FAILURE,
+                Err(e) => {
+                    report(&e, Some(rehearsal::receive::KEEPS_SERVING));
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Ok(done) => {
             info!("{}", rehearsal::describe(&done, &binary));
             ExitCode::SUCCESS

@@ -11,7 +11,7 @@ use crate::ground::error::DeployError;
 use crate::ground::error::site_state;
 use crate::ground::logging;
 use crate::settings::kudu::{self, KuduEnv};
-use crate::settings::{Origin, SettingsError};
+use crate::settings::{Origin, SettingsError, name};
 use crate::sync;
 use crate::sync::{DEFAULT_FULL_COMPARE, SyncOptions, split_list};
 
@@ -94,5 +94,19 @@ fn options(args: &SyncArgs, env: &KuduEnv) -> Result<SyncOptions, DeployError> {
         (false, None) => usize::MAX,
     };
     options.progress_interval = config::progress_interval(config::idle_timeout(env));
+    // With both manifests, what the last sync did is known: a redeploy is planned from git's
+    // diff or the record of the files it copied, without walking the target, unless
+    // KUDUHOOK_SYNC_VERIFY=full asks for the walk.
+    let walk_asked = env
+        .get(name::KUDUHOOK_SYNC_VERIFY)
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("full"));
+    let manifests = options.previous_manifest.is_some() && options.next_manifest.is_some();
+    options.delta = sync::DeltaInputs {
+        enabled: manifests && !walk_asked,
+        disabled_because: walk_asked
+            .then(|| format!("asked for ({}=full)", name::KUDUHOOK_SYNC_VERIFY)),
+        commit_id: env.get(kudu::var::SCM_COMMIT_ID).map(str::to_string),
+        ..sync::DeltaInputs::default()
+    };
     Ok(options)
 }

@@ -23,6 +23,17 @@ pub mod var {
     pub const FRAMEWORK_VERSION: &str = "FRAMEWORK_VERSION";
 }
 
+/// Where KuduLite extracts a zip deployment, under its temp folder: `DEPLOYMENT_SOURCE` of
+/// every zip deployment (no `.git`, the zip's 2-second times, modes only if the zip has them).
+pub const ZIP_EXTRACTED: [&str; 2] = ["zipdeploy", "extracted"];
+
+/// Whether `source` is the folder KuduLite extracted a zip deployment into.
+pub fn is_zip_extraction(source: &Path) -> bool {
+    let mut parts = source.components().rev().map(|c| c.as_os_str());
+    parts.next().is_some_and(|p| p == ZIP_EXTRACTED[1])
+        && parts.next().is_some_and(|p| p == ZIP_EXTRACTED[0])
+}
+
 /// A snapshot of the process environment, taken once at start-up.
 ///
 /// Everything in the library reads the environment through this value, never through

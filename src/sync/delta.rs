@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SyncOptions;
+use super::listing::{self, Listing};
 use super::plan::{FileCopy, Kind, Plan, Removal};
 use crate::sync::manifest::Manifest;
 
@@ -93,8 +94,10 @@ impl WhyFull {
             WhyFull::FirstDeployment => {
                 "a first deployment: there is nothing to compare with".into()
             }
-            WhyFull::NoRecord => "no record of the last sync (the first by this version of \
-                 kuduhook, or it walked a checkout that did not hold exactly its commit)"
+            WhyFull::NoRecord => "no record of what the last sync copied (the first sync \
+                 here by this version of kuduhook, or the last one walked a source it could not \
+                 describe: a checkout that did not hold exactly its commit, a link, a committed \
+                 virtual environment)"
                 .into(),
             WhyFull::OtherFormat => "the record of the last sync is from another version".into(),
             WhyFull::OptionsChanged => "the sync's settings changed since the last sync".into(),
@@ -133,27 +136,43 @@ fn short(commit: &str) -> &str {
     &commit[..commit.len().min(12)]
 }
 
-/// What git says about this sync.
+/// What git (or the record of the files last synced) says about this sync.
 pub(super) struct FromGit {
-    /// The plan, when the last sync is proven and the checkout holds exactly its commit.
+    /// The plan, when the last sync is proven and the source is known exactly.
     pub planned: Option<DeltaPlan>,
-    /// The commit a record of this sync may vouch for: the checkout holds exactly it.
+    /// What a record of this sync may vouch for: the commit the checkout holds exactly, or the
+    /// id of the source's listing.
     pub head: Option<String>,
+    /// The source's listing, to record when the source is not a git checkout, and the one the
+    /// last sync recorded.
+    pub listing: Option<Listing>,
+    pub recorded: Option<Listing>,
 }
 
-/// The checkout check under way: started before anything else the sync does, since on a big
-/// repository it is git's longest part.
-pub(super) struct Checking {
-    /// The commit and the check of the checkout, or why git cannot tell.
-    head: Result<(String, std::thread::JoinHandle<Result<(), WhyFull>>), WhyFull>,
+/// The look at the source under way: started before anything else the sync does, since on a
+/// big repository it is the longest part.
+pub(super) enum Checking {
+    /// A git checkout: the commit and the check of the checkout, or why git cannot tell.
+    Git(Result<(String, std::thread::JoinHandle<Result<(), WhyFull>>), WhyFull>),
+    /// Any other folder: its listing, and the one the last sync recorded.
+    Files(std::thread::JoinHandle<Result<(Listing, Option<Listing>), WhyFull>>),
 }
 
-/// Starts asking git what this sync must do: the commit the checkout is at, and (in a thread
-/// of its own) whether the checkout holds exactly it. `None`: the sync walks whatever git says
-/// (a what-if, or the delta is off).
+/// Starts asking what this sync must do: for a git checkout, the commit it is at and (in a
+/// thread of its own) whether the checkout holds exactly it; for any other source, its
+/// listing ([`listing`]). `None`: the sync walks (a what-if, or the delta is off).
 pub(super) fn start(options: &SyncOptions) -> Option<Checking> {
     if options.what_if || !options.delta.enabled {
         return None;
+    }
+    if !options.from.join(".git").exists() {
+        let options = options.clone();
+        return Some(Checking::Files(std::thread::spawn(move || {
+            let previous = listing::read(&options.to);
+            listing::take(&options, previous.as_ref())
+                .map(|now| (now, previous))
+                .map_err(WhyFull::Unsupported)
+        })));
     }
     let head = head(options, &options.delta).map(|(head, tree)| {
         let source = options.from.clone();
@@ -162,7 +181,7 @@ pub(super) fn start(options: &SyncOptions) -> Option<Checking> {
             std::thread::spawn(move || check_clean(&source, &tree)),
         )
     });
-    Some(Checking { head })
+    Some(Checking::Git(head))
 }
 
 /// What git says about this sync, from the check [`start`]ed, and says in the log why it walks
@@ -182,16 +201,27 @@ pub(super) fn from_git(
     let none = FromGit {
         planned: None,
         head: None,
+        listing: None,
+        recorded: None,
     };
-    let Some(checking) = checking else {
-        if !options.what_if
-            && let Some(why) = &options.delta.disabled_because
-        {
-            say(&WhyFull::Asked(why.clone()));
+    let checking = match checking {
+        Some(Checking::Git(head)) => head,
+        Some(Checking::Files(listing)) => {
+            let listed = listing
+                .join()
+                .unwrap_or_else(|_| Err(WhyFull::Unsupported("the listing panicked".into())));
+            return from_files(options, listed, previous_text, previous, folds_case);
         }
-        return none;
+        None => {
+            if !options.what_if
+                && let Some(why) = &options.delta.disabled_because
+            {
+                say(&WhyFull::Asked(why.clone()));
+            }
+            return none;
+        }
     };
-    let (head, clean) = match checking.head {
+    let (head, clean) = match checking {
         Ok(head_and_check) => head_and_check,
         // A first deployment walks whatever git says: that is the reason worth reading.
         Err(_) if previous_text.is_none() => {
@@ -218,6 +248,8 @@ pub(super) fn from_git(
         (Ok(planned), Ok(())) => FromGit {
             planned: Some(planned),
             head: Some(head),
+            listing: None,
+            recorded: None,
         },
         (Err(why), clean) => {
             match &clean {
@@ -229,12 +261,76 @@ pub(super) fn from_git(
             FromGit {
                 planned: None,
                 head: clean.ok().map(|()| head),
+                listing: None,
+                recorded: None,
             }
         }
         (Ok(_), Err(why)) => {
             say(&why);
             none
         }
+    }
+}
+
+/// What the record of the files last synced says about this sync, for a source that is not
+/// a git checkout; says in the log why it walks the whole site when it cannot tell.
+fn from_files(
+    options: &SyncOptions,
+    listed: Result<(Listing, Option<Listing>), WhyFull>,
+    previous_text: Option<&[u8]>,
+    previous: &Manifest,
+    folds_case: bool,
+) -> FromGit {
+    let say = |why: &WhyFull| {
+        if options.listed_changes > 0 {
+            tracing::info!("Walking the whole site: {}", why.describe());
+        }
+    };
+    let (now, recorded) = match listed {
+        Ok(listed) => listed,
+        Err(why) => {
+            say(&why);
+            return FromGit {
+                planned: None,
+                head: None,
+                listing: None,
+                recorded: None,
+            };
+        }
+    };
+    let planned = proven(options, &options.delta, previous_text).and_then(|state| {
+        let recorded = recorded
+            .as_ref()
+            .filter(|r| r.id() == state.commit)
+            .ok_or(WhyFull::NoRecord)?;
+        let changes = listing::differences(recorded, &now)
+            .into_iter()
+            .map(|d| Change {
+                path: d.path,
+                existed: d.existed,
+                exists: d.exists,
+                content: true,
+                link: false,
+                dir: d.dir,
+            })
+            .collect::<Vec<_>>();
+        let count = changes.len();
+        let plan = plan_changes(options, &changes, previous_text, previous, folds_case)?;
+        Ok(DeltaPlan {
+            plan,
+            from: "the record of the last sync".into(),
+            to: String::new(),
+            changed: count,
+        })
+    });
+    if let Err(why) = &planned {
+        say(why);
+    }
+    FromGit {
+        planned: planned.ok(),
+        head: Some(now.id()),
+        listing: Some(now),
+        recorded,
     }
 }
 
@@ -248,14 +344,18 @@ pub(super) struct DeltaPlan {
 }
 
 impl DeltaPlan {
-    /// For the sync's summary: "1a2b3c4d5e6f..7a8b9c0d1e2f, 1 changed path".
+    /// For the sync's summary: "from git 1a2b3c4d5e6f..7a8b9c0d1e2f, 1 changed path", or
+    /// "from the record of the last sync, 1 changed path".
     pub fn describe(&self) -> String {
-        format!(
-            "{}..{}, {}",
-            short(&self.from),
-            short(&self.to),
-            crate::ground::logging::plural(self.changed, "changed path")
-        )
+        let changed = crate::ground::logging::plural(self.changed, "changed path");
+        match self.to.is_empty() {
+            true => format!("from {}, {changed}", self.from),
+            false => format!(
+                "from git {}..{}, {changed}",
+                short(&self.from),
+                short(&self.to)
+            ),
+        }
     }
 }
 
@@ -438,13 +538,17 @@ fn git_status_clean(source: &Path) -> Result<(), WhyFull> {
     }
 }
 
-/// One change git reports.
+/// One change git reports (or the record of the files last synced).
 struct Change {
     path: String,
-    old_mode: String,
-    new_mode: String,
+    existed: bool,
+    exists: bool,
     /// The content changed (not only the mode).
     content: bool,
+    /// A link or a submodule, before or after.
+    link: bool,
+    /// A folder (only the record of the files lists folders: git's are implied by its files).
+    dir: bool,
 }
 
 /// `git diff --raw` between two commits.
@@ -479,11 +583,14 @@ fn diff(source: &Path, from: &str, to: &str) -> Result<Vec<Change>, WhyFull> {
                 "unexpected git diff output: {meta}"
             )));
         }
+        let is_link = |mode: &str| mode == "120000" || mode == "160000";
         changes.push(Change {
             path,
-            old_mode: parts[0].to_string(),
-            new_mode: parts[1].to_string(),
+            existed: parts[0] != "000000",
+            exists: parts[1] != "000000",
             content: parts[2] != parts[3],
+            link: is_link(parts[0]) || is_link(parts[1]),
+            dir: false,
         });
     }
     Ok(changes)
@@ -524,6 +631,25 @@ fn plan(
     previous: &Manifest,
     folds_case: bool,
 ) -> Result<DeltaPlan, WhyFull> {
+    let state = proven(options, inputs, previous_text)?;
+    let changes = diff(&options.from, &state.commit, head)?;
+    let plan = plan_changes(options, &changes, previous_text, previous, folds_case)?;
+    Ok(DeltaPlan {
+        plan,
+        from: state.commit,
+        to: head.to_string(),
+        changed: changes.len(),
+    })
+}
+
+/// The record of the last sync, when it is proven to say what the target holds: that sync's
+/// deployment finished, wrote the previous manifest, with the same options, and nothing
+/// changed the target's top folder since.
+fn proven(
+    options: &SyncOptions,
+    inputs: &DeltaInputs,
+    previous_text: Option<&[u8]>,
+) -> Result<SyncState, WhyFull> {
     if options.ignore_manifest {
         return Err(WhyFull::IgnoreManifest);
     }
@@ -547,8 +673,18 @@ fn plan(
     if now != Some(sealed) {
         return Err(WhyFull::TargetChanged);
     }
-    let changes = diff(&options.from, &state.commit, head)?;
+    Ok(state)
+}
 
+/// The plan for `changes` to the source since the last (proven) sync.
+fn plan_changes(
+    options: &SyncOptions,
+    changes: &[Change],
+    previous_text: Option<&[u8]>,
+    previous: &Manifest,
+    folds_case: bool,
+) -> Result<Plan, WhyFull> {
+    let previous_text = previous_text.ok_or(WhyFull::FirstDeployment)?;
     // After a proven sync the ledger is exactly the previous manifest.
     let is_ours = |relative: &str| previous.contains(relative);
     let skipped = |relative: &str| -> bool {
@@ -584,14 +720,12 @@ fn plan(
     // Where names ignore case, a name that left and came back in another case.
     let mut deleted_case: BTreeMap<String, String> = BTreeMap::new();
     let mut created_case: BTreeMap<String, String> = BTreeMap::new();
-    for change in &changes {
-        for mode in [&change.old_mode, &change.new_mode] {
-            if mode == "120000" || mode == "160000" {
-                return Err(WhyFull::Unsupported(format!(
-                    "a link or submodule changed ({})",
-                    change.path
-                )));
-            }
+    for change in changes {
+        if change.link {
+            return Err(WhyFull::Unsupported(format!(
+                "a link or submodule changed ({})",
+                change.path
+            )));
         }
         if name_of(&change.path).eq_ignore_ascii_case("pyvenv.cfg") {
             return Err(WhyFull::Unsupported(format!(
@@ -608,10 +742,22 @@ fn plan(
         {
             continue; // inside a committed virtual environment: never synced
         }
-        let existed = change.old_mode != "000000";
-        let exists = change.new_mode != "000000";
+        let (existed, exists) = (change.existed, change.exists);
         if existed && exists && !change.content {
             continue; // a mode change alone: the walk does not see it either
+        }
+        if change.dir {
+            // A folder of its own (the record's): gone once empty, or new with its parents.
+            if existed && !exists {
+                deleted_case.insert(change.path.to_lowercase(), change.path.clone());
+                gone_dirs.extend(ancestors(&change.path));
+                gone_dirs.insert(change.path.clone());
+            } else if !existed && exists {
+                created_case.insert(change.path.to_lowercase(), change.path.clone());
+                added.extend(ancestors(&change.path));
+                added.push(change.path.clone());
+            }
+            continue;
         }
         if existed && !exists {
             if is_ours(&change.path) {
@@ -643,6 +789,29 @@ fn plan(
                 .matches(&change.path, name_of(&change.path)),
             replaces: existed.then(|| change.path.clone()),
         });
+    }
+    // A folder that becomes a file: the site's folder may hold files the app wrote, which the
+    // walk refuses to replace before it changes anything.
+    let gone: BTreeSet<&str> = deleted_case
+        .values()
+        .chain(&gone_dirs)
+        .map(String::as_str)
+        .collect();
+    for copy in &plan.copies {
+        let inside = format!("{}/", copy.relative);
+        if gone
+            .range::<str, _>((
+                std::ops::Bound::Included(inside.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .next()
+            .is_some_and(|first| first.starts_with(&inside))
+        {
+            return Err(WhyFull::Unsupported(format!(
+                "a folder becomes a file ({})",
+                copy.relative
+            )));
+        }
     }
     if folds_case {
         for (key, created) in &created_case {
@@ -719,10 +888,5 @@ fn plan(
     // The other files are not counted: that would take the walk this sync does without.
     plan.unchanged = 0;
     plan.manifest = lines;
-    Ok(DeltaPlan {
-        plan,
-        from: state.commit,
-        to: head.to_string(),
-        changed: changes.len(),
-    })
+    Ok(plan)
 }

@@ -25,6 +25,7 @@ mod apply;
 mod checkout;
 pub mod delta;
 pub mod error;
+pub mod listing;
 pub mod manifest;
 pub mod patterns;
 mod plan;
@@ -151,8 +152,9 @@ pub struct SyncReport {
     /// Time spent walking and comparing, then changing the target.
     pub planning: Duration,
     pub applying: Duration,
-    /// Planned from git's diff between these commits, with no walk ("abc123..def456").
-    pub from_git: Option<String>,
+    /// Planned without a walk, from what ("from git abc123..def456, 1 changed path", "from the
+    /// record of the last sync, 1 changed path").
+    pub planned_from: Option<String>,
 }
 
 impl SyncReport {
@@ -162,13 +164,13 @@ impl SyncReport {
 
     /// One line: what changed, what was kept, how long it took.
     pub fn summary(&self) -> String {
-        // Planned from git, the unchanged files were not looked at, so not counted.
-        let unchanged = match self.from_git {
+        // Planned without a walk, the unchanged files were not looked at, so not counted.
+        let unchanged = match self.planned_from {
             Some(_) => String::new(),
             None => format!(", {} unchanged", self.unchanged),
         };
         let mut text = if self.changed() == 0 {
-            match self.from_git {
+            match self.planned_from {
                 Some(_) => "Nothing changed".to_string(),
                 None => format!(
                     "Nothing changed: {} unchanged",
@@ -195,8 +197,8 @@ impl SyncReport {
             ));
         }
         text.push_str(&format!(" in {}", seconds(self.planning + self.applying)));
-        if let Some(range) = &self.from_git {
-            text.push_str(&format!(" (from git {range}, without walking the site)"));
+        if let Some(from) = &self.planned_from {
+            text.push_str(&format!(" ({from}, without walking the site)"));
         }
         text
     }
@@ -223,7 +225,18 @@ impl From<DeployError> for SyncFailure {
 /// caller has checked the inputs (the source exists; see [`check_not_nested`]).
 pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncFailure> {
     let started = Instant::now();
-    // First, as it takes longest on a big repository: whether the checkout holds its commit.
+    // Before anything here writes to it (the case probe changes the target's top folder).
+    let mut options_stamped;
+    let options = match options.delta.target_stamp_at_start {
+        Some(_) => options,
+        None => {
+            options_stamped = options.clone();
+            options_stamped.delta.target_stamp_at_start = delta::target_stamp(&options.to);
+            &options_stamped
+        }
+    };
+    // First, as it takes longest on a big repository: whether the checkout holds its commit
+    // (or, for another source, its listing).
     let checking = delta::start(options);
     let previous_text = match &options.previous_manifest {
         Some(path) => match fs::read(path) {
@@ -289,14 +302,19 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncFailure> {
             };
             let plan = match git.planned {
                 Some(planned) => {
-                    report.from_git = Some(planned.describe());
+                    report.planned_from = Some(planned.describe());
                     planned.plan
                 }
                 None => pool.install(|| {
-                    Planner::new(options, &previous, ledger, &progress, folds).plan()
+                    let planner = Planner::new(options, &previous, ledger, &progress, folds);
+                    match &git.listing {
+                        Some(listing) => planner.with_listings(listing, git.recorded.as_ref()),
+                        None => planner,
+                    }
+                    .plan()
                 })?,
             };
-            let head = git.head;
+            let (head, listing) = (git.head, git.listing);
             report.planning = started.elapsed();
             report_plan(&plan, &previous, ledger, options, &mut report);
             if options.what_if {
@@ -333,12 +351,17 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncFailure> {
             }
             ledger.record_done(&plan.manifest, plan.manifest_grows);
             match (&head, &options.next_manifest) {
-                (Some(head), Some(_)) => delta::record(
-                    options,
-                    head,
-                    written.as_bytes(),
-                    !options.delta.sealed_by_caller,
-                ),
+                (Some(head), Some(_)) => {
+                    if let Some(listing) = &listing {
+                        listing::write_if_new(&options.to, listing);
+                    }
+                    delta::record(
+                        options,
+                        head,
+                        written.as_bytes(),
+                        !options.delta.sealed_by_caller,
+                    )
+                }
                 _ => delta::forget(&options.to),
             }
             report.applying = started.elapsed();

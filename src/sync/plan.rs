@@ -18,6 +18,7 @@ use super::{
 use crate::ground::error::DeployError;
 use crate::ground::paths;
 use crate::sync::error::SyncError;
+use crate::sync::listing::Listing;
 use crate::sync::manifest::Manifest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +259,9 @@ pub(super) struct Planner<'a> {
     /// The target refuses links (an SMB share without `mfsymlinks`): a link inside the
     /// repository is synced as a copy of what it leads to.
     links_refused: bool,
+    /// The source's listing and the record of the last sync, when the source is not a git
+    /// checkout: what tells a file whose time cannot ([`Planner::with_listings`]).
+    listings: Option<(&'a Listing, Option<&'a Listing>)>,
 }
 
 impl<'a> Planner<'a> {
@@ -283,7 +287,18 @@ impl<'a> Planner<'a> {
             links_refused: !options.what_if
                 && options.to.is_dir()
                 && !crate::env::files::links_work(&options.to),
+            listings: None,
         }
+    }
+
+    /// A walk that knows the source's content: a file of the same size and time in both is
+    /// unchanged only if the record of the last sync (when the target's file is still as it
+    /// recorded) holds the same content, or, without one, if its time is finer than a zip's 2
+    /// seconds or the two files hold the same bytes. A zip's times cannot tell two versions
+    /// written within 2 seconds apart.
+    pub fn with_listings(mut self, source: &'a Listing, recorded: Option<&'a Listing>) -> Self {
+        self.listings = Some((source, recorded));
+        self
     }
 
     /// The key a name is matched by in the target: itself, or its lowercase where the target
@@ -518,10 +533,47 @@ impl<'a> Planner<'a> {
             let (src, dst) = (self.src(relative), self.dst(relative));
             return same_content(&src, &dst).map_err(|e| DeployError::io("compare", src, e));
         }
-        Ok(matches!(
+        let same_time = matches!(
             (source.meta.modified(), target.meta.modified()),
             (Ok(a), Ok(b)) if a == b
-        ))
+        );
+        match (same_time, self.listings) {
+            (true, Some((listing, recorded))) => {
+                self.same_by_listings(relative, target, listing, recorded)
+            }
+            _ => Ok(same_time),
+        }
+    }
+
+    /// A file of the same size and time in source and target, with the source's listing: the
+    /// same content?
+    fn same_by_listings(
+        &self,
+        relative: &str,
+        target: &Entry,
+        listing: &Listing,
+        recorded: Option<&Listing>,
+    ) -> Result<bool, DeployError> {
+        let listed = |l: &Listing| l.entries.get(relative).cloned().flatten();
+        let source = listed(listing);
+        let target_time = target
+            .meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as u64);
+        let as_recorded = recorded
+            .and_then(listed)
+            .filter(|r| r.size == target.meta.len() && Some(r.mtime) == target_time);
+        match (source, as_recorded) {
+            (Some(source), Some(recorded)) => Ok(source.sha256 == recorded.sha256),
+            // A time finer than a zip's tells, as in any walk.
+            _ if target_time.is_some_and(|t| t % 1_000_000_000 != 0) => Ok(true),
+            _ => {
+                let (src, dst) = (self.src(relative), self.dst(relative));
+                same_content(&src, &dst).map_err(|e| DeployError::io("compare", src, e))
+            }
+        }
     }
 
     /// For a target that refuses links: what the link at `relative` leads to, followed, when it

@@ -112,6 +112,20 @@ impl Rehearsal {
         self.service.join("site/wwwroot")
     }
 
+    /// A zip deployment of `zip` (a zip file, or a folder zipped as a tool on Windows zips
+    /// it), as `az webapp deploy` makes one: `kuduhook rehearse --zip`, plus `args`.
+    pub fn zip_deploy(&self, zip: &Path, args: &[&str]) -> Run {
+        let mut all = vec![
+            "rehearse",
+            "--site",
+            self.service.to_str().unwrap(),
+            "--zip",
+            zip.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        self.kuduhook(&all)
+    }
+
     pub fn head(&self) -> String {
         self.git(&["rev-parse", "HEAD"]).log.trim().to_string()
     }

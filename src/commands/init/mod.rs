@@ -64,16 +64,15 @@ pub fn binary_name(platform: Platform) -> &'static str {
     }
 }
 
-/// The `.deployment` command that runs the copied binary on `platform` (Windows runs it
-/// through `cmd /c`, which wants backslashes).
+/// The `.deployment` command that runs the copied binary on `platform`: the bare path, with
+/// no arguments (run by Kudu, kuduhook deploys). On Linux that is the one form Kudu makes
+/// executable before running it, which a zip made on Windows (no modes) needs; Windows runs it
+/// through `cmd /c`, which wants backslashes.
 pub fn deployment_command(platform: Platform) -> String {
-    format!(
-        "{} deploy",
-        match platform {
-            Platform::Linux => binary_name(platform).to_string(),
-            Platform::Windows => binary_name(platform).replace('/', "\\"),
-        }
-    )
+    match platform {
+        Platform::Linux => format!("./{}", binary_name(platform)),
+        Platform::Windows => binary_name(platform).replace('/', "\\"),
+    }
 }
 
 /// Looks at the app and works out every file to write.
@@ -422,8 +421,11 @@ pub fn describe(options: &InitOptions, plan: &Plan, written: bool) -> String {
 const DEPLOY_README: &str = "\
 # deploy/
 
-kuduhook deploys this app on every `git push` to Azure App Service: `.deployment` runs the
-binary here, which runs the steps in `steps.json`.
+kuduhook deploys this app on every `git push` to Azure App Service, and on every zip deploy
+(`az webapp deploy`, `az webapp up`, VS Code, GitHub Actions' `azure/webapps-deploy`: put
+`.deployment` and `deploy/` in the zip): `.deployment` runs the binary here, which runs the
+steps in `steps.json`. Keep the command a bare path (`./deploy/kuduhook`): that is the form
+Kudu makes executable itself, which a zip made on Windows needs.
 
 - Change the order of steps, turn one off (`\"enabled\": false`) or give it options (`ignore`
   for sync, `requirements` and `pip_args` for pip-install, `env_name` for validate-env).
@@ -477,22 +479,22 @@ mod tests {
     fn deployment_keeps_other_keys_and_replaces_the_command() {
         assert_eq!(
             deployment_text(None, Platform::Linux),
-            "[config]\ncommand = deploy/kuduhook deploy\n"
+            "[config]\ncommand = ./deploy/kuduhook\n"
         );
         assert_eq!(
             deployment_text(
                 Some("[config]\nCOMMAND = deploy.cmd\nproject = src\n"),
                 Platform::Windows
             ),
-            "[config]\ncommand = deploy\\kuduhook.exe deploy\nproject = src\n"
+            "[config]\ncommand = deploy\\kuduhook.exe\nproject = src\n"
         );
         assert_eq!(
             deployment_text(Some("[other]\nx=1\n"), Platform::Linux),
-            "[other]\nx=1\n[config]\ncommand = deploy/kuduhook deploy\n"
+            "[other]\nx=1\n[config]\ncommand = ./deploy/kuduhook\n"
         );
         assert_eq!(
             deployment_text(Some("[config]\nproject=src\n[other]\n"), Platform::Linux),
-            "[config]\nproject=src\ncommand = deploy/kuduhook deploy\n[other]\n"
+            "[config]\nproject=src\ncommand = ./deploy/kuduhook\n[other]\n"
         );
     }
 

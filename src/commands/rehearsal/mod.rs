@@ -20,6 +20,7 @@
 pub mod receive;
 pub mod serve;
 pub mod watch;
+pub mod zip;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,12 +122,20 @@ const APP_SETTINGS_TEMPLATE: &str = "\
 ";
 
 /// Creates the local App Service at `root` (or refreshes the hook of an existing one) whose
-/// hook runs `binary`, and adds it as git remote `remote` of `repo` when that is a git
-/// repository.
-pub fn setup(root: &Path, binary: &Path, repo: &Path, remote: &str) -> Result<SetUp, DeployError> {
+/// hook runs `binary`; given a `remote` name, adds it as a git remote of `repo` when that is a
+/// git repository.
+pub fn setup(
+    root: &Path,
+    binary: &Path,
+    repo: &Path,
+    remote: Option<&str>,
+) -> Result<SetUp, DeployError> {
     let site = LocalSite::new(root);
     // A remote of the user's that points elsewhere stops everything before anything is made.
-    let remote = remote_to_add(repo, remote, &site.git_dir())?;
+    let remote = match remote {
+        Some(remote) => remote_to_add(repo, remote, &site.git_dir())?,
+        None => RemoteToAdd::NotARepository,
+    };
     let created = !site.git_dir().join("HEAD").is_file();
     let io = |action, path: &Path, e| DeployError::io(action, path, e);
     for dir in [

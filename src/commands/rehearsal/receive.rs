@@ -129,6 +129,16 @@ impl Transcript {
     }
 }
 
+/// Where a deployment's files are, and what Kudu tells the command about them.
+struct Delivered {
+    /// `DEPLOYMENT_SOURCE`: the checkout, or the folder a zip was extracted into.
+    source: PathBuf,
+    commit: String,
+    message: String,
+    /// A clean deployment (`IGNORE_MANIFEST=1`).
+    clean: bool,
+}
+
 /// One deployment of `commit`, one at a time per site.
 fn deploy(
     site: &LocalSite,
@@ -136,8 +146,6 @@ fn deploy(
     app_settings: &[(String, String)],
 ) -> Result<bool, DeployError> {
     let _lock = lock_site(site)?;
-    let started = Instant::now();
-    let started_unix = now_unix();
     let repository = site.repository();
     info!(
         "Updating {} to commit {}",
@@ -146,6 +154,98 @@ fn deploy(
     );
     check_out(site, commit)?;
     let message = git_text(&["log", "-1", "--format=%B", commit], &repository);
+    run(
+        site,
+        &Delivered {
+            source: repository,
+            commit: commit.to_string(),
+            message,
+            clean: false,
+        },
+        app_settings,
+    )
+}
+
+/// A zip deployment, as KuduLite runs one (`az webapp deploy`, `az webapp up`, VS Code, GitHub
+/// Actions): `zip` (or a folder, zipped first as a tool on Windows zips it: no modes, DOS
+/// times) is extracted into `<temp>/zipdeploy/extracted`, which is `DEPLOYMENT_SOURCE`, under a
+/// generated commit id; `clean` is a clean publish (`IGNORE_MANIFEST=1`). `Ok(false)` is a
+/// failed deployment (already reported in the output).
+pub fn deploy_zip(root: &Path, zip: &Path, clean: bool) -> Result<bool, DeployError> {
+    let site = LocalSite::new(root);
+    let app_settings = read_app_settings(&site)?;
+    let _lock = lock_site(&site)?;
+    let name = zip
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "app".into());
+    let made;
+    let zip = if zip.is_dir() {
+        made = site.temp().join(format!("{name}.zip"));
+        let counts = super::zip::make(zip, &made)?;
+        info!(
+            "Zipped {} as a tool on Windows does (no modes, 2-second times): {} files",
+            zip.display(),
+            counts.files
+        );
+        made.as_path()
+    } else {
+        zip
+    };
+    let extracted = crate::settings::kudu::ZIP_EXTRACTED
+        .iter()
+        .fold(site.temp(), |path, part| path.join(part));
+    if extracted.exists() {
+        std::fs::remove_dir_all(&extracted).map_err(|e| DeployError::io("clear", &extracted, e))?;
+    }
+    let counts = super::zip::extract(zip, &extracted)?;
+    info!(
+        "Extracted {} ({} files) into {}",
+        zip.display(),
+        counts.files,
+        extracted.display()
+    );
+    let commit = generated_id(zip);
+    run(
+        &site,
+        &Delivered {
+            source: extracted,
+            commit,
+            message: format!("Zip deployment of {name}"),
+            clean,
+        },
+        &app_settings,
+    )
+}
+
+/// A deployment id for what has no commit of the user's: 40 hex digits from the zip, the
+/// time and the process.
+fn generated_id(zip: &Path) -> String {
+    use sha1::{Digest, Sha1};
+    let mut hash = Sha1::new();
+    hash.update(zip.to_string_lossy().as_bytes());
+    hash.update(now_unix().to_le_bytes());
+    hash.update(std::process::id().to_le_bytes());
+    hash.update(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos())
+            .to_le_bytes(),
+    );
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs the deployment command for what was delivered, as Kudu does, and keeps its log,
+/// status and (on success) the site's `active` deployment.
+fn run(
+    site: &LocalSite,
+    delivered: &Delivered,
+    app_settings: &[(String, String)],
+) -> Result<bool, DeployError> {
+    let started = Instant::now();
+    let started_unix = now_unix();
+    let (commit, message) = (delivered.commit.as_str(), delivered.message.as_str());
+    let repository = delivered.source.clone();
     let folder = site.deployment(commit);
     std::fs::create_dir_all(&folder)
         .map_err(|e| DeployError::io("create the deployment folder", &folder, e))?;
@@ -188,19 +288,26 @@ fn deploy(
     let mut variables = settings.clone();
     variables.extend(kudu_variables(&KuduInputs {
         site,
+        source: &repository,
         commit,
-        message: &message,
+        message,
         target: &target,
         temp: temp.path(),
     }));
+    if delivered.clean {
+        variables.insert(var::IGNORE_MANIFEST.to_string(), "1".to_string());
+    }
 
     transcript.say(&format!("Running deployment command '{command}'"));
     let words = split_command(command);
     let mut program = PathBuf::from(&words[0]);
     let in_repo = repository.join(&program);
-    if words[0].contains('/') && in_repo.is_file() {
-        // Kudu makes a command inside the repository executable before it runs it.
+    if words.len() == 1 && in_repo.is_file() {
+        // Kudu makes the command executable before it runs it only when the whole command
+        // is a path inside the repository (no arguments).
         let _ = make_executable(&in_repo);
+    }
+    if words[0].contains('/') && in_repo.is_file() {
         program = in_repo;
     }
     let mut cmd = std::process::Command::new(&program);
@@ -269,6 +376,8 @@ fn deploy(
 /// What the Kudu variables are made from.
 struct KuduInputs<'a> {
     site: &'a LocalSite,
+    /// `DEPLOYMENT_SOURCE`.
+    source: &'a Path,
     commit: &'a str,
     message: &'a str,
     target: &'a Path,
@@ -278,7 +387,7 @@ struct KuduInputs<'a> {
 /// The variables Kudu sets for the deployment command (besides the exported settings).
 fn kudu_variables(i: &KuduInputs) -> BTreeMap<String, String> {
     let path = |p: &Path| p.to_string_lossy().into_owned();
-    let source = i.site.repository();
+    let source = i.source.to_path_buf();
     let mut vars = BTreeMap::from([
         (var::DEPLOYMENT_SOURCE.to_string(), path(&source)),
         (var::DEPLOYMENT_TARGET.to_string(), path(i.target)),
@@ -356,6 +465,7 @@ mod tests {
         let site = LocalSite::new(root.path());
         let vars = kudu_variables(&KuduInputs {
             site: &site,
+            source: &site.repository(),
             commit: "abc",
             message: "Fix it\n",
             target: &site.wwwroot(),
