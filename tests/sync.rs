@@ -171,6 +171,59 @@ fn kudusync_flags_sync_delete_what_the_manifest_lists_and_keep_app_files() {
         .assert_lacks("Copying file");
 }
 
+/// Given both manifests, a re-sync is planned from the record of the files the last sync
+/// copied (by content), without walking the target; anything the record cannot vouch for walks,
+/// and says why.
+#[test]
+fn a_resync_is_planned_from_the_record_of_the_last_sync_unless_it_cannot_be_trusted() {
+    let d = Dirs::new();
+    d.write("app.py", "print('v1')\n");
+    for i in 0..20 {
+        d.write(&format!("pkg/m{i}.py"), "X = 1\n");
+    }
+    d.deploy("none", "one")
+        .assert_ok()
+        .assert_contains("Copying file: 'app.py'");
+    d.write("app.py", "print('v2')\n");
+    d.deploy("one", "two")
+        .assert_ok()
+        .assert_contains("Copying file: 'app.py'")
+        .assert_contains(
+            "(from the record of the last sync, 1 changed path, without walking the site)",
+        );
+    assert_eq!(d.target("app.py").as_deref(), Some("print('v2')\n"));
+    d.deploy("two", "three")
+        .assert_ok()
+        .assert_contains("Nothing changed in ")
+        .assert_contains("from the record of the last sync, 0 changed paths");
+    // Something added at the site's top: the record no longer says what the site holds.
+    d.write_target("upload.bin", "the app's");
+    d.write("pkg/m0.py", "X = 2\n");
+    d.write("pkg/new.py", "NEW = 1\n");
+    d.deploy("three", "four")
+        .assert_ok()
+        .assert_contains("Walking the whole site: the site's top folder changed")
+        .assert_contains("Copying file: 'pkg/m0.py'")
+        .assert_contains("kept 1 entry not from the repository");
+    // A previous manifest that is not the one the last sync wrote (that deployment failed
+    // later, so Kudu gives the one before).
+    d.write("pkg/m1.py", "X = 2\n");
+    d.deploy("three", "five")
+        .assert_ok()
+        .assert_contains("Walking the whole site: the previous manifest is not the one");
+    // Asked to walk.
+    let (p, n) = (d.manifest("five"), d.manifest("six"));
+    fs::create_dir_all(n.parent().unwrap()).unwrap();
+    d.sync_with(
+        &["-p", p.to_str().unwrap(), "-n", n.to_str().unwrap()],
+        &[("KUDUHOOK_SYNC_VERIFY", "full")],
+    )
+    .assert_ok()
+    .assert_contains("Walking the whole site: asked for (KUDUHOOK_SYNC_VERIFY=full)")
+    .assert_contains("Nothing changed: 22 files unchanged");
+    assert_eq!(d.target("upload.bin").as_deref(), Some("the app's"));
+}
+
 #[test]
 fn what_if_prints_the_changes_and_changes_nothing() {
     let d = Dirs::new();
