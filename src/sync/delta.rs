@@ -168,8 +168,19 @@ pub(super) fn start(options: &SyncOptions) -> Option<Checking> {
     if !options.from.join(".git").exists() {
         let options = options.clone();
         return Some(Checking::Files(std::thread::spawn(move || {
-            let previous = listing::read(&options.to);
-            listing::take(&options, previous.as_ref())
+            // The record is read while the source is listed; then what it cannot vouch for is
+            // hashed. The sync's workers, sized for the source's filesystem (each mostly waits
+            // on a stat): more than the cores.
+            let to = options.to.clone();
+            let reading = std::thread::spawn(move || listing::read(&to));
+            let taken = listing::now();
+            let pool = super::thread_pool(&options.from);
+            let stated = pool.install(|| listing::stat(&options));
+            let previous = reading.join().ok().flatten();
+            stated
+                .and_then(|stated| {
+                    pool.install(|| listing::finish(&options, stated, previous.as_ref(), taken))
+                })
                 .map(|now| (now, previous))
                 .map_err(WhyFull::Unsupported)
         })));
@@ -328,7 +339,7 @@ fn from_files(
     }
     FromGit {
         planned: planned.ok(),
-        head: Some(now.id()),
+        head: Some(now.id().to_string()),
         listing: Some(now),
         recorded,
     }

@@ -20,31 +20,29 @@
 //! environment, an entry the site keeps for kuduhook, another kind of file, names that differ
 //! only in case on a site that ignores case) leaves the sync to the walk, said in the log.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SyncOptions;
 
 /// The record of the files the last sync copied, in the target's state folder.
-pub const FILE: &str = "synced-files.json";
+pub const FILE: &str = "synced-files";
 
-/// The record's format: a record of another one is not trusted.
-const FORMAT: u32 = 1;
+/// The record's first line: a record of another format is not trusted.
+const HEADER: &str = "kuduhook synced files 1";
 
 /// A file changed this close to when the record was taken may have changed again within the
 /// same tick of its change time (2 s: the coarsest a share keeps): it is hashed, not trusted.
 const RACY: Duration = Duration::from_secs(2);
 
 /// One file as read from the source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileId {
     pub size: u64,
     /// Modification and change times (ns since the epoch), and inode: the identity of the
@@ -55,48 +53,117 @@ pub struct FileId {
     pub sha256: String,
 }
 
-/// The source as a sync saw it: every folder and file it syncs, by path (`/`-separated).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The source as a sync saw it: every folder and file it syncs, by path (`/`-separated),
+/// sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
-    format: u32,
     /// When the listing was taken (ns since the epoch).
     taken: u64,
     /// `None`: a folder.
-    pub entries: BTreeMap<String, Option<FileId>>,
+    pub entries: Vec<(String, Option<FileId>)>,
+    /// What it holds ([`Listing::id`]), computed once.
+    id: String,
     /// Files read and hashed to take it (the others were vouched for by the record).
-    #[serde(skip)]
     pub hashed: usize,
     /// Exactly the record it was compared with: nothing to write.
-    #[serde(skip)]
     pub as_recorded: bool,
 }
 
 impl Listing {
-    /// What the listing holds, whatever files it was read from: the paths, what each is, and
-    /// each file's size and content. Two syncs of the same content have the same id.
-    pub fn id(&self) -> String {
+    fn new(taken: u64, entries: Vec<(String, Option<FileId>)>) -> Listing {
         let mut hash = Sha256::new();
-        for (path, entry) in &self.entries {
+        for (path, entry) in &entries {
             hash.update(path.as_bytes());
             match entry {
                 None => hash.update(b"\0dir\n"),
-                Some(file) => hash.update(format!("\0{}\0{}\n", file.size, file.sha256)),
+                Some(file) => {
+                    hash.update(b"\0");
+                    hash.update(file.size.to_le_bytes());
+                    hash.update(file.sha256.as_bytes());
+                    hash.update(b"\n");
+                }
             }
         }
-        format!("files:{}", hex(&hash.finalize()))
+        Listing {
+            taken,
+            entries,
+            id: format!("files:{}", hex(&hash.finalize())),
+            hashed: 0,
+            as_recorded: false,
+        }
+    }
+
+    /// What the listing holds, whatever files it was read from: the paths, what each is, and
+    /// each file's size and content. Two syncs of the same content have the same id.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// How many files (not folders) it lists.
     pub fn files(&self) -> usize {
-        self.entries.values().filter(|e| e.is_some()).count()
+        self.entries.iter().filter(|(_, e)| e.is_some()).count()
+    }
+
+    /// The entry for `path`: `Some(None)` for a folder.
+    pub fn get(&self, path: &str) -> Option<&Option<FileId>> {
+        self.entries
+            .binary_search_by(|(p, _)| p.as_str().cmp(path))
+            .ok()
+            .map(|i| &self.entries[i].1)
+    }
+
+    /// The record's text: a header, when it was taken, then one line per entry, the path last
+    /// (`<size> <mtime> <ctime> <inode> <sha256> <path>` for a file, `- <path>` for a folder).
+    fn render(&self) -> String {
+        let mut out = format!("{HEADER}\n{}\n", self.taken);
+        for (path, entry) in &self.entries {
+            match entry {
+                None => out.push_str(&format!("- {path}\n")),
+                Some(f) => out.push_str(&format!(
+                    "{} {} {} {} {} {path}\n",
+                    f.size, f.mtime, f.ctime, f.ino, f.sha256
+                )),
+            }
+        }
+        out
+    }
+
+    fn parse(text: &str) -> Option<Listing> {
+        let mut lines = text.split('\n');
+        if lines.next()? != HEADER {
+            return None;
+        }
+        let taken = lines.next()?.parse().ok()?;
+        let mut entries = Vec::new();
+        for line in lines.filter(|l| !l.is_empty()) {
+            if let Some(path) = line.strip_prefix("- ") {
+                entries.push((path.to_string(), None));
+                continue;
+            }
+            let mut parts = line.splitn(6, ' ');
+            let mut number = || parts.next()?.parse::<u64>().ok();
+            let (size, mtime, ctime, ino) = (number()?, number()?, number()?, number()?);
+            let sha256 = parts.next()?.to_string();
+            let path = parts.next()?.to_string();
+            let file = FileId {
+                size,
+                mtime,
+                ctime,
+                ino,
+                sha256,
+            };
+            entries.push((path, Some(file)));
+        }
+        entries
+            .windows(2)
+            .all(|w| w[0].0 < w[1].0)
+            .then(|| Listing::new(taken, entries))
     }
 }
 
 /// The listing the last sync of `target` recorded, if any and readable.
 pub fn read(target: &Path) -> Option<Listing> {
-    let bytes = std::fs::read(path(target)).ok()?;
-    let listing: Listing = serde_json::from_slice(&bytes).ok()?;
-    (listing.format == FORMAT).then_some(listing)
+    Listing::parse(&std::fs::read_to_string(path(target)).ok()?)
 }
 
 /// Records `listing` as what the sync of `target` copied, unless the record says exactly that
@@ -106,13 +173,10 @@ pub fn write_if_new(target: &Path, listing: &Listing) {
         return;
     }
     let path = path(target);
-    let Ok(json) = serde_json::to_vec(listing) else {
-        return;
-    };
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let _ = crate::ground::paths::write_atomically(&path, &json);
+    let _ = crate::ground::paths::write_atomically(&path, listing.render().as_bytes());
 }
 
 fn path(target: &Path) -> std::path::PathBuf {
@@ -123,118 +187,157 @@ fn path(target: &Path) -> std::path::PathBuf {
 /// vouch for. `Err`: what the walk must decide (for the log).
 pub fn take(options: &SyncOptions, previous: Option<&Listing>) -> Result<Listing, String> {
     let taken = now();
-    let lister = Lister {
-        options,
-        previous,
-        trusted_before: previous.map_or(0, |p| p.taken.saturating_sub(RACY.as_nanos() as u64)),
-        found: Mutex::new(Vec::new()),
-        hashed: AtomicUsize::new(0),
-    };
-    lister.folder("")?;
-    let entries: BTreeMap<String, Option<FileId>> = lister
-        .found
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    let hashed = lister.hashed.into_inner();
-    let as_recorded = hashed == 0 && previous.is_some_and(|p| p.entries == entries);
-    Ok(Listing {
-        format: FORMAT,
-        // A record whose files were all vouched for keeps its time (a rewrite is not needed).
-        taken: match as_recorded {
-            true => previous.map_or(taken, |p| p.taken),
-            false => taken,
-        },
-        entries,
-        hashed,
-        as_recorded,
-    })
+    finish(options, stat(options)?, previous, taken)
 }
 
-struct Lister<'a> {
-    options: &'a SyncOptions,
-    previous: Option<&'a Listing>,
-    /// A recorded identity is trusted only for a file whose change time is before this.
-    trusted_before: u64,
-    found: Mutex<Vec<(String, Option<FileId>)>>,
-    hashed: AtomicUsize,
+/// Every folder and file of the source, with each file's size and identity, before any is
+/// read: what [`finish`] completes once the record is read (the two overlap).
+pub struct Stated {
+    entries: Vec<(String, Option<Stat>)>,
 }
 
-impl Lister<'_> {
-    fn folder(&self, relative: &str) -> Result<(), String> {
-        let dir = self.options.from.join(relative);
-        let unsupported = Err;
-        let read = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut children = Vec::new();
-        for entry in read {
-            let entry = entry.map_err(|e| format!("{relative}: {e}"))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let child = match relative {
-                "" => name.clone(),
-                _ => format!("{relative}/{name}"),
-            };
-            if self.options.ignore.matches(&child, &name) {
-                continue;
-            }
-            if self
-                .options
-                .protected
+/// A file's size, modification and change times and inode.
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    size: u64,
+    mtime: u64,
+    ctime: u64,
+    ino: u64,
+}
+
+/// Lists the source as the sync would copy it: one stat per file, asked of its folder's
+/// handle, the folders in parallel.
+pub fn stat(options: &SyncOptions) -> Result<Stated, String> {
+    let mut entries = folder(options, "")?;
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(Stated { entries })
+}
+
+/// The listing of `stated`, taken at `taken`: each file's recorded hash where `previous`
+/// vouches for it (the same size, times and inode, changed more than [`RACY`] before the record
+/// was taken), else its content hashed, in parallel.
+pub fn finish(
+    options: &SyncOptions,
+    stated: Stated,
+    previous: Option<&Listing>,
+    taken: u64,
+) -> Result<Listing, String> {
+    let known: HashMap<&str, &FileId> = previous
+        .map(|p| {
+            p.entries
                 .iter()
-                .any(|p| p.name.eq_ignore_ascii_case(&child))
+                .filter_map(|(path, e)| Some((path.as_str(), e.as_ref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let trusted_before = previous.map_or(0, |p| p.taken.saturating_sub(RACY.as_nanos() as u64));
+    let hashed = AtomicUsize::new(0);
+    let entries: Vec<(String, Option<FileId>)> = stated
+        .entries
+        .into_par_iter()
+        .map(|(path, stat)| {
+            let Some(s) = stat else {
+                return Ok((path, None));
+            };
+            if let Some(known) = known.get(path.as_str())
+                && known.size == s.size
+                && (known.mtime, known.ctime, known.ino) == (s.mtime, s.ctime, s.ino)
+                && s.ctime != 0
+                && s.ctime < trusted_before
             {
-                return unsupported(format!("the source has {child}, which kuduhook keeps"));
+                let file = (*known).clone();
+                return Ok((path, Some(file)));
             }
-            let file_type = entry.file_type().map_err(|e| format!("{child}: {e}"))?;
-            if file_type.is_symlink() {
-                return unsupported(format!("the source has a link ({child})"));
-            }
-            if name.eq_ignore_ascii_case("pyvenv.cfg") {
-                return unsupported(format!("the source has a virtual environment ({child})"));
-            }
-            if !file_type.is_dir() && !file_type.is_file() {
-                return unsupported(format!("{child} is neither a file nor a folder"));
-            }
-            children.push((child, file_type.is_dir()));
-        }
-        children.par_iter().try_for_each(|(child, is_dir)| {
-            if *is_dir {
-                self.found.lock().unwrap().push((child.clone(), None));
-                self.folder(child)
-            } else {
-                let id = self.file(child)?;
-                self.found.lock().unwrap().push((child.clone(), Some(id)));
-                Ok(())
-            }
+            hashed.fetch_add(1, Ordering::Relaxed);
+            let sha256 =
+                hash_file(&options.from.join(&path)).map_err(|e| format!("{path}: {e}"))?;
+            let file = FileId {
+                size: s.size,
+                mtime: s.mtime,
+                ctime: s.ctime,
+                ino: s.ino,
+                sha256,
+            };
+            Ok((path, Some(file)))
         })
-    }
+        .collect::<Result<_, String>>()?;
+    let hashed = hashed.into_inner();
+    let as_recorded = hashed == 0 && previous.is_some_and(|p| p.entries == entries);
+    // A record whose files were all vouched for keeps its time (no rewrite is needed).
+    let taken = match (as_recorded, previous) {
+        (true, Some(p)) => p.taken,
+        _ => taken,
+    };
+    let mut listing = Listing::new(taken, entries);
+    listing.hashed = hashed;
+    listing.as_recorded = as_recorded;
+    Ok(listing)
+}
 
-    fn file(&self, relative: &str) -> Result<FileId, String> {
-        let path = self.options.from.join(relative);
-        let failed = |e: std::io::Error| format!("{relative}: {e}");
-        let meta = std::fs::symlink_metadata(&path).map_err(failed)?;
-        let (mtime, ctime, ino) = identity(&meta);
-        let recorded = self
-            .previous
-            .and_then(|p| p.entries.get(relative))
-            .and_then(Option::as_ref);
-        if let Some(known) = recorded
-            && known.size == meta.len()
-            && (known.mtime, known.ctime, known.ino) == (mtime, ctime, ino)
-            && ctime != 0
-            && ctime < self.trusted_before
-        {
-            return Ok(known.clone());
+/// The entries of folder `relative` of the source and of everything under it.
+fn folder(options: &SyncOptions, relative: &str) -> Result<Vec<(String, Option<Stat>)>, String> {
+    let dir = options.from.join(relative);
+    let read = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut children = Vec::new();
+    for entry in read {
+        let entry = entry.map_err(|e| format!("{relative}: {e}"))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let child = match relative {
+            "" => name.clone(),
+            _ => format!("{relative}/{name}"),
+        };
+        if options.ignore.matches(&child, &name) {
+            continue;
         }
-        self.hashed.fetch_add(1, Ordering::Relaxed);
-        Ok(FileId {
-            size: meta.len(),
-            mtime,
-            ctime,
-            ino,
-            sha256: hash_file(&path).map_err(failed)?,
-        })
+        if options
+            .protected
+            .iter()
+            .any(|p| p.name.eq_ignore_ascii_case(&child))
+        {
+            return Err(format!("the source has {child}, which kuduhook keeps"));
+        }
+        if child.contains('\n') {
+            return Err(format!("a name holds a line break ({child:?})"));
+        }
+        let file_type = entry.file_type().map_err(|e| format!("{child}: {e}"))?;
+        if file_type.is_symlink() {
+            return Err(format!("the source has a link ({child})"));
+        }
+        if name.eq_ignore_ascii_case("pyvenv.cfg") {
+            return Err(format!("the source has a virtual environment ({child})"));
+        }
+        if !file_type.is_dir() && !file_type.is_file() {
+            return Err(format!("{child} is neither a file nor a folder"));
+        }
+        children.push((child, entry, file_type.is_dir()));
     }
+    let (folders, files): (Vec<_>, Vec<_>) =
+        children.into_iter().partition(|(_, _, is_dir)| *is_dir);
+    let mut found: Vec<(String, Option<Stat>)> = files
+        .into_par_iter()
+        .map(|(child, entry, _)| {
+            // Asked of the folder's handle: no walk of the path again.
+            let meta = entry.metadata().map_err(|e| format!("{child}: {e}"))?;
+            let (mtime, ctime, ino) = identity(&meta);
+            let stat = Stat {
+                size: meta.len(),
+                mtime,
+                ctime,
+                ino,
+            };
+            Ok((child, Some(stat)))
+        })
+        .collect::<Result<_, String>>()?;
+    let under: Vec<Vec<(String, Option<Stat>)>> = folders
+        .into_par_iter()
+        .map(|(child, _, _)| {
+            let mut under = folder(options, &child)?;
+            under.push((child, None));
+            Ok(under)
+        })
+        .collect::<Result<_, String>>()?;
+    found.extend(under.into_iter().flatten());
+    Ok(found)
 }
 
 /// A file's modification time, change time and inode (0 where the platform has none: such
@@ -271,10 +374,16 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
@@ -290,44 +399,47 @@ pub struct Difference {
 }
 
 /// What changed from `old` to `new`: files added, removed or with other content, folders
-/// added or removed (a folder's own changes are its files').
+/// added or removed (a folder's own changes are its files'). Both are sorted: one pass.
 pub fn differences(old: &Listing, new: &Listing) -> Vec<Difference> {
+    use std::cmp::Ordering::{Equal, Greater, Less};
     let mut out = Vec::new();
-    for (path, entry) in &new.entries {
-        match (old.entries.get(path), entry) {
-            (Some(Some(a)), Some(b)) if a.size == b.size && a.sha256 == b.sha256 => {}
-            (Some(None), None) => {}
-            (Some(before), now) if before.is_none() != now.is_none() => {
-                // A folder became a file or the other way: the old one goes, the new comes.
-                out.push(Difference {
-                    path: path.clone(),
-                    existed: true,
-                    exists: false,
-                    dir: before.is_none(),
-                });
-                out.push(Difference {
-                    path: path.clone(),
-                    existed: false,
-                    exists: true,
-                    dir: now.is_none(),
-                });
+    let change = |path: &str, existed: bool, exists: bool, dir: bool| Difference {
+        path: path.to_string(),
+        existed,
+        exists,
+        dir,
+    };
+    let (mut a, mut b) = (old.entries.iter().peekable(), new.entries.iter().peekable());
+    loop {
+        let order = match (a.peek(), b.peek()) {
+            (None, None) => break,
+            (Some(_), None) => Less,
+            (None, Some(_)) => Greater,
+            (Some((pa, _)), Some((pb, _))) => pa.cmp(pb),
+        };
+        match order {
+            Less => {
+                let (path, before) = a.next().expect("peeked");
+                out.push(change(path, true, false, before.is_none()));
             }
-            (before, now) => out.push(Difference {
-                path: path.clone(),
-                existed: before.is_some(),
-                exists: true,
-                dir: now.is_none(),
-            }),
-        }
-    }
-    for (path, entry) in &old.entries {
-        if !new.entries.contains_key(path) {
-            out.push(Difference {
-                path: path.clone(),
-                existed: true,
-                exists: false,
-                dir: entry.is_none(),
-            });
+            Greater => {
+                let (path, now) = b.next().expect("peeked");
+                out.push(change(path, false, true, now.is_none()));
+            }
+            Equal => {
+                let ((path, before), (_, now)) =
+                    (a.next().expect("peeked"), b.next().expect("peeked"));
+                match (before, now) {
+                    (Some(x), Some(y)) if x.size == y.size && x.sha256 == y.sha256 => {}
+                    (None, None) => {}
+                    (Some(_), Some(_)) => out.push(change(path, true, true, false)),
+                    // A folder became a file or the other way: the old one goes, the new comes.
+                    (before, now) => {
+                        out.push(change(path, true, false, before.is_none()));
+                        out.push(change(path, false, true, now.is_none()));
+                    }
+                }
+            }
         }
     }
     out
@@ -351,7 +463,7 @@ mod tests {
         std::fs::write(app.join("pkg/a.py"), "A = 1\n").unwrap();
         let first = take(&options(&app), None).unwrap();
         assert_eq!(first.files(), 1);
-        assert!(first.entries.contains_key("pkg/empty"));
+        assert_eq!(first.get("pkg/empty"), Some(&None));
         // The same size, the same (zip-like, 2-second) modification time, other content.
         let time = std::fs::metadata(app.join("pkg/a.py"))
             .unwrap()
@@ -385,23 +497,24 @@ mod tests {
         let app = dir.path().join("app");
         std::fs::create_dir_all(&app).unwrap();
         std::fs::write(app.join("a.py"), "A = 1\n").unwrap();
-        let mut first = take(&options(&app), None).unwrap();
+        let first = take(&options(&app), None).unwrap();
         // A record taken long after the file last changed vouches for it: a wrong hash in the
-        // record shows it was not read again.
-        first.taken += 10 * 1_000_000_000;
-        first
-            .entries
-            .get_mut("a.py")
-            .unwrap()
-            .as_mut()
-            .unwrap()
-            .sha256 = "recorded".into();
-        let second = take(&options(&app), Some(&first)).unwrap();
-        assert_eq!(second.entries["a.py"].as_ref().unwrap().sha256, "recorded");
+        // record shows it was not read again. The record goes through its text, as on disk.
+        let recorded = |taken: u64| {
+            let mut entries = first.entries.clone();
+            entries[0].1.as_mut().unwrap().sha256 = "recorded".into();
+            Listing::parse(&Listing::new(taken, entries).render()).unwrap()
+        };
+        let sha = |l: &Listing| l.get("a.py").unwrap().as_ref().unwrap().sha256.clone();
+        let old_enough = recorded(first.taken + 10 * 1_000_000_000);
+        let second = take(&options(&app), Some(&old_enough)).unwrap();
+        assert_eq!(sha(&second), "recorded");
+        assert_eq!((second.hashed, second.as_recorded), (0, true));
         // Taken within 2 s of the file's change: not trusted, read again.
-        first.taken -= 10 * 1_000_000_000;
-        let third = take(&options(&app), Some(&first)).unwrap();
-        assert_ne!(third.entries["a.py"].as_ref().unwrap().sha256, "recorded");
+        let racy = recorded(first.taken);
+        let third = take(&options(&app), Some(&racy)).unwrap();
+        assert_ne!(sha(&third), "recorded");
+        assert_eq!((third.hashed, third.as_recorded), (1, false));
     }
 
     #[test]
@@ -427,15 +540,14 @@ mod tests {
                 sha256: sha.into(),
             })
         };
-        let listing = |entries: Vec<(&str, Option<FileId>)>| Listing {
-            format: FORMAT,
-            taken: 0,
-            hashed: 0,
-            as_recorded: false,
-            entries: entries
-                .into_iter()
-                .map(|(p, e)| (p.to_string(), e))
-                .collect(),
+        let listing = |entries: Vec<(&str, Option<FileId>)>| {
+            Listing::new(
+                0,
+                entries
+                    .into_iter()
+                    .map(|(p, e)| (p.to_string(), e))
+                    .collect(),
+            )
         };
         let old = listing(vec![
             ("a", file("1")),
@@ -451,8 +563,8 @@ mod tests {
         let want = [
             ("d", true, false, true),
             ("d", false, true, false),
-            ("e", false, true, true),
             ("d/b", true, false, false),
+            ("e", false, true, true),
             ("x", true, false, true),
         ];
         assert_eq!(

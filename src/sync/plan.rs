@@ -554,7 +554,7 @@ impl<'a> Planner<'a> {
         listing: &Listing,
         recorded: Option<&Listing>,
     ) -> Result<bool, DeployError> {
-        let listed = |l: &Listing| l.entries.get(relative).cloned().flatten();
+        let listed = |l: &Listing| l.get(relative).cloned().flatten();
         let source = listed(listing);
         let target_time = target
             .meta
