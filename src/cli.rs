@@ -312,3 +312,16 @@ impl From<&DeployArgs> for crate::config::Flags {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_bare_by_kudu_it_deploys_and_by_hand_it_does_not() {
+        let kudu = |name: &str| matches!(name, "DEPLOYMENT_SOURCE" | "DEPLOYMENT_TARGET");
+        assert!(run_by_kudu(kudu));
+        assert!(!run_by_kudu(|name| name == "DEPLOYMENT_TARGET"));
+        assert!(!run_by_kudu(|_| false));
+    }
+}

@@ -231,6 +231,7 @@ fn run_steps(
         env: None,
         install: None,
         release,
+        listed: None,
         _lock: lock,
     };
     for (index, step) in plan.iter().enumerate() {
@@ -413,6 +414,8 @@ struct Deployment<'a> {
     install: Option<InstallPlan>,
     /// What the site will serve: the new env and files, going live, recorded or rolled back.
     release: Release<'a>,
+    /// The source as the start check listed it, for the sync if it comes next.
+    listed: Option<crate::sync::listing::Stated>,
     /// Held until the deployment ends.
     _lock: Option<DeployLock>,
 }
@@ -420,6 +423,9 @@ struct Deployment<'a> {
 impl Deployment<'_> {
     fn run(&mut self, step: &Planned) -> Result<Outcome, DeployError> {
         let c = self.config;
+        // The source as the start check's key listed it: for the sync only if it runs right
+        // after (another step may change the source).
+        let listed = self.listed.take();
         let builtin = match &step.action {
             StepAction::Run(command) => {
                 return custom::run_step(c, self.env.as_ref(), &step.name, command, &self.runner);
@@ -443,10 +449,11 @@ impl Deployment<'_> {
         let runtime = || self.runtime.as_ref().expect("detect-runtime runs first");
         match builtin {
             BuiltinStep::Sync => {
-                let outcome = sync::run(c, Release::undo_dir(&c.release)).map_err(|failure| {
-                    self.release.sync_partial = failure.target_changed;
-                    failure.error
-                })?;
+                let outcome =
+                    sync::run(c, Release::undo_dir(&c.release), listed).map_err(|failure| {
+                        self.release.sync_partial = failure.target_changed;
+                        failure.error
+                    })?;
                 self.release.synced = true;
                 self.release.sync_ran = !c.in_place;
                 self.go_live()?;
@@ -550,14 +557,24 @@ impl Deployment<'_> {
                     _ => None,
                 };
                 let stack = self.runtime.as_ref().map(|r| &r.interpreter);
-                start_check::run(
+                // The app's files listed once, as the sync lists them, for the check's key and
+                // then the sync (when it comes next and the check was skipped): one stat per
+                // file, not two.
+                let listed = (!self.release.synced && app == c.source.value.as_path())
+                    .then(|| crate::sync::stat_source(&c.sync))
+                    .flatten();
+                let outcome = start_check::run(
                     c,
                     self.env.as_ref(),
                     app,
                     &self.runner,
                     archived.as_ref(),
                     stack,
-                )
+                    listed.as_ref(),
+                );
+                // Only if no process ran since (a check that imports the app may write there).
+                self.listed = listed.filter(|_| matches!(outcome, Ok(Outcome::Skipped(_))));
+                outcome
             }
             BuiltinStep::WebConfig => {
                 tail::web_config(app, &runtime().interpreter.version, c.dry_run)

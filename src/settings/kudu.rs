@@ -186,6 +186,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_zip_deployment_is_told_by_the_folder_kudulite_extracts_into() {
+        assert!(is_zip_extraction(Path::new("/tmp/zipdeploy/extracted")));
+        assert!(!is_zip_extraction(Path::new("/home/site/repository")));
+        assert!(!is_zip_extraction(Path::new("/tmp/extracted")));
+        assert!(!is_zip_extraction(Path::new("extracted")));
+    }
+
+    #[test]
     fn deployment_file_follows_kudu_ini_rules() {
         let file = DeploymentFile::parse(
             "\u{feff}[other]\ncommand = wrong\n[CONFIG]\n  Command =  deploy/kuduhook deploy = x \n\

@@ -95,7 +95,14 @@ pub fn skipped(passed: &Passed, files: usize, what: &str) -> String {
 
 /// The key of what the check depends on, with the app's file count and newest time; `None`
 /// when a file cannot be read (the check then runs).
-pub fn key(app: &Path, inputs: &Inputs) -> Option<(String, usize, SystemTime)> {
+///
+/// `listed`: the app's files as the sync listed them (the files it deploys: its ignore list
+/// applied), when the pipeline listed them for both; else they are listed here.
+pub fn key(
+    app: &Path,
+    inputs: &Inputs,
+    listed: Option<&crate::sync::listing::Stated>,
+) -> Option<(String, usize, SystemTime)> {
     let mut hash = Sha256::new();
     hash.update(b"kuduhook-start-check-v1\0");
     let mut parts: Vec<String> = vec![
@@ -123,19 +130,37 @@ pub fn key(app: &Path, inputs: &Inputs) -> Option<(String, usize, SystemTime)> {
             || name == env_name
             || name.starts_with(&format!("{env_name}."))
     };
-    let files = crate::ground::paths::files_under(app, &leave_out)?;
     let mut newest = UNIX_EPOCH;
-    for (relative, meta) in &files {
-        let modified = meta.modified().ok()?;
+    let mut count = 0;
+    let mut stamp = |relative: &str, size: u64, modified: SystemTime| -> Option<()> {
         let since = modified.duration_since(UNIX_EPOCH).ok()?;
         hash.update(relative.as_bytes());
         hash.update(b"\0");
-        hash.update(meta.len().to_le_bytes());
+        hash.update(size.to_le_bytes());
         hash.update(since.as_nanos().to_le_bytes());
         newest = newest.max(modified);
+        count += 1;
+        Some(())
+    };
+    match listed {
+        Some(listed) => {
+            for (relative, size, mtime) in listed.files() {
+                stamp(
+                    relative,
+                    size,
+                    UNIX_EPOCH + std::time::Duration::from_nanos(mtime),
+                )?;
+            }
+        }
+        None => {
+            let files = crate::ground::paths::files_under(app, &leave_out)?;
+            for (relative, meta) in &files {
+                stamp(relative, meta.len(), meta.modified().ok()?)?;
+            }
+        }
     }
     let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    Some((hex, files.len(), newest))
+    Some((hex, count, newest))
 }
 
 /// The last check that passed on a site.
@@ -205,6 +230,7 @@ mod tests {
             key(
                 app.path(),
                 &inputs(vec![("A", "1"), ("SCM_COMMIT_ID", "c1")]),
+                None,
             )
             .unwrap()
         };
@@ -213,22 +239,26 @@ mod tests {
         let same = key(
             app.path(),
             &inputs(vec![("SCM_COMMIT_ID", "c2"), ("A", "1")]),
+            None,
         );
         assert_eq!(
             same.unwrap().0,
             k,
             "a new commit id or another order changes nothing"
         );
-        assert_ne!(key(app.path(), &inputs(vec![("A", "2")])).unwrap().0, k);
+        assert_ne!(
+            key(app.path(), &inputs(vec![("A", "2")]), None).unwrap().0,
+            k
+        );
         let mut other = inputs(vec![("A", "1")]);
         other.interpreter = "/opt/python/3.11/bin/python3.11 3.11.7".into();
-        assert_ne!(key(app.path(), &other).unwrap().0, k);
+        assert_ne!(key(app.path(), &other, None).unwrap().0, k);
         let mut other = inputs(vec![("A", "1")]);
         other.env = Some("abc 456".into());
-        assert_ne!(key(app.path(), &other).unwrap().0, k);
+        assert_ne!(key(app.path(), &other, None).unwrap().0, k);
         let mut other = inputs(vec![("A", "1")]);
         other.check = "imports app:app, timeout 30".into();
-        assert_ne!(key(app.path(), &other).unwrap().0, k);
+        assert_ne!(key(app.path(), &other, None).unwrap().0, k);
         std::fs::write(app.path().join("app.py"), "app = 22").unwrap();
         assert_ne!(base().0, k, "a file's size");
         std::fs::write(app.path().join(".git/HEAD"), "changed").unwrap();

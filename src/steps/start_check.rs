@@ -102,6 +102,7 @@ pub fn run(
     runner: &Runner,
     archive: Option<&ArchivedEnv>,
     stack: Option<&Interpreter>,
+    listed: Option<&crate::sync::listing::Stated>,
 ) -> Result<Outcome, DeployError> {
     if config.platform == Platform::Windows {
         return Ok(Outcome::Skipped(
@@ -169,7 +170,11 @@ pub fn run(
     let state = crate::ground::paths::local_state_dir(&config.target.value);
     let checked_at = SystemTime::now();
     let check_text = format!("{what}; timeout {}s", config.start_check_timeout.value);
-    let memo = check_memo::key(app, &check_memo::inputs(config, env, stack, check_text));
+    let memo = check_memo::key(
+        app,
+        &check_memo::inputs(config, env, stack, check_text),
+        listed,
+    );
     if let Some((key, files, newest)) = &memo
         && let Some(passed) = check_memo::read(&state)
         && check_memo::vouches(&passed, key, *newest)

@@ -13,7 +13,13 @@ const LISTED_CHANGES: usize = 20;
 
 /// Syncs the repository into the site and logs what changed; what it replaces is kept in
 /// the undo log `undo` (see [`crate::sync::undo`]).
-pub fn run(config: &DeployConfig, undo: Option<PathBuf>) -> Result<Outcome, SyncFailure> {
+///
+/// `listed`: the source as the start check just listed it, reused (one stat per file).
+pub fn run(
+    config: &DeployConfig,
+    undo: Option<PathBuf>,
+    listed: Option<sync::listing::Stated>,
+) -> Result<Outcome, SyncFailure> {
     let c = config;
     if c.in_place {
         return Ok(Outcome::Skipped(
@@ -33,7 +39,7 @@ pub fn run(config: &DeployConfig, undo: Option<PathBuf>) -> Result<Outcome, Sync
     if options.checksum {
         info!("Comparing file contents ({})", c.sync_checksum.origin);
     }
-    let report = sync::sync(&options)?;
+    let report = sync::sync_stated(&options, listed)?;
     let mut summary = report.summary();
     if !c.dry_run {
         summary.push_str(&format!("; manifest {}", c.next_manifest.value.display()));

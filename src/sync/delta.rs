@@ -161,25 +161,27 @@ pub(super) enum Checking {
 /// Starts asking what this sync must do: for a git checkout, the commit it is at and (in a
 /// thread of its own) whether the checkout holds exactly it; for any other source, its
 /// listing ([`listing`]). `None`: the sync walks (a what-if, or the delta is off).
-pub(super) fn start(options: &SyncOptions) -> Option<Checking> {
+pub(super) fn start(options: &SyncOptions, stated: Option<listing::Stated>) -> Option<Checking> {
     if options.what_if || !options.delta.enabled {
         return None;
     }
     if !options.from.join(".git").exists() {
         let options = options.clone();
         return Some(Checking::Files(std::thread::spawn(move || {
-            // The record is read while the source is listed; then what it cannot vouch for is
-            // hashed. The sync's workers, sized for the source's filesystem (each mostly waits
-            // on a stat): more than the cores.
+            // The record is read while the source is listed (unless the caller listed it);
+            // then what the record cannot vouch for is hashed. The sync's workers, sized for
+            // the source's filesystem (each mostly waits on a stat): more than the cores.
             let to = options.to.clone();
             let reading = std::thread::spawn(move || listing::read(&to));
-            let taken = listing::now();
             let pool = super::thread_pool(&options.from);
-            let stated = pool.install(|| listing::stat(&options));
+            let stated = match stated {
+                Some(stated) => Ok(stated),
+                None => pool.install(|| listing::stat(&options)),
+            };
             let previous = reading.join().ok().flatten();
             stated
                 .and_then(|stated| {
-                    pool.install(|| listing::finish(&options, stated, previous.as_ref(), taken))
+                    pool.install(|| listing::finish(&options, stated, previous.as_ref()))
                 })
                 .map(|now| (now, previous))
                 .map_err(WhyFull::Unsupported)

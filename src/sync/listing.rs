@@ -186,14 +186,24 @@ fn path(target: &Path) -> std::path::PathBuf {
 /// Lists the source of `options` as the sync would copy it, hashing what `previous` cannot
 /// vouch for. `Err`: what the walk must decide (for the log).
 pub fn take(options: &SyncOptions, previous: Option<&Listing>) -> Result<Listing, String> {
-    let taken = now();
-    finish(options, stat(options)?, previous, taken)
+    finish(options, stat(options)?, previous)
 }
 
 /// Every folder and file of the source, with each file's size and identity, before any is
 /// read: what [`finish`] completes once the record is read (the two overlap).
 pub struct Stated {
     entries: Vec<(String, Option<Stat>)>,
+    /// When the listing started (ns since the epoch).
+    taken: u64,
+}
+
+impl Stated {
+    /// Each file's path, size and modification time (ns since the epoch), by path.
+    pub fn files(&self) -> impl Iterator<Item = (&str, u64, u64)> {
+        self.entries
+            .iter()
+            .filter_map(|(path, stat)| stat.map(|s| (path.as_str(), s.size, s.mtime)))
+    }
 }
 
 /// A file's size, modification and change times and inode.
@@ -208,20 +218,21 @@ struct Stat {
 /// Lists the source as the sync would copy it: one stat per file, asked of its folder's
 /// handle, the folders in parallel.
 pub fn stat(options: &SyncOptions) -> Result<Stated, String> {
+    let taken = now();
     let mut entries = folder(options, "")?;
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(Stated { entries })
+    Ok(Stated { entries, taken })
 }
 
-/// The listing of `stated`, taken at `taken`: each file's recorded hash where `previous`
+/// The listing of `stated`: each file's recorded hash where `previous`
 /// vouches for it (the same size, times and inode, changed more than [`RACY`] before the record
 /// was taken), else its content hashed, in parallel.
 pub fn finish(
     options: &SyncOptions,
     stated: Stated,
     previous: Option<&Listing>,
-    taken: u64,
 ) -> Result<Listing, String> {
+    let taken = stated.taken;
     let known: HashMap<&str, &FileId> = previous
         .map(|p| {
             p.entries
@@ -383,7 +394,7 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-pub fn now() -> u64 {
+fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

@@ -221,9 +221,30 @@ impl From<DeployError> for SyncFailure {
     }
 }
 
+/// The source listed as the sync lists it (one stat per file, no content read), for a source
+/// that is not a git checkout when the sync may plan from its record: the pipeline takes it
+/// for the start check's key and hands it to [`sync_stated`] when nothing ran in between, so
+/// the app's files are stat'ed once. `None`: the sync will not use one.
+pub fn stat_source(options: &SyncOptions) -> Option<listing::Stated> {
+    if options.what_if || !options.delta.enabled || options.from.join(".git").exists() {
+        return None;
+    }
+    thread_pool(&options.from)
+        .install(|| listing::stat(options))
+        .ok()
+}
+
 /// Syncs `options.from` into `options.to`; see the module documentation for the rules. The
 /// caller has checked the inputs (the source exists; see [`check_not_nested`]).
 pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncFailure> {
+    sync_stated(options, None)
+}
+
+/// [`sync`], with the source already listed by [`stat_source`] (`None`: listed here).
+pub fn sync_stated(
+    options: &SyncOptions,
+    stated: Option<listing::Stated>,
+) -> Result<SyncReport, SyncFailure> {
     let started = Instant::now();
     // Before anything here writes to it (the case probe changes the target's top folder).
     let mut options_stamped;
@@ -237,7 +258,7 @@ pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncFailure> {
     };
     // First, as it takes longest on a big repository: whether the checkout holds its commit
     // (or, for another source, its listing).
-    let checking = delta::start(options);
+    let checking = delta::start(options, stated);
     let previous_text = match &options.previous_manifest {
         Some(path) => match fs::read(path) {
             Ok(bytes) => Some(bytes),
