@@ -2,7 +2,8 @@
 //! passed on this site.
 //!
 //! What the check depends on, each part of one key: the app's files (every file's path, size
-//! and modification time; `.git` and the env left out), the env (its folder, its id and its
+//! and modification time; `.git` and the env left out; the sync's own listing of the source
+//! when the pipeline took one, so that the files are stat'ed once for both), the env (its folder, its id and its
 //! last install), the interpreter that runs it, the environment the check's process sees (the
 //! app settings among it; Kudu's per-deployment variables left out: the commit id, the temp
 //! folder, the manifests' paths), the check itself (its entry or command and timeout) and

@@ -50,7 +50,7 @@ pub struct FileId {
     pub mtime: u64,
     pub ctime: u64,
     pub ino: u64,
-    pub sha256: String,
+    pub sha256: [u8; 32],
 }
 
 /// The source as a sync saw it: every folder and file it syncs, by path (`/`-separated),
@@ -79,7 +79,7 @@ impl Listing {
                 Some(file) => {
                     hash.update(b"\0");
                     hash.update(file.size.to_le_bytes());
-                    hash.update(file.sha256.as_bytes());
+                    hash.update(file.sha256);
                     hash.update(b"\n");
                 }
             }
@@ -121,7 +121,11 @@ impl Listing {
                 None => out.push_str(&format!("- {path}\n")),
                 Some(f) => out.push_str(&format!(
                     "{} {} {} {} {} {path}\n",
-                    f.size, f.mtime, f.ctime, f.ino, f.sha256
+                    f.size,
+                    f.mtime,
+                    f.ctime,
+                    f.ino,
+                    hex(&f.sha256)
                 )),
             }
         }
@@ -143,7 +147,7 @@ impl Listing {
             let mut parts = line.splitn(6, ' ');
             let mut number = || parts.next()?.parse::<u64>().ok();
             let (size, mtime, ctime, ino) = (number()?, number()?, number()?, number()?);
-            let sha256 = parts.next()?.to_string();
+            let sha256 = unhex(parts.next()?)?;
             let path = parts.next()?.to_string();
             let file = FileId {
                 size,
@@ -371,7 +375,7 @@ fn identity(meta: &std::fs::Metadata) -> (u64, u64, u64) {
     }
 }
 
-fn hash_file(path: &Path) -> std::io::Result<String> {
+fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
     let mut file = std::fs::File::open(path)?;
     let mut hash = Sha256::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -381,7 +385,21 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
             n => hash.update(&buf[..n]),
         }
     }
-    Ok(hex(&hash.finalize()))
+    Ok(hash.finalize().into())
+}
+
+/// 64 hex digits back into 32 bytes.
+fn unhex(text: &str) -> Option<[u8; 32]> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -513,18 +531,18 @@ mod tests {
         // record shows it was not read again. The record goes through its text, as on disk.
         let recorded = |taken: u64| {
             let mut entries = first.entries.clone();
-            entries[0].1.as_mut().unwrap().sha256 = "recorded".into();
+            entries[0].1.as_mut().unwrap().sha256 = [7; 32];
             Listing::parse(&Listing::new(taken, entries).render()).unwrap()
         };
-        let sha = |l: &Listing| l.get("a.py").unwrap().as_ref().unwrap().sha256.clone();
+        let sha = |l: &Listing| l.get("a.py").unwrap().as_ref().unwrap().sha256;
         let old_enough = recorded(first.taken + 10 * 1_000_000_000);
         let second = take(&options(&app), Some(&old_enough)).unwrap();
-        assert_eq!(sha(&second), "recorded");
+        assert_eq!(sha(&second), [7; 32]);
         assert_eq!((second.hashed, second.as_recorded), (0, true));
         // Taken within 2 s of the file's change: not trusted, read again.
         let racy = recorded(first.taken);
         let third = take(&options(&app), Some(&racy)).unwrap();
-        assert_ne!(sha(&third), "recorded");
+        assert_ne!(sha(&third), [7; 32]);
         assert_eq!((third.hashed, third.as_recorded), (1, false));
     }
 
@@ -542,13 +560,13 @@ mod tests {
 
     #[test]
     fn differences_name_added_removed_and_changed_entries() {
-        let file = |sha: &str| {
+        let file = |sha: u8| {
             Some(FileId {
                 size: 1,
                 mtime: 0,
                 ctime: 0,
                 ino: 0,
-                sha256: sha.into(),
+                sha256: [sha; 32],
             })
         };
         let listing = |entries: Vec<(&str, Option<FileId>)>| {
@@ -561,12 +579,12 @@ mod tests {
             )
         };
         let old = listing(vec![
-            ("a", file("1")),
+            ("a", file(1)),
             ("d", None),
-            ("d/b", file("2")),
+            ("d/b", file(2)),
             ("x", None),
         ]);
-        let new = listing(vec![("a", file("1")), ("d", file("3")), ("e", None)]);
+        let new = listing(vec![("a", file(1)), ("d", file(3)), ("e", None)]);
         let got: Vec<(String, bool, bool, bool)> = differences(&old, &new)
             .into_iter()
             .map(|d| (d.path, d.existed, d.exists, d.dir))
