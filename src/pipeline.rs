@@ -307,6 +307,17 @@ fn print_header(config: &DeployConfig) {
             config.source.value.display()
         );
     }
+    if let Some((command, line)) = &config.deployment_command
+        && config.platform == crate::settings::Platform::Linux
+        && crate::settings::kudu::command_needs_modes(command)
+    {
+        info!(
+            "Note: .deployment line {line} runs `{command}`: Kudu makes the command executable \
+             only when it is a bare path, so a zip deployment made on Windows (no modes) would \
+             fail with \"Permission denied\"; `command = ./deploy/kuduhook` deploys the same \
+             (run by Kudu with no arguments, kuduhook deploys)"
+        );
+    }
     if config.dry_run {
         info!("Dry run: printing the plan, changing nothing");
     }

@@ -82,6 +82,7 @@ fn a_repository_set_up_by_init_deploys_by_zip_made_on_windows_or_linux() {
         .assert_contains("as a tool on Windows does (no modes, 2-second times)")
         .assert_contains("Running deployment command './deploy/kuduhook'")
         .assert_contains("A zip deployment: Kudu extracted the zip into")
+        .assert_lacks("Kudu makes the command executable only when")
         .assert_contains("==> [3/7] pip-install")
         .assert_contains(SUCCEEDED);
     let extracted = r.service.join("tmp/zipdeploy/extracted");

@@ -65,6 +65,8 @@ pub struct DeployConfig {
     /// `IGNORE_MANIFEST=1`: a clean deployment; what the source lacks is deleted.
     pub ignore_manifest: bool,
     pub commit_id: Option<String>,
+    /// `.deployment`'s `command` and its line, as written (app settings aside).
+    pub deployment_command: Option<(String, usize)>,
     pub dry_run: bool,
     /// `--python X.Y` or `PYTHON_VERSION`, raw; files are read by the detect-runtime step.
     pub python_version: Option<Setting<String>>,
@@ -425,6 +427,9 @@ impl DeployConfig {
             in_place,
             ignore_manifest: env.flag(var::IGNORE_MANIFEST),
             commit_id,
+            deployment_command: deployment
+                .get("command")
+                .map(|(command, line)| (command.to_string(), line)),
             release,
             dry_run: args.dry_run,
             python_version,

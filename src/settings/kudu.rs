@@ -34,6 +34,19 @@ pub fn is_zip_extraction(source: &Path) -> bool {
         && parts.next().is_some_and(|p| p == ZIP_EXTRACTED[0])
 }
 
+/// Whether a `.deployment` command runs a program inside the repository with arguments
+/// (`deploy/kuduhook deploy`): Kudu makes the command executable before running it only when the
+/// whole command is a path into the repository, so from a zip without modes (made on Windows)
+/// such a command fails with "Permission denied".
+pub fn command_needs_modes(command: &str) -> bool {
+    let mut words = command.split_whitespace();
+    let program = words.next().unwrap_or("");
+    let relative = !program.is_empty()
+        && !program.starts_with('/')
+        && (program.contains('/') || program.contains('\\'));
+    relative && words.next().is_some()
+}
+
 /// A snapshot of the process environment, taken once at start-up.
 ///
 /// Everything in the library reads the environment through this value, never through
@@ -184,6 +197,16 @@ impl DeploymentFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_repository_program_with_arguments_needs_the_zips_modes() {
+        assert!(command_needs_modes("deploy/kuduhook deploy"));
+        assert!(command_needs_modes("./deploy/kuduhook deploy --dry-run"));
+        assert!(!command_needs_modes("./deploy/kuduhook"));
+        assert!(!command_needs_modes("deploy/kuduhook"));
+        assert!(!command_needs_modes("bash deploy.sh"));
+        assert!(!command_needs_modes("/usr/bin/env kuduhook deploy"));
+    }
 
     #[test]
     fn a_zip_deployment_is_told_by_the_folder_kudulite_extracts_into() {
