@@ -154,7 +154,10 @@ pub fn key(
             }
         }
         None => {
-            let files = crate::ground::paths::files_under(app, &leave_out)?;
+            // With the sync's workers: on App Service's share each stat is a round trip, and
+            // the machine's few cores would take them two at a time.
+            let files = crate::sync::thread_pool(app)
+                .install(|| crate::ground::paths::files_under(app, &leave_out))?;
             for (relative, meta) in &files {
                 stamp(relative, meta.len(), meta.modified().ok()?)?;
             }

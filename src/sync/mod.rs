@@ -502,7 +502,7 @@ impl Ledger<'_> {
 /// unchanged 10,000-file re-sync walks in 85 ms with 2 threads and 60 ms with 8.
 /// On a network filesystem every call is a round trip: 32 workers, so that latency, not one
 /// call at a time, is the limit.
-pub(super) fn thread_pool(target: &Path) -> rayon::ThreadPool {
+pub fn thread_pool(target: &Path) -> rayon::ThreadPool {
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let threads = match crate::env::files::network_filesystem(target) {
         Some(_) => 32,
