@@ -32,6 +32,17 @@ unmount_share() {
   mounted=""
 }
 
+# site_like_env: what the deploying benchmarks run with: the Flask example's wheels offline,
+# the site's Python stack (3.11), and the interpreter's own folder first on PATH, as the
+# platform's /opt/python/3.11/bin is (on this machine `python3.11` is otherwise pyenv's shim, a
+# chain of bash scripts that costs ~130 ms each time the runtime step asks the interpreter its
+# version).
+site_like_env() {
+  export PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app PIP_DISABLE_PIP_VERSION_CHECK=1
+  export FRAMEWORK=PYTHON FRAMEWORK_VERSION=3.11
+  export PATH=$(dirname "$python"):$PATH
+}
+
 now() { date +%s%N; }
 
 # ms COMMAND...: runs the command quietly, prints its wall time in milliseconds. A failure

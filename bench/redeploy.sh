@@ -28,12 +28,7 @@ source bench/lib.sh
 bench_setup redeploy
 kuduhook=$PWD/target/release/kuduhook
 kudusync=$PWD/target/tools/node/node_modules/.bin/kudusync
-export PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app PIP_DISABLE_PIP_VERSION_CHECK=1
-export FRAMEWORK=PYTHON FRAMEWORK_VERSION=3.11
-# The interpreter's own folder first on PATH, as the platform's /opt/python/3.11/bin is: on this
-# machine `python3.11` is otherwise pyenv's shim, a chain of bash scripts that cost ~130 ms
-# each time the runtime step asks the interpreter its version.
-export PATH=$(dirname "$python"):$PATH
+site_like_env
 # No automatic gc: with 100,000 loose objects a commit would start one in the background,
 # packing while the deploys are timed (and while the repository is being removed).
 git_q() { git -C "$1" -c user.name=bench -c user.email=bench@example.com -c gc.auto=0 \

@@ -21,8 +21,7 @@ files=${3:-10000}
 source bench/lib.sh
 bench_setup rollback
 kuduhook=$PWD/target/release/kuduhook
-export PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app PIP_DISABLE_PIP_VERSION_CHECK=1
-export FRAMEWORK=PYTHON FRAMEWORK_VERSION=3.11
+site_like_env
 git_q() { git -C "$1" -c user.name=bench -c user.email=bench@example.com "${@:2}" >/dev/null; }
 
 # make_repo DIR COUNT: release 1 (the Flask example plus COUNT files) on branch one, release 2

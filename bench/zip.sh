@@ -24,9 +24,7 @@ source bench/lib.sh
 bench_setup zip
 kuduhook=$PWD/target/release/kuduhook
 kudusync=$PWD/target/tools/node/node_modules/.bin/kudusync
-export PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app PIP_DISABLE_PIP_VERSION_CHECK=1
-export FRAMEWORK=PYTHON FRAMEWORK_VERSION=3.11
-export PATH=$(dirname "$python"):$PATH
+site_like_env
 
 app=$work/app
 flask_app_with_files "$app" "$files"
@@ -98,28 +96,29 @@ for r in $(seq "$rounds"); do
   for tool in resync resync_walk resync_node; do times[$tool]+=" $(ms "$tool")"; done
 done
 
+declare -A label=(
+  [hook]="kuduhook deploy (the whole deployment)"
+  [hook_sync]="kuduhook sync (from its record)"
+  [node_sync]="node kudusync"
+  [resync]="kuduhook sync (from its record)"
+  [resync_walk]="kuduhook sync, KUDUHOOK_SYNC_VERIFY=full (walk)"
+  [resync_node]="node kudusync"
+)
+# table KUDUSYNC TOOL...: each tool's median and kudusync's median over it.
+table() {
+  local k tool t
+  k=$(median <<<"${times[$1]}")
+  shift
+  printf "%-48s %8s %10s\n" scenario ms "kudusync / it"
+  for tool in "$@"; do
+    t=$(median <<<"${times[$tool]}")
+    printf "%-48s %8s %10s\n" "${label[$tool]}" "$t" "$(ratio "$k" "$t")"
+  done
+}
+
 echo
 echo "== zip redeploy, 1-file change in $files files, site on the share at $latency ms; medians of $rounds (ms), $(nproc) cores"
-k=$(median <<<"${times[node_sync]}")
-printf "%-48s %8s %10s\n" scenario ms "kudusync / it"
-for tool in hook hook_sync node_sync; do
-  case $tool in
-    hook) label="kuduhook deploy (the whole deployment)" ;;
-    hook_sync) label="kuduhook sync (from its record)" ;;
-    node_sync) label="node kudusync" ;;
-  esac
-  t=$(median <<<"${times[$tool]}")
-  printf "%-48s %8s %10s\n" "$label" "$t" "$(ratio "$k" "$t")"
-done
+table node_sync hook hook_sync node_sync
 echo
 echo "== unchanged re-sync of $files files, local disk; medians of $rounds (ms)"
-k=$(median <<<"${times[resync_node]}")
-for tool in resync resync_walk resync_node; do
-  case $tool in
-    resync) label="kuduhook sync (from its record)" ;;
-    resync_walk) label="kuduhook sync, KUDUHOOK_SYNC_VERIFY=full (walk)" ;;
-    resync_node) label="node kudusync" ;;
-  esac
-  t=$(median <<<"${times[$tool]}")
-  printf "%-48s %8s %10s\n" "$label" "$t" "$(ratio "$k" "$t")"
-done
+table resync_node resync resync_walk resync_node

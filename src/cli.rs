@@ -59,11 +59,13 @@ pub enum Command {
     /// translate. Nothing is overwritten without --force.
     Init(InitArgs),
 
-    /// Set up a local App Service to rehearse `git push` on, and add it as a git remote.
+    /// Set up a local App Service to rehearse `git push` on, and add it as a git remote; or
+    /// deploy a zip to it (--zip).
     ///
     /// Creates (or refreshes) a folder laid out like App Service's /home: a repository to push
     /// to whose hook deploys the way Kudu does (`.deployment`, app settings from a file, Kudu's
-    /// variables and manifests, no TTY, the idle kill), and the site it deploys into.
+    /// variables and manifests, no TTY, the idle kill), and the site it deploys into. With
+    /// --zip, deploys a zip (or a folder) to it the way Kudu deploys one from `az webapp deploy`.
     Rehearse(RehearseArgs),
 
     /// Run the deployment pipeline (what `.deployment` runs on every push).

@@ -59,15 +59,6 @@ fn rustix_free_exchange(a: &Path, b: &Path) -> Option<i32> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// On a share that ignores case: a case-only rename takes the new case and loses nothing (a
 /// case-sensitive sync would copy `app.py`, then delete `App.py`: the same file; kuduhook
 /// deletes the old name first, then copies); two names
@@ -80,7 +71,7 @@ fn case_only_renames_apply_and_case_collisions_are_refused_on_the_share() {
     // Its app.py is no Python app: the start check (which would refuse it) is off.
     let deploy = || site.deploy_with(&[], &[("KUDUHOOK_START_CHECK", "off")]);
     deploy().assert_ok();
-    assert_eq!(names_in(&site.target), ["App.py", "Static"]);
+    assert_eq!(support::names_in(&site.target), ["App.py", "Static"]);
 
     std::fs::rename(site.repo.join("App.py"), site.repo.join("app.py")).unwrap();
     std::fs::rename(site.repo.join("Static"), site.repo.join("static")).unwrap();
@@ -98,7 +89,7 @@ fn case_only_renames_apply_and_case_collisions_are_refused_on_the_share() {
         .expect("the new name comes");
     assert!(deleted < copied, "{}", run.log);
     assert_eq!(
-        names_in(&site.target),
+        support::names_in(&site.target),
         ["Static", "app.py"],
         "the file takes the new case"
     );
@@ -154,10 +145,10 @@ fn links_in_the_repository_are_synced_as_copies_on_the_share() {
         "a logo"
     );
     assert_eq!(
-        names_in(target),
+        support::names_in(target),
         ["assets", "data.txt", "to-file", "to-folder"]
     );
-    assert_eq!(names_in(&target.join("assets")), ["logo.txt"]);
+    assert_eq!(support::names_in(&target.join("assets")), ["logo.txt"]);
 
     // Unchanged, nothing is copied again.
     site.deploy(&[])

@@ -74,9 +74,13 @@ impl Dirs {
 
     /// A sync as Kudu runs it: previous and next manifest by deployment name.
     fn deploy(&self, previous: &str, next: &str) -> Run {
+        self.deploy_with(previous, next, &[])
+    }
+
+    fn deploy_with(&self, previous: &str, next: &str, env: &[(&str, &str)]) -> Run {
         let (p, n) = (self.manifest(previous), self.manifest(next));
         fs::create_dir_all(n.parent().unwrap()).unwrap();
-        self.sync(&["-p", p.to_str().unwrap(), "-n", n.to_str().unwrap()])
+        self.sync_with(&["-p", p.to_str().unwrap(), "-n", n.to_str().unwrap()], env)
     }
 }
 
@@ -212,15 +216,10 @@ fn a_resync_is_planned_from_the_record_of_the_last_sync_unless_it_cannot_be_trus
         .assert_ok()
         .assert_contains("Walking the whole site: the previous manifest is not the one");
     // Asked to walk.
-    let (p, n) = (d.manifest("five"), d.manifest("six"));
-    fs::create_dir_all(n.parent().unwrap()).unwrap();
-    d.sync_with(
-        &["-p", p.to_str().unwrap(), "-n", n.to_str().unwrap()],
-        &[("KUDUHOOK_SYNC_VERIFY", "full")],
-    )
-    .assert_ok()
-    .assert_contains("Walking the whole site: asked for (KUDUHOOK_SYNC_VERIFY=full)")
-    .assert_contains("Nothing changed: 22 files unchanged");
+    d.deploy_with("five", "six", &[("KUDUHOOK_SYNC_VERIFY", "full")])
+        .assert_ok()
+        .assert_contains("Walking the whole site: asked for (KUDUHOOK_SYNC_VERIFY=full)")
+        .assert_contains("Nothing changed: 22 files unchanged");
     assert_eq!(d.target("upload.bin").as_deref(), Some("the app's"));
 }
 

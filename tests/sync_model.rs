@@ -60,7 +60,7 @@ struct World {
     /// times cut to a zip's 2 seconds), planned from the record of the last sync.
     zip: bool,
     /// Syncs planned without a walk (from git's diff, or the record of the last sync).
-    from_git: usize,
+    planned: usize,
     /// Where the targets are: the world's folder, or an SMB-like share mounted in it.
     site: PathBuf,
     /// The share, when the targets are on one: its names ignore case, so the two targets are
@@ -83,7 +83,7 @@ impl World {
             git: false,
             ignored: BTreeMap::new(),
             zip: false,
-            from_git: 0,
+            planned: 0,
             site: root.to_path_buf(),
             share: None,
         }
@@ -443,6 +443,17 @@ impl World {
         );
     }
 
+    /// What a deployment starts from besides the edits: git's own (modes, ignored files) and a
+    /// commit; on a share, no two names that differ only in case.
+    fn before_deploy(&mut self) {
+        if self.git {
+            self.git_edit();
+            self.commit();
+        } else {
+            self.drop_case_collisions();
+        }
+    }
+
     /// Syncs as Kudu would; a deployment that "fails later" never becomes previous.
     fn deploy(&mut self, fails_later: bool) {
         self.deployments += 1;
@@ -474,7 +485,7 @@ impl World {
                 support::walk(&self.src()),
                 support::walk(&self.dst())
             ),
-            Ok(report) => self.from_git += usize::from(report.planned_from.is_some()),
+            Ok(report) => self.planned += usize::from(report.planned_from.is_some()),
         }
         if self.side_by_side() {
             let walked = self
@@ -597,30 +608,17 @@ fn read_tree(dir: &Path) -> (BTreeMap<String, Vec<u8>>, BTreeSet<String>) {
 
 #[test]
 fn random_histories_match_the_model() {
-    for seed in 1..=40u64 {
-        let root = tempfile::Builder::new()
-            .prefix("kuduhook-model-")
-            .tempdir()
-            .unwrap();
-        let mut world = World::new(seed, root.path());
-        for step in 0..12 {
-            for _ in 0..1 + world.rng.below(4) {
-                world.edit();
-            }
-            let fails_later = world.rng.below(5) == 0;
-            world.deploy(fails_later);
-            world.check(seed, step);
-        }
-    }
+    histories(40, 12, World::new);
 }
 
-/// Runs random git histories of `steps` steps for `seeds`, each in a world made by
-/// `world_at`, checking both targets after every step. How many syncs took the git path.
-fn git_histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -> usize {
-    let mut from_git = 0;
+/// Runs random histories of `steps` steps for `seeds`, each in a world made by `world_at`,
+/// checking the target (and the walked one beside it) after every step. How many syncs were
+/// planned without a walk.
+fn histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -> usize {
+    let mut planned = 0;
     for seed in 1..=seeds {
         let root = tempfile::Builder::new()
-            .prefix("kuduhook-model-git-")
+            .prefix("kuduhook-model-")
             .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .unwrap();
         let mut world = world_at(seed, root.path());
@@ -628,19 +626,18 @@ fn git_histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> Worl
             for _ in 0..1 + world.rng.below(4) {
                 world.edit();
             }
-            world.git_edit();
-            world.commit();
+            world.before_deploy();
             let fails_later = world.rng.below(5) == 0;
             world.deploy(fails_later);
             world.check(seed, step);
         }
-        from_git += world.from_git;
+        planned += world.planned;
     }
     eprintln!(
-        "{from_git} of {} syncs planned from git",
+        "{planned} of {} syncs planned without a walk",
         seeds as usize * steps
     );
-    from_git
+    planned
 }
 
 /// Zip deployments: every sync from a fresh extraction (2-second times, no modes), planned
@@ -648,7 +645,7 @@ fn git_histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> Worl
 /// file changed within the same 2-second time and size.
 #[test]
 fn zip_histories_match_the_model() {
-    let planned = zip_histories(30, 12, World::with_zip);
+    let planned = histories(30, 12, World::with_zip);
     assert!(
         planned >= 120,
         "only {planned} of 360 zip syncs were planned from the record"
@@ -658,44 +655,18 @@ fn zip_histories_match_the_model() {
 /// The same on the share, beside a walk of the same extractions (names ignore case there).
 #[test]
 fn zip_histories_on_the_share_sync_the_same_from_the_record_as_by_a_walk() {
-    let planned = zip_histories(8, 10, World::with_zip_on_share);
+    let planned = histories(8, 10, World::with_zip_on_share);
     assert!(
         planned >= 20,
         "only {planned} of 80 zip syncs were planned from the record"
     );
 }
 
-fn zip_histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -> usize {
-    let mut planned = 0;
-    for seed in 1..=seeds {
-        let root = tempfile::Builder::new()
-            .prefix("kuduhook-model-zip-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-            .unwrap();
-        let mut world = world_at(seed, root.path());
-        for step in 0..steps {
-            for _ in 0..1 + world.rng.below(4) {
-                world.edit();
-            }
-            world.drop_case_collisions();
-            let fails_later = world.rng.below(5) == 0;
-            world.deploy(fails_later);
-            world.check(seed, step);
-        }
-        planned += world.from_git;
-    }
-    eprintln!(
-        "{planned} of {} zip syncs planned from the record",
-        seeds as usize * steps
-    );
-    planned
-}
-
 /// The same histories in git, synced from git's diff and by a walk, side by side: the two
 /// targets are the same after every step, and the model's.
 #[test]
 fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
-    let from_git = git_histories(30, 12, World::with_git);
+    let from_git = histories(30, 12, World::with_git);
     assert!(
         from_git >= 60,
         "only {from_git} of 360 syncs were planned from git"
@@ -705,7 +676,7 @@ fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
 /// The same on the share, where names ignore case (a case-only rename is one file there).
 #[test]
 fn git_histories_on_the_share_sync_the_same_from_the_diff_as_by_a_walk() {
-    let from_git = git_histories(8, 10, World::with_git_on_share);
+    let from_git = histories(8, 10, World::with_git_on_share);
     assert!(
         from_git >= 12,
         "only {from_git} of 80 syncs were planned from git"

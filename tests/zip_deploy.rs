@@ -45,16 +45,6 @@ fn set_time(path: &Path, secs: u64) {
         .unwrap();
 }
 
-/// The names in a folder of the site (as the share lists them).
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 /// `kuduhook init`'s repository deploys by zip whether the zip was made on Windows (no modes:
 /// Kudu makes the bare `./deploy/kuduhook` executable itself) or on Linux (modes kept), and a
 /// one-file change is synced from the record of the last sync.
@@ -172,7 +162,7 @@ fn zip_redeploys_on_the_share_add_change_delete_and_rename_by_case() {
     r.zip_deploy(&r.app, &[])
         .assert_ok()
         .assert_contains("Walking the whole site: a case-only rename (notes.txt)");
-    let names = names_in(&r.wwwroot());
+    let names = support::names_in(&r.wwwroot());
     assert!(names.contains(&"notes.txt".to_string()), "{names:?}");
     assert!(!names.contains(&"Notes.txt".to_string()), "{names:?}");
     assert!(!names.contains(&"old.txt".to_string()), "{names:?}");
@@ -187,7 +177,7 @@ fn zip_redeploys_on_the_share_add_change_delete_and_rename_by_case() {
         .assert_ok()
         .assert_contains("a clean deployment (IGNORE_MANIFEST)")
         .assert_contains("Deleting file: 'uploaded.txt'");
-    let names = names_in(&r.wwwroot());
+    let names = support::names_in(&r.wwwroot());
     assert_eq!(
         names,
         ["app.py", "data.txt", "deploy", "notes.txt", "static"].map(String::from),
@@ -296,4 +286,43 @@ fn kill_9_during_a_zip_deployment_then_the_next_one_lands_exactly() {
         &["status", "--target", r.wwwroot().to_str().unwrap()],
     );
     status.assert_ok();
+}
+
+/// What goes wrong before kuduhook runs is said with what to do: no zip at the path (nothing
+/// is set up), a file that is not a zip, a zip without `.deployment`.
+#[test]
+fn a_missing_or_unreadable_zip_or_one_without_a_command_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let site_arg = site.to_str().unwrap();
+    kuduhook_in(
+        dir.path(),
+        &["rehearse", "--site", site_arg, "--zip", "nothere.zip"],
+    )
+    .assert_failed()
+    .assert_contains("error: there is no zip or folder at")
+    .assert_contains("fix: give the zip your tool deploys");
+    assert!(
+        !site.exists(),
+        "nothing is set up for a zip that is not there"
+    );
+
+    std::fs::write(dir.path().join("bad.zip"), "not a zip").unwrap();
+    kuduhook_in(
+        dir.path(),
+        &["rehearse", "--site", site_arg, "--zip", "bad.zip"],
+    )
+    .assert_failed()
+    .assert_contains("bad.zip is not a zip kuduhook can read");
+
+    let app = dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("app.py"), WSGI_APP).unwrap();
+    kuduhook_in(
+        dir.path(),
+        &["rehearse", "--site", site_arg, "--zip", "app"],
+    )
+    .assert_failed()
+    .assert_contains("error: the zip names no deployment command")
+    .assert_contains("put what it writes (.deployment and deploy/) in the zip");
 }

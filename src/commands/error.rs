@@ -17,11 +17,17 @@ pub enum CommandError {
         line: usize,
         text: String,
     },
-    /// The pushed repository names no deployment command (`.deployment` or `COMMAND`).
+    /// The pushed repository (or the deployed zip) names no deployment command
+    /// (`.deployment` or `COMMAND`).
     NoDeploymentCommand {
         repository: PathBuf,
         settings: PathBuf,
+        zip: bool,
     },
+    /// `kuduhook rehearse --zip` was given a path with nothing there.
+    ZipMissing { path: PathBuf },
+    /// `kuduhook rehearse --zip` was given a file that is not a zip it can read.
+    NotAZip { path: PathBuf, detail: String },
     /// The git remote the rehearsal would add already points elsewhere.
     RemoteTaken {
         remote: String,
@@ -71,18 +77,44 @@ impl Failure for CommandError {
             CommandError::NoDeploymentCommand {
                 repository,
                 settings,
+                zip,
             } => (
-                "the pushed repository names no deployment command".to_string(),
+                match zip {
+                    true => "the zip names no deployment command",
+                    false => "the pushed repository names no deployment command",
+                }
+                .to_string(),
                 format!(
                     "Kudu runs the `command` of .deployment's [config] section (or the COMMAND \
                      app setting), and {} has neither",
                     repository.join(".deployment").display()
                 ),
-                format!(
-                    "run `kuduhook init` in your repository and commit what it writes, or set \
-                     COMMAND in {}",
-                    settings.display()
-                ),
+                match zip {
+                    true => format!(
+                        "run `kuduhook init` in your app's folder and put what it writes \
+                         (.deployment and deploy/) in the zip, or set COMMAND in {}",
+                        settings.display()
+                    ),
+                    false => format!(
+                        "run `kuduhook init` in your repository and commit what it writes, or \
+                         set COMMAND in {}",
+                        settings.display()
+                    ),
+                },
+            ),
+            CommandError::ZipMissing { path } => (
+                format!("there is no zip or folder at {}", path.display()),
+                "kuduhook rehearse --zip deploys a zip, or a folder it zips first".to_string(),
+                "give the zip your tool deploys (what az webapp deploy --src-path takes), or \
+                 your app's folder"
+                    .to_string(),
+            ),
+            CommandError::NotAZip { path, detail } => (
+                format!("{} is not a zip kuduhook can read", path.display()),
+                format!("reading it said: {detail}"),
+                "give a zip made by `zip -r`, your editor or CI (deflated or stored), or your \
+                 app's folder, which kuduhook zips as a tool on Windows does"
+                    .to_string(),
             ),
             CommandError::RemoteTaken {
                 remote,

@@ -90,26 +90,34 @@ fn rehearse_command(args: &cli::RehearseArgs) -> ExitCode {
             }
         };
     }
+    let zip = args
+        .zip
+        .as_ref()
+        .map(|zip| paths::normalize(&cwd.join(zip)));
+    if let Some(zip) = zip.as_ref().filter(|zip| !zip.exists()) {
+        report(
+            &error::CommandError::ZipMissing { path: zip.clone() }.into(),
+            None,
+        );
+        return ExitCode::FAILURE;
+    }
     let binary = std::env::current_exe().unwrap_or_else(|_| "kuduhook".into());
     // A zip deployment needs no git remote.
     let remote = args.zip.is_none().then_some(args.remote.as_str());
-    match rehearsal::setup(&root, &binary, &cwd, remote) {
-        Ok(_) if args.zip.is_some() => {
-            let zip = paths::normalize(&cwd.join(args.zip.as_deref().unwrap_or(".".as_ref())));
-            match rehearsal::receive::deploy_zip(&root, &zip, args.clean) {
-                Ok(true) => ExitCode::SUCCESS,
-                Ok(false) => ExitCode::FAILURE,
-                Err(e) => {
-                    report(&e, Some(rehearsal::receive::KEEPS_SERVING));
-                    ExitCode::FAILURE
-                }
+    match (rehearsal::setup(&root, &binary, &cwd, remote), &zip) {
+        (Ok(_), Some(zip)) => match rehearsal::receive::deploy_zip(&root, zip, args.clean) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                report(&e, Some(rehearsal::receive::KEEPS_SERVING));
+                ExitCode::FAILURE
             }
-        }
-        Ok(done) => {
+        },
+        (Ok(done), None) => {
             info!("{}", rehearsal::describe(&done, &binary));
             ExitCode::SUCCESS
         }
-        Err(e) => {
+        (Err(e), _) => {
             report(&e, None);
             ExitCode::FAILURE
         }

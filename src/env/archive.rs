@@ -43,7 +43,7 @@ pub const ARCHIVES_DIR: &str = "env-archives";
 /// The archive's file name for an env named `env_name` whose record file holds `record`.
 pub fn file_name(env_name: &str, record: &[u8]) -> String {
     let hash = Sha256::digest(record);
-    let short: String = hash[..6].iter().map(|b| format!("{b:02x}")).collect();
+    let short = crate::ground::digest::hex(&hash[..6]);
     format!("{env_name}-{short}.tar.gz")
 }
 

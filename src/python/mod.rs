@@ -178,12 +178,7 @@ pub fn marker_environment(
     key.update(path.to_string_lossy().as_bytes());
     key.update(meta.len().to_le_bytes());
     key.update(modified.map(|d| d.as_nanos()).unwrap_or(0).to_le_bytes());
-    let key: String = key
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let key = crate::ground::digest::hex(&key.finalize()[..8]);
     let cached = cache.join(format!("markers-{key}.json"));
     if let Ok(text) = std::fs::read_to_string(&cached)
         && let Ok(markers) = crate::python::closure::parse_marker_environment(&text)

@@ -3,11 +3,11 @@
 //!
 //! What the check depends on, each part of one key: the app's files (every file's path, size
 //! and modification time; `.git` and the env left out; the sync's own listing of the source
-//! when the pipeline took one, so that the files are stat'ed once for both), the env (its folder, its id and its
-//! last install), the interpreter that runs it, the environment the check's process sees (the
-//! app settings among it; Kudu's per-deployment variables left out: the commit id, the temp
-//! folder, the manifests' paths), the check itself (its entry or command and timeout) and
-//! kuduhook's version. The record of the last pass (its key and when it ran) is kept in the
+//! when the pipeline took one, so that the files are stat'ed once for both), the env (its
+//! folder, its id and its last install), the interpreter that runs it, the environment the
+//! check's process sees (the app settings among it; Kudu's per-deployment variables left out:
+//! the commit id, the temp folder, the manifests' paths), the check itself (its entry or
+//! command and timeout) and kuduhook's version. The record of the last pass (its key and when it ran) is kept in the
 //! site's local state. A file written within [`RACY`] of that check may have changed without
 //! its time moving (a zip's entries keep 2-second times): then the check runs again. Never
 //! wrong, only slower: anything unreadable runs the check.
@@ -163,7 +163,7 @@ pub fn key(
             }
         }
     }
-    let hex: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::ground::digest::hex(&hash.finalize());
     Some((hex, count, newest))
 }
 

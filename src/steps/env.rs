@@ -113,7 +113,7 @@ pub fn run(
         };
         let outcome = Outcome::Done(format!(
             "Reusing env {}: Python {} as selected, base interpreter present, its python runs \
-             (built {}: {})",
+             (built {}, because: {})",
             live.display(),
             record.python,
             ago(record.created_unix, now_unix()),

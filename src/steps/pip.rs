@@ -350,7 +350,7 @@ pub fn fingerprint(files: &[PathBuf], root: &Path, installer: &str, args: &[Stri
             Err(_) => hash.update(b"<missing>"),
         }
     }
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::ground::digest::hex(&hash.finalize())
 }
 
 #[cfg(test)]

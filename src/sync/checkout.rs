@@ -29,6 +29,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
 
+use crate::ground::digest::hex;
+
 /// What the check could prove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -276,10 +278,6 @@ fn times(_meta: &std::fs::Metadata) -> ((u32, u32), (u32, u32)) {
 #[cfg(not(unix))]
 fn inode(_meta: &std::fs::Metadata) -> u32 {
     u32::MAX
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Reads git's index (versions 2 and 3, SHA-1), refusing whatever the check cannot vouch for.

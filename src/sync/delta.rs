@@ -137,7 +137,8 @@ fn short(commit: &str) -> &str {
 }
 
 /// What git (or the record of the files last synced) says about this sync.
-pub(super) struct FromGit {
+#[derive(Default)]
+pub(super) struct WithoutWalk {
     /// The plan, when the last sync is proven and the source is known exactly.
     pub planned: Option<DeltaPlan>,
     /// What a record of this sync may vouch for: the commit the checkout holds exactly, or the
@@ -165,7 +166,7 @@ pub(super) fn start(options: &SyncOptions, stated: Option<listing::Stated>) -> O
     if options.what_if || !options.delta.enabled {
         return None;
     }
-    if !options.from.join(".git").exists() {
+    if plans_from_record(options) {
         let options = options.clone();
         return Some(Checking::Files(std::thread::spawn(move || {
             // The record is read while the source is listed (unless the caller listed it);
@@ -197,26 +198,30 @@ pub(super) fn start(options: &SyncOptions, stated: Option<listing::Stated>) -> O
     Some(Checking::Git(head))
 }
 
-/// What git says about this sync, from the check [`start`]ed, and says in the log why it walks
-/// the whole site when git cannot tell.
-pub(super) fn from_git(
+/// Whether the sync plans from its record of the files it copied (a source that is not a git
+/// checkout), when it may plan without a walk at all.
+pub(super) fn plans_from_record(options: &SyncOptions) -> bool {
+    !options.what_if && options.delta.enabled && !options.from.join(".git").exists()
+}
+
+/// Says in the log why the sync walks the whole site (unless it is quiet).
+fn say_walking(options: &SyncOptions, why: &WhyFull) {
+    if options.listed_changes > 0 {
+        tracing::info!("Walking the whole site: {}", why.describe());
+    }
+}
+
+/// What git (or the record) says about this sync, from the look [`start`]ed, and says in the
+/// log why it walks the whole site when neither can tell.
+pub(super) fn without_walk(
     options: &SyncOptions,
     checking: Option<Checking>,
     previous_text: Option<&[u8]>,
     previous: &Manifest,
     folds_case: bool,
-) -> FromGit {
-    let say = |why: &WhyFull| {
-        if options.listed_changes > 0 {
-            tracing::info!("Walking the whole site: {}", why.describe());
-        }
-    };
-    let none = FromGit {
-        planned: None,
-        head: None,
-        listing: None,
-        recorded: None,
-    };
+) -> WithoutWalk {
+    let say = |why: &WhyFull| say_walking(options, why);
+    let none = WithoutWalk::default();
     let checking = match checking {
         Some(Checking::Git(head)) => head,
         Some(Checking::Files(listing)) => {
@@ -258,11 +263,10 @@ pub(super) fn from_git(
         .join()
         .unwrap_or_else(|_| Err(WhyFull::NoGit("git's check panicked".into())));
     match (planned, clean) {
-        (Ok(planned), Ok(())) => FromGit {
+        (Ok(planned), Ok(())) => WithoutWalk {
             planned: Some(planned),
             head: Some(head),
-            listing: None,
-            recorded: None,
+            ..WithoutWalk::default()
         },
         (Err(why), clean) => {
             match &clean {
@@ -271,11 +275,9 @@ pub(super) fn from_git(
                 Err(dirty) if why == WhyFull::NoRecord => say(dirty),
                 _ => say(&why),
             }
-            FromGit {
-                planned: None,
+            WithoutWalk {
                 head: clean.ok().map(|()| head),
-                listing: None,
-                recorded: None,
+                ..WithoutWalk::default()
             }
         }
         (Ok(_), Err(why)) => {
@@ -293,22 +295,12 @@ fn from_files(
     previous_text: Option<&[u8]>,
     previous: &Manifest,
     folds_case: bool,
-) -> FromGit {
-    let say = |why: &WhyFull| {
-        if options.listed_changes > 0 {
-            tracing::info!("Walking the whole site: {}", why.describe());
-        }
-    };
+) -> WithoutWalk {
     let (now, recorded) = match listed {
         Ok(listed) => listed,
         Err(why) => {
-            say(&why);
-            return FromGit {
-                planned: None,
-                head: None,
-                listing: None,
-                recorded: None,
-            };
+            say_walking(options, &why);
+            return WithoutWalk::default();
         }
     };
     let planned = proven(options, &options.delta, previous_text).and_then(|state| {
@@ -331,15 +323,14 @@ fn from_files(
         let plan = plan_changes(options, &changes, previous_text, previous, folds_case)?;
         Ok(DeltaPlan {
             plan,
-            from: "the record of the last sync".into(),
-            to: String::new(),
+            basis: Basis::Record,
             changed: count,
         })
     });
     if let Err(why) = &planned {
-        say(why);
+        say_walking(options, why);
     }
-    FromGit {
+    WithoutWalk {
         planned: planned.ok(),
         head: Some(now.id().to_string()),
         listing: Some(now),
@@ -347,13 +338,20 @@ fn from_files(
     }
 }
 
-/// A plan from git, and what it was computed from.
+/// A plan without a walk, and what it was computed from.
 pub(super) struct DeltaPlan {
     pub plan: Plan,
-    pub from: String,
-    pub to: String,
-    /// The paths git reported, before the sync's own rules.
+    pub basis: Basis,
+    /// The paths git (or the record) reported, before the sync's own rules.
     pub changed: usize,
+}
+
+/// What a plan without a walk compared.
+pub(super) enum Basis {
+    /// Git's diff between the commit last synced and this one.
+    Git { from: String, to: String },
+    /// The record of the files the last sync copied, with the source's listing.
+    Record,
 }
 
 impl DeltaPlan {
@@ -361,13 +359,11 @@ impl DeltaPlan {
     /// "from the record of the last sync, 1 changed path".
     pub fn describe(&self) -> String {
         let changed = crate::ground::logging::plural(self.changed, "changed path");
-        match self.to.is_empty() {
-            true => format!("from {}, {changed}", self.from),
-            false => format!(
-                "from git {}..{}, {changed}",
-                short(&self.from),
-                short(&self.to)
-            ),
+        match &self.basis {
+            Basis::Record => format!("from the record of the last sync, {changed}"),
+            Basis::Git { from, to } => {
+                format!("from git {}..{}, {changed}", short(from), short(to))
+            }
         }
     }
 }
@@ -440,10 +436,7 @@ pub(super) fn record(options: &SyncOptions, commit: &str, manifest_text: &[u8], 
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::ground::digest::hex(&Sha256::digest(bytes))
 }
 
 /// What decides a sync's result besides the two trees.
@@ -649,8 +642,10 @@ fn plan(
     let plan = plan_changes(options, &changes, previous_text, previous, folds_case)?;
     Ok(DeltaPlan {
         plan,
-        from: state.commit,
-        to: head.to_string(),
+        basis: Basis::Git {
+            from: state.commit,
+            to: head.to_string(),
+        },
         changed: changes.len(),
     })
 }

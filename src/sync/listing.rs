@@ -30,6 +30,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::SyncOptions;
+use crate::ground::digest::hex;
 
 /// The record of the files the last sync copied, in the target's state folder.
 pub const FILE: &str = "synced-files";
@@ -42,7 +43,7 @@ const HEADER: &str = "kuduhook synced files 1";
 const RACY: Duration = Duration::from_secs(2);
 
 /// One file as read from the source.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileId {
     pub size: u64,
     /// Modification and change times (ns since the epoch), and inode: the identity of the
@@ -64,9 +65,9 @@ pub struct Listing {
     /// What it holds ([`Listing::id`]), computed once.
     id: String,
     /// Files read and hashed to take it (the others were vouched for by the record).
-    pub hashed: usize,
+    hashed: usize,
     /// Exactly the record it was compared with: nothing to write.
-    pub as_recorded: bool,
+    as_recorded: bool,
 }
 
 impl Listing {
@@ -97,11 +98,6 @@ impl Listing {
     /// each file's size and content. Two syncs of the same content have the same id.
     pub fn id(&self) -> &str {
         &self.id
-    }
-
-    /// How many files (not folders) it lists.
-    pub fn files(&self) -> usize {
-        self.entries.iter().filter(|(_, e)| e.is_some()).count()
     }
 
     /// The entry for `path`: `Some(None)` for a folder.
@@ -187,12 +183,6 @@ fn path(target: &Path) -> std::path::PathBuf {
     crate::ground::paths::state_dir(target).join(FILE)
 }
 
-/// Lists the source of `options` as the sync would copy it, hashing what `previous` cannot
-/// vouch for. `Err`: what the walk must decide (for the log).
-pub fn take(options: &SyncOptions, previous: Option<&Listing>) -> Result<Listing, String> {
-    finish(options, stat(options)?, previous)
-}
-
 /// Every folder and file of the source, with each file's size and identity, before any is
 /// read: what [`finish`] completes once the record is read (the two overlap).
 pub struct Stated {
@@ -260,8 +250,7 @@ pub fn finish(
                 && s.ctime != 0
                 && s.ctime < trusted_before
             {
-                let file = (*known).clone();
-                return Ok((path, Some(file)));
+                return Ok((path, Some(**known)));
             }
             hashed.fetch_add(1, Ordering::Relaxed);
             let sha256 =
@@ -402,16 +391,6 @@ fn unhex(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[(b >> 4) as usize] as char);
-        out.push(DIGITS[(b & 15) as usize] as char);
-    }
-    out
-}
-
 fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -478,6 +457,11 @@ pub fn differences(old: &Listing, new: &Listing) -> Vec<Difference> {
 mod tests {
     use super::*;
 
+    /// The source listed and hashed in one go.
+    fn take(options: &SyncOptions, previous: Option<&Listing>) -> Result<Listing, String> {
+        finish(options, stat(options)?, previous)
+    }
+
     fn options(from: &Path) -> SyncOptions {
         let mut options = SyncOptions::new(from, from.join("../target"));
         options.ignore = super::super::Patterns::new(&[".git"]).unwrap();
@@ -491,7 +475,7 @@ mod tests {
         std::fs::create_dir_all(app.join("pkg/empty")).unwrap();
         std::fs::write(app.join("pkg/a.py"), "A = 1\n").unwrap();
         let first = take(&options(&app), None).unwrap();
-        assert_eq!(first.files(), 1);
+        assert_eq!(first.entries.iter().filter(|(_, e)| e.is_some()).count(), 1);
         assert_eq!(first.get("pkg/empty"), Some(&None));
         // The same size, the same (zip-like, 2-second) modification time, other content.
         let time = std::fs::metadata(app.join("pkg/a.py"))

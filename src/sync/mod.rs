@@ -37,7 +37,7 @@ use plan::{Plan, Planner};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use tracing::{Span, info, warn};
@@ -226,7 +226,7 @@ impl From<DeployError> for SyncFailure {
 /// for the start check's key and hands it to [`sync_stated`] when nothing ran in between, so
 /// the app's files are stat'ed once. `None`: the sync will not use one.
 pub fn stat_source(options: &SyncOptions) -> Option<listing::Stated> {
-    if options.what_if || !options.delta.enabled || options.from.join(".git").exists() {
+    if !delta::plans_from_record(options) {
         return None;
     }
     thread_pool(&options.from)
@@ -304,7 +304,7 @@ pub fn sync_stated(
         || -> Result<(), SyncFailure> {
             // Asked once of the target, for both ways of planning (on a share it is round trips).
             let folds = plan::folds_case(&options.to, !options.what_if);
-            let git = delta::from_git(
+            let known = delta::without_walk(
                 options,
                 checking,
                 previous_text.as_deref(),
@@ -313,7 +313,7 @@ pub fn sync_stated(
             );
             // After a proven sync the ledger is the previous manifest: read only for a walk.
             let ledger_read;
-            let ledger: &Manifest = match git.planned {
+            let ledger: &Manifest = match known.planned {
                 Some(_) => &previous,
                 None => {
                     ledger_read = read_ledger(&ledger_path);
@@ -321,21 +321,21 @@ pub fn sync_stated(
                     &ledger_read
                 }
             };
-            let plan = match git.planned {
+            let plan = match known.planned {
                 Some(planned) => {
                     report.planned_from = Some(planned.describe());
                     planned.plan
                 }
                 None => pool.install(|| {
                     let planner = Planner::new(options, &previous, ledger, &progress, folds);
-                    match &git.listing {
-                        Some(listing) => planner.with_listings(listing, git.recorded.as_ref()),
+                    match &known.listing {
+                        Some(listing) => planner.with_listings(listing, known.recorded.as_ref()),
                         None => planner,
                     }
                     .plan()
                 })?,
             };
-            let (head, listing) = (git.head, git.listing);
+            let (head, listing) = (known.head, known.listing);
             report.planning = started.elapsed();
             report_plan(&plan, &previous, ledger, options, &mut report);
             if options.what_if {
@@ -501,17 +501,26 @@ impl Ledger<'_> {
 /// metadata call or a copy (on App Service, over a network share). Measured on 2 cores, an
 /// unchanged 10,000-file re-sync walks in 85 ms with 2 threads and 60 ms with 8.
 /// On a network filesystem every call is a round trip: 32 workers, so that latency, not one
-/// call at a time, is the limit.
-pub fn thread_pool(target: &Path) -> rayon::ThreadPool {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let threads = match crate::env::files::network_filesystem(target) {
-        Some(_) => 32,
-        None => (cores * 4).clamp(4, 32),
+/// call at a time, is the limit. One pool of each kind per process, started when first asked
+/// for: a deployment asks several times (the start check's key, the listing, the checkout
+/// check, the sync).
+pub fn thread_pool(target: &Path) -> &'static rayon::ThreadPool {
+    static LOCAL: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    static NETWORK: OnceLock<rayon::ThreadPool> = OnceLock::new();
+    let network = crate::env::files::network_filesystem(target).is_some();
+    let (pool, threads) = match network {
+        true => (&NETWORK, 32),
+        false => {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            (&LOCAL, (cores * 4).clamp(4, 32))
+        }
     };
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("start the sync's worker threads")
+    pool.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("start the sync's worker threads")
+    })
 }
 
 /// Refuses a source and target where one contains the other (the same folder is allowed: an

@@ -206,6 +206,16 @@ impl Run {
     }
 }
 
+/// The names in `dir` (as its filesystem lists them: on the share, in the case it keeps), sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Every entry under `dir`, `/`-separated and sorted, with whether it is a folder. Links are
 /// listed, never followed.
 pub fn walk(dir: &Path) -> Vec<(String, bool)> {

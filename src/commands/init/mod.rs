@@ -408,7 +408,9 @@ pub fn describe(options: &InitOptions, plan: &Plan, written: bool) -> String {
     if written {
         out.push_str(&format!(
             "Next: commit these files (git add .deployment deploy && git commit), then rehearse the \
-             push locally with `kuduhook rehearse` or push to App Service. The binary is for {}.",
+             push locally with `kuduhook rehearse` or push to App Service. To deploy by zip \
+             instead (az webapp deploy, GitHub Actions), put .deployment and deploy/ in the zip; \
+             `kuduhook rehearse --zip .` rehearses that. The binary is for {}.",
             match options.platform {
                 Platform::Linux => "App Service on Linux",
                 Platform::Windows => "App Service on Windows",

@@ -218,21 +218,14 @@ pub fn deploy_zip(root: &Path, zip: &Path, clean: bool) -> Result<bool, DeployEr
     )
 }
 
-/// A deployment id for what has no commit of the user's: 40 hex digits from the zip, the
-/// time and the process.
+/// A deployment id for what has no commit of the user's, as Kudu generates one: 40 hex
+/// digits, unique per deployment (from the zip's path and a new id of this process).
 fn generated_id(zip: &Path) -> String {
     use sha1::{Digest, Sha1};
     let mut hash = Sha1::new();
     hash.update(zip.to_string_lossy().as_bytes());
-    hash.update(now_unix().to_le_bytes());
-    hash.update(std::process::id().to_le_bytes());
-    hash.update(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos())
-            .to_le_bytes(),
-    );
-    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hash.update(crate::env::record::new_id().as_bytes());
+    crate::ground::digest::hex(&hash.finalize())
 }
 
 /// Runs the deployment command for what was delivered, as Kudu does, and keeps its log,
@@ -271,6 +264,7 @@ fn run(
         return Err(CommandError::NoDeploymentCommand {
             repository: repository.clone(),
             settings: site.app_settings(),
+            zip: crate::settings::kudu::is_zip_extraction(&repository),
         }
         .into());
     };

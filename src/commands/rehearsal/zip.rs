@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipArchive, ZipWriter};
 
+use crate::commands::error::CommandError;
+use crate::ground::calendar;
 use crate::ground::error::DeployError;
 
 /// What a zip holds: files and folders, written.
@@ -25,13 +27,12 @@ pub struct Counts {
 /// no unix modes. `.git` is left out (the deploying tools zip a working folder, not its
 /// history).
 pub fn make(folder: &Path, out: &Path) -> Result<Counts, DeployError> {
-    let io =
-        |action: &'static str, path: &Path, e: std::io::Error| DeployError::io(action, path, e);
-    let file = File::create(out).map_err(|e| io("create", out, e))?;
+    let file = File::create(out).map_err(|e| DeployError::io("create", out, e))?;
     let mut writer = ZipWriter::new(file);
     let mut counts = Counts::default();
-    let zip_failed = |e: zip::result::ZipError| io("write the zip", out, std::io::Error::other(e));
-    for (relative, meta) in entries(folder).map_err(|e| io("list", folder, e))? {
+    let zip_failed =
+        |e: zip::result::ZipError| DeployError::io("write the zip", out, std::io::Error::other(e));
+    for (relative, meta) in entries(folder).map_err(|e| DeployError::io("list", folder, e))? {
         let options = SimpleFileOptions::default()
             .compression_method(CompressionMethod::Deflated)
             .system(System::Dos)
@@ -50,8 +51,10 @@ pub fn make(folder: &Path, out: &Path) -> Result<Counts, DeployError> {
         let mut bytes = Vec::new();
         File::open(&path)
             .and_then(|mut f| f.read_to_end(&mut bytes))
-            .map_err(|e| io("read", &path, e))?;
-        writer.write_all(&bytes).map_err(|e| io("write", out, e))?;
+            .map_err(|e| DeployError::io("read", &path, e))?;
+        writer
+            .write_all(&bytes)
+            .map_err(|e| DeployError::io("write", out, e))?;
         counts.files += 1;
     }
     writer.finish().map_err(zip_failed)?;
@@ -88,17 +91,21 @@ fn entries(root: &Path) -> std::io::Result<Vec<(String, std::fs::Metadata)>> {
 /// Extracts `zip` into `into` (created; it must not exist) as KuduLite does. Refuses an
 /// entry whose path leaves the folder.
 pub fn extract(zip: &Path, into: &Path) -> Result<Counts, DeployError> {
-    let io =
-        |action: &'static str, path: &Path, e: std::io::Error| DeployError::io(action, path, e);
-    let bad_zip = |e: zip::result::ZipError| io("read the zip", zip, std::io::Error::other(e));
-    let file = File::open(zip).map_err(|e| io("open", zip, e))?;
+    let bad_zip = |e: zip::result::ZipError| -> DeployError {
+        CommandError::NotAZip {
+            path: zip.to_path_buf(),
+            detail: e.to_string(),
+        }
+        .into()
+    };
+    let file = File::open(zip).map_err(|e| DeployError::io("open", zip, e))?;
     let mut archive = ZipArchive::new(file).map_err(bad_zip)?;
-    std::fs::create_dir_all(into).map_err(|e| io("create the folder", into, e))?;
+    std::fs::create_dir_all(into).map_err(|e| DeployError::io("create the folder", into, e))?;
     let mut counts = Counts::default();
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(bad_zip)?;
         let Some(relative) = entry.enclosed_name() else {
-            return Err(io(
+            return Err(DeployError::io(
                 "extract",
                 zip,
                 std::io::Error::other(format!(
@@ -109,18 +116,20 @@ pub fn extract(zip: &Path, into: &Path) -> Result<Counts, DeployError> {
         };
         let path: PathBuf = into.join(relative);
         if entry.is_dir() {
-            std::fs::create_dir_all(&path).map_err(|e| io("create the folder", &path, e))?;
+            std::fs::create_dir_all(&path)
+                .map_err(|e| DeployError::io("create the folder", &path, e))?;
             counts.folders += 1;
             continue;
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io("create the folder", parent, e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DeployError::io("create the folder", parent, e))?;
         }
-        let mut out = File::create(&path).map_err(|e| io("create", &path, e))?;
-        std::io::copy(&mut entry, &mut out).map_err(|e| io("extract", &path, e))?;
+        let mut out = File::create(&path).map_err(|e| DeployError::io("create", &path, e))?;
+        std::io::copy(&mut entry, &mut out).map_err(|e| DeployError::io("extract", &path, e))?;
         if let Some(time) = entry.last_modified().and_then(system_time) {
             out.set_modified(time)
-                .map_err(|e| io("set the time of", &path, e))?;
+                .map_err(|e| DeployError::io("set the time of", &path, e))?;
         }
         // A unix mode only where the zip carries one (in the attributes' high 16 bits).
         let mode = entry.external_attributes() >> 16;
@@ -128,7 +137,7 @@ pub fn extract(zip: &Path, into: &Path) -> Result<Counts, DeployError> {
         if mode != 0 {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777))
-                .map_err(|e| io("set the mode of", &path, e))?;
+                .map_err(|e| DeployError::io("set the mode of", &path, e))?;
         }
         #[cfg(not(unix))]
         let _ = mode;
@@ -142,52 +151,29 @@ pub fn dos_time(time: SystemTime) -> DateTime {
     let secs = time
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day, hour, minute, second) = calendar::civil(secs);
     DateTime::from_date_and_time(
         year.clamp(1980, 2107) as u16,
         month,
         day,
-        (rest / 3600) as u8,
-        (rest % 3600 / 60) as u8,
-        (rest % 60) as u8,
+        hour,
+        minute,
+        second,
     )
     .unwrap_or_default()
 }
 
 /// A zip entry's time as the time a file gets (UTC).
 pub fn system_time(time: DateTime) -> Option<SystemTime> {
-    let days = days_from_civil(time.year() as i64, time.month(), time.day());
-    let secs = days * 86_400
-        + time.hour() as i64 * 3600
-        + time.minute() as i64 * 60
-        + time.second() as i64;
+    let secs = calendar::unix(
+        i64::from(time.year()),
+        time.month(),
+        time.day(),
+        time.hour(),
+        time.minute(),
+        time.second(),
+    );
     Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
-}
-
-/// Days since 1970-01-01 of a date (proleptic Gregorian).
-fn days_from_civil(year: i64, month: u8, day: u8) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = month as i64;
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day counted from 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
