@@ -12,9 +12,11 @@
 # latency. Then the same one-file change with 10x the files (BIG, default 100,000), kuduhook
 # only. Needs root and /dev/fuse. Prints medians.
 #
-# On App Service the repository is on /home too: git's check that the checkout holds its
-# commit (`git status`) then costs a stat per tracked file, in git's own threads. Set
-# REPO_ON_SHARE=1 to put the repository on the share as well.
+# On App Service the repository is on /home too, and Kudu brings it to each pushed commit with
+# `git fetch` and `git checkout <id> --force` before it runs the deployment command. Set
+# REPO_ON_SHARE=1 to play that: the commits are made in a developer's repository on local disk,
+# and before each timed deploy (not timed: Kudu's work) the repository on the share fetches the
+# commit and checks it out by id, --force, as Kudu does.
 #
 # usage: bench/redeploy.sh [ROUNDS] [LATENCIES] [FILES] [BIG]   (default 5, "1 5", 10000, 100000)
 set -euo pipefail
@@ -51,6 +53,14 @@ change() {
   git_q "$1" commit -q -am "change $2 files, round $3"
 }
 
+# kudu_checkout: what Kudu does with a push before the deployment command, when the repository
+# is on the share: fetches the developer's commit, checks it out by id, --force.
+kudu_checkout() {
+  [ "$repo" = "$dev" ] && return
+  git_q "$repo" fetch -q "$dev" HEAD
+  git_q "$repo" checkout -q --force "$(git -C "$repo" rev-parse FETCH_HEAD)"
+}
+
 
 hook() { SCM_COMMIT_ID=$(git -C "$repo" rev-parse HEAD) "$kuduhook" deploy --source "$repo" \
   --target "$site/wwwroot" --previous-manifest "$site/manifest" --next-manifest "$site/manifest"; }
@@ -68,11 +78,14 @@ run() {
   else
     mount_share "$site" 0
   fi
-  repo=$work/repo-$where-$count
+  dev=$work/repo-$where-$count
+  repo=$dev
+  make_repo "$dev" "$count"
   if [ "$where" != local ] && [ "${REPO_ON_SHARE:-}" = 1 ]; then
     repo=$site/repository
+    git_q "$site" init -q repository
+    kudu_checkout
   fi
-  make_repo "$repo" "$count"
   ms hook >/dev/null
   if [[ $tools == *node* ]]; then
     echo hostingstart.html >"$site/manifest-k"
@@ -87,7 +100,8 @@ run() {
       # The big repository is timed for the one-file change only: its 100-file change is not
       # even committed, or the next deploy would sync 101 files.
       [ "$n" = 100 ] && [ "$count" = "$big" ] && continue
-      change "$repo" "$n" "$r"
+      change "$dev" "$n" "$r"
+      kudu_checkout
       for tool in $tools; do
         t=$(ms "$tool")
         times[$where/$count/$n/$tool]+=" $t"
@@ -101,7 +115,7 @@ run() {
     echo "$where, $count files: round $r/$rounds done"
   done
   if [ "$where" != local ]; then unmount_share; fi
-  rm -rf "$repo" "$site" "$site.backing"
+  rm -rf "$dev" "$site" "$site.backing"
 }
 
 run local 0 "$files" "hook node_sync"

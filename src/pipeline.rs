@@ -231,7 +231,7 @@ fn run_steps(
         env: None,
         install: None,
         release,
-        listed: None,
+        looked: None,
         _lock: lock,
     };
     for (index, step) in plan.iter().enumerate() {
@@ -425,8 +425,8 @@ struct Deployment<'a> {
     install: Option<InstallPlan>,
     /// What the site will serve: the new env and files, going live, recorded or rolled back.
     release: Release<'a>,
-    /// The source as the start check listed it, for the sync if it comes next.
-    listed: Option<crate::sync::listing::Stated>,
+    /// The source as the start check's key looked at it, for the sync if it comes next.
+    looked: Option<crate::sync::Looked>,
     /// Held until the deployment ends.
     _lock: Option<DeployLock>,
 }
@@ -434,9 +434,9 @@ struct Deployment<'a> {
 impl Deployment<'_> {
     fn run(&mut self, step: &Planned) -> Result<Outcome, DeployError> {
         let c = self.config;
-        // The source as the start check's key listed it: for the sync only if it runs right
+        // The source as the start check's key looked at it: for the sync only if it runs right
         // after (another step may change the source).
-        let listed = self.listed.take();
+        let looked = self.looked.take();
         let builtin = match &step.action {
             StepAction::Run(command) => {
                 return custom::run_step(c, self.env.as_ref(), &step.name, command, &self.runner);
@@ -461,7 +461,7 @@ impl Deployment<'_> {
         match builtin {
             BuiltinStep::Sync => {
                 let outcome =
-                    sync::run(c, Release::undo_dir(&c.release), listed).map_err(|failure| {
+                    sync::run(c, Release::undo_dir(&c.release), looked).map_err(|failure| {
                         self.release.sync_partial = failure.target_changed;
                         failure.error
                     })?;
@@ -568,11 +568,11 @@ impl Deployment<'_> {
                     _ => None,
                 };
                 let stack = self.runtime.as_ref().map(|r| &r.interpreter);
-                // The app's files listed once, as the sync lists them, for the check's key and
-                // then the sync (when it comes next and the check was skipped): one stat per
-                // file, not two.
-                let listed = (!self.release.synced && app == c.source.value.as_path())
-                    .then(|| crate::sync::stat_source(&c.sync))
+                // The app's files looked at once, as the sync looks at them, for the check's key
+                // and then the sync (when it comes next): one stat per file, not two, or for a
+                // git checkout its commit's tree.
+                let looked = (!self.release.synced && app == c.source.value.as_path())
+                    .then(|| crate::sync::look_at_source(&sync::options(c)))
                     .flatten();
                 let outcome = start_check::run(
                     c,
@@ -581,10 +581,13 @@ impl Deployment<'_> {
                     &self.runner,
                     archived.as_ref(),
                     stack,
-                    listed.as_ref(),
+                    looked.as_ref(),
                 );
-                // Only if no process ran since (a check that imports the app may write there).
-                self.listed = listed.filter(|_| matches!(outcome, Ok(Outcome::Skipped(_))));
+                // A check that ran imported the app there, which may have written files.
+                self.looked = match outcome {
+                    Ok(Outcome::Skipped(_)) => looked,
+                    _ => looked.and_then(crate::sync::Looked::after_a_process_ran),
+                };
                 outcome
             }
             BuiltinStep::WebConfig => {

@@ -355,3 +355,178 @@ fn a_checkout_on_the_share_is_proven_clean_from_gits_index() {
         "edited\n"
     );
 }
+
+/// App Service's own layout: the repository is on the share too (`/home/site/repository`),
+/// and before each deployment Kudu brings it to the pushed commit with `git checkout <id>
+/// --force`. kuduhook trusts that checkout (Kudu names the commit, git's index was written
+/// since the last deployment) instead of a stat per tracked file, and reads again only the
+/// folders whose time moved. A tracked file edited on the server is put back by Kudu's
+/// checkout; a file someone left there that no commit tracks is found, and deployed by a walk
+/// as KuduSync would.
+#[test]
+fn a_push_on_app_services_layout_trusts_kudus_checkout_and_finds_what_it_leaves() {
+    use support::rehearsal::{Rehearsal, SUCCEEDED};
+    let mut files = vec![(
+        "app.py".to_string(),
+        "def app(environ, start_response):\n    start_response('200 OK', [])\n    return [b'v1']\n"
+            .to_string(),
+    )];
+    for i in 0..200 {
+        files.push((
+            format!("static/part{}/file{i}.txt", i % 10),
+            format!("{i}\n"),
+        ));
+    }
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let r = Rehearsal::on_share(&files, 0.0);
+    let repository = r.service.join("site/repository");
+    r.push()
+        .assert_contains("Walking the whole site")
+        .assert_contains(SUCCEEDED);
+
+    let change = |text: &str| {
+        r.write(
+            "app.py",
+            &format!(
+                "def app(environ, start_response):\n    start_response('200 OK', [])\n    \
+                 return [b'{text}']\n"
+            ),
+        );
+        r.commit(text);
+    };
+    change("v2");
+    r.push()
+        .assert_contains("The repository is Kudu's checkout of its commit")
+        .assert_contains("files trusted without a stat each")
+        .assert_contains("1 changed path, without walking the site)")
+        .assert_lacks("checked one by one")
+        .assert_contains(SUCCEEDED);
+    let served = || std::fs::read_to_string(r.wwwroot().join("app.py")).unwrap();
+    assert!(served().contains("v2"));
+
+    // Edited on the server (SSH): Kudu's checkout puts the commit's file back.
+    std::fs::write(
+        repository.join("static/part3/file3.txt"),
+        "edited on the server\n",
+    )
+    .unwrap();
+    change("v3");
+    r.push()
+        .assert_contains("files trusted without a stat each")
+        .assert_contains(SUCCEEDED);
+    assert_eq!(
+        std::fs::read_to_string(repository.join("static/part3/file3.txt")).unwrap(),
+        "3\n"
+    );
+    assert!(served().contains("v3"));
+
+    // Left there by someone, tracked by no commit: found in the one folder whose time moved,
+    // then the site is walked and gets it, as KuduSync would copy it.
+    std::fs::write(repository.join("static/part4/left.txt"), "left\n").unwrap();
+    change("v4");
+    r.push()
+        .assert_contains(
+            "Walking the whole site: the repository holds files its commit does not \
+             (static/part4/left.txt)",
+        )
+        .assert_contains(SUCCEEDED);
+    assert!(r.wwwroot().join("static/part4/left.txt").is_file());
+    assert!(served().contains("v4"));
+
+    // Gone again: the next push walks once more (the last walk could not be recorded as a
+    // commit's), then trusts Kudu's checkout again.
+    std::fs::remove_file(repository.join("static/part4/left.txt")).unwrap();
+    change("v5");
+    r.push().assert_contains(SUCCEEDED);
+    change("v6");
+    r.push()
+        .assert_contains("files trusted without a stat each")
+        .assert_contains("without walking the site)")
+        .assert_contains(SUCCEEDED);
+    assert!(served().contains("v6"));
+}
+
+/// A one-file push with the repository on the share (`/home/site/repository`), brought to the
+/// commit as Kudu does (`git fetch`, `git checkout <id> --force`, `SCM_COMMIT_ID`): the round
+/// trips of the deployment grow with the repository's folders, not its files. Returns them,
+/// with the log.
+fn kudu_push_on_the_share(extra: usize) -> (u64, String) {
+    let site = Site::app("3.11");
+    for i in 0..extra {
+        site.write(
+            &format!("static/part{}/file{i}.txt", i % 20),
+            &format!("{i}\n"),
+        );
+    }
+    let developer = site.repo.clone();
+    git_in(&developer, &["init", "-q"]);
+    git_in(&developer, &["add", "-A"]);
+    git_in(&developer, &["commit", "-q", "-m", "first"]);
+    let (mut site, share) = site_on_share(site, 0.0);
+    site.repo = site.target.parent().unwrap().join("repository");
+    std::fs::create_dir_all(&site.repo).unwrap();
+    git_in(&site.repo, &["init", "-q"]);
+    let kudu_checkout = |repository: &Path| -> String {
+        git_in(
+            repository,
+            &["fetch", "-q", developer.to_str().unwrap(), "HEAD"],
+        );
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repository)
+            .args(["rev-parse", "FETCH_HEAD"])
+            .output()
+            .unwrap();
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        git_in(repository, &["checkout", "-q", "--force", &id]);
+        id
+    };
+    let id = kudu_checkout(&site.repo);
+    // The first deployment checks the files (or, as many were written in the index's own
+    // second, asks git) and records the folders.
+    site.deploy_with(&[], &[("SCM_COMMIT_ID", &id)]).assert_ok();
+    // Folders older than 2 s: the record vouches for them (a newer one is read again).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::fs::write(
+        developer.join("app.py"),
+        "import kudupkg\n\ndef app():\n    return 'v2 ' + kudupkg.__version__\n",
+    )
+    .unwrap();
+    git_in(&developer, &["commit", "-q", "-am", "a code change"]);
+    let id = kudu_checkout(&site.repo);
+    let before = share.calls();
+    let run = site.deploy_with(&[], &[("SCM_COMMIT_ID", &id)]);
+    run.assert_ok();
+    let calls = share.calls() - before;
+    assert!(
+        std::fs::read_to_string(site.target.join("app.py"))
+            .unwrap()
+            .contains("'v2 '"),
+        "the change is served"
+    );
+    (calls, run.log)
+}
+
+/// Kudu's checkout trusted on the share: 600 more files in 20 more folders cost round trips for
+/// the folders (each stat'ed, before and after the start check), none for the files, which the
+/// check one by one would stat each.
+#[test]
+fn a_push_with_the_repository_on_the_share_costs_its_folders_not_its_files() {
+    let (small, _) = kudu_push_on_the_share(0);
+    let (big, log) = kudu_push_on_the_share(600);
+    eprintln!("one-file push, repository on the share: {small} round trips (4 files), {big} (604)");
+    for said in [
+        "The repository is Kudu's checkout of its commit",
+        "files trusted without a stat each",
+        "1 changed path, without walking the site)",
+    ] {
+        assert!(log.contains(said), "{said:?} in:\n{log}");
+    }
+    assert!(
+        big <= small + 60,
+        "600 more files in 20 folders cost {big} round trips against {small}"
+    );
+}

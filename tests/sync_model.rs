@@ -61,6 +61,14 @@ struct World {
     zip: bool,
     /// Syncs planned without a walk (from git's diff, or the record of the last sync).
     planned: usize,
+    /// Kudu mode (a git world too): the repository above is the developer's; each deployment
+    /// syncs Kudu's own repository, brought to the commit as Kudu does (`git fetch`, then
+    /// `git checkout <id> --force`) after someone worked on the server there.
+    kudu: bool,
+    /// Files someone left in Kudu's repository that its commit does not have.
+    left_on_server: usize,
+    /// Syncs that trusted Kudu's checkout instead of a stat per file.
+    trusted: usize,
     /// Where the targets are: the world's folder, or an SMB-like share mounted in it.
     site: PathBuf,
     /// The share, when the targets are on one: its names ignore case, so the two targets are
@@ -84,6 +92,9 @@ impl World {
             ignored: BTreeMap::new(),
             zip: false,
             planned: 0,
+            kudu: false,
+            left_on_server: 0,
+            trusted: 0,
             site: root.to_path_buf(),
             share: None,
         }
@@ -119,6 +130,88 @@ impl World {
         world
     }
 
+    /// A world deployed as Kudu deploys a push: from its own repository (on the share with the
+    /// site when `on_share`), at the commit Kudu names.
+    fn with_kudu(seed: u64, root: &Path, on_share: bool) -> World {
+        let mut world = match on_share {
+            true => World::with_git_on_share(seed, root),
+            false => World::with_git(seed, root),
+        };
+        world.kudu = true;
+        fs::create_dir_all(world.kudu_repository()).unwrap();
+        git(&world.kudu_repository(), &["init", "-q"]);
+        world
+    }
+
+    /// Kudu's repository (`site/repository`).
+    fn kudu_repository(&self) -> PathBuf {
+        self.site.join("repository")
+    }
+
+    /// Someone on the server works in Kudu's repository: leaves a file there (tracked by no
+    /// commit, or one `.gitignore` hides), cleans those up, edits a tracked file (Kudu's
+    /// checkout puts it back), or does nothing.
+    fn work_on_server(&mut self) {
+        let repository = self.kudu_repository();
+        let folders: Vec<String> = support::walk(&repository)
+            .into_iter()
+            .filter(|(path, is_dir)| *is_dir && !path.starts_with(".git"))
+            .map(|(path, _)| path)
+            .collect();
+        let in_some_folder = |world: &mut World, name: String| match folders.is_empty() {
+            true => name,
+            false => format!("{}/{name}", world.rng.pick(&folders)),
+        };
+        match self.rng.below(8) {
+            0 => {
+                self.left_on_server += 1;
+                let path = in_some_folder(self, format!("left-{}.dat", self.left_on_server));
+                fs::write(repository.join(path), b"left").unwrap();
+            }
+            1 => {
+                self.left_on_server += 1;
+                let path = in_some_folder(self, format!("left-{}.log", self.left_on_server));
+                fs::write(repository.join(path), b"ignored").unwrap();
+            }
+            2 => {
+                for (path, is_dir) in support::walk(&repository) {
+                    if !is_dir && path.rsplit('/').next().unwrap().starts_with("left-") {
+                        fs::remove_file(repository.join(path)).unwrap();
+                    }
+                }
+            }
+            3 => {
+                let tracked: Vec<String> = support::walk(&repository)
+                    .into_iter()
+                    .filter(|(p, d)| !d && !p.starts_with(".git") && !p.contains("left-"))
+                    .map(|(p, _)| p)
+                    .collect();
+                if !tracked.is_empty() {
+                    let path = self.rng.pick(&tracked).clone();
+                    fs::write(repository.join(path), b"edited on the server").unwrap();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What Kudu does with a push before it runs the deployment command: fetches the commit
+    /// into its repository and checks it out by id, `--force`. The id.
+    fn kudu_checkout(&self) -> String {
+        let repository = self.kudu_repository();
+        let developer = self.src().display().to_string();
+        git(&repository, &["fetch", "-q", &developer, "HEAD"]);
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&repository)
+            .args(["rev-parse", "FETCH_HEAD"])
+            .output()
+            .unwrap();
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        git(&repository, &["checkout", "-q", "--force", &id]);
+        id
+    }
+
     /// Whether a second target is synced by a walk beside the one synced without: on the share
     /// (where the model, which keeps case, is not asked), and for git (whose walk also syncs
     /// the files git ignores).
@@ -126,11 +219,12 @@ impl World {
         self.git || (self.zip && self.share.is_some())
     }
 
-    /// What the deployments sync from: the repository, or its latest extraction.
+    /// What the deployments sync from: the repository, its latest extraction, or Kudu's.
     fn sync_source(&self) -> PathBuf {
-        match self.zip {
-            true => self.root.join("extracted"),
-            false => self.src(),
+        match (self.zip, self.kudu) {
+            (true, _) => self.root.join("extracted"),
+            (_, true) => self.kudu_repository(),
+            _ => self.src(),
         }
     }
 
@@ -423,7 +517,8 @@ impl World {
     /// Commits the checkout (most of the time: an uncommitted edit is left now and then).
     fn commit(&mut self) {
         self.drop_case_collisions();
-        if self.rng.below(6) == 0 {
+        // (A push is a commit: Kudu's world always commits.)
+        if !self.kudu && self.rng.below(6) == 0 {
             return;
         }
         git(&self.src(), &["add", "-A"]);
@@ -463,6 +558,13 @@ impl World {
         if self.zip {
             self.extract();
         }
+        let named = match self.kudu {
+            true => {
+                self.work_on_server();
+                Some(self.kudu_checkout())
+            }
+            false => None,
+        };
         let mut options = SyncOptions::new(self.sync_source(), self.dst());
         options.previous_manifest = Some(self.previous.clone());
         options.next_manifest = Some(next.clone());
@@ -475,6 +577,7 @@ impl World {
                 enabled: true,
                 target_stamp_at_start: kuduhook::sync::delta::target_stamp(&self.dst()),
                 sealed_by_caller: true,
+                commit_id: named,
                 ..DeltaInputs::default()
             };
         }
@@ -485,7 +588,10 @@ impl World {
                 support::walk(&self.src()),
                 support::walk(&self.dst())
             ),
-            Ok(report) => self.planned += usize::from(report.planned_from.is_some()),
+            Ok(report) => {
+                self.planned += usize::from(report.planned_from.is_some());
+                self.trusted += usize::from(report.checkout_trusted);
+            }
         }
         if self.side_by_side() {
             let walked = self
@@ -521,6 +627,16 @@ impl World {
     /// The target holds exactly the repository's files and the app's, with their contents,
     /// and only their folders.
     fn check(&self, seed: u64, step: usize) {
+        if self.kudu && self.share.is_none() {
+            // What someone left in Kudu's repository is deployed too: the walk is the model.
+            assert_eq!(
+                read_tree(&self.dst_walked()),
+                read_tree(&self.dst()),
+                "the walked target differs from the one synced from Kudu's checkout (seed \
+                 {seed}, step {step})"
+            );
+            return;
+        }
         if self.share.is_some() {
             let folded = |(files, dirs): (BTreeMap<String, Vec<u8>>, BTreeSet<String>)| {
                 let files: BTreeMap<String, Vec<u8>> = files
@@ -613,9 +729,9 @@ fn random_histories_match_the_model() {
 
 /// Runs random histories of `steps` steps for `seeds`, each in a world made by `world_at`,
 /// checking the target (and the walked one beside it) after every step. How many syncs were
-/// planned without a walk.
-fn histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -> usize {
-    let mut planned = 0;
+/// planned without a walk, and how many of those trusted Kudu's checkout.
+fn histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -> (usize, usize) {
+    let (mut planned, mut trusted) = (0, 0);
     for seed in 1..=seeds {
         let root = tempfile::Builder::new()
             .prefix("kuduhook-model-")
@@ -632,12 +748,13 @@ fn histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -
             world.check(seed, step);
         }
         planned += world.planned;
+        trusted += world.trusted;
     }
     eprintln!(
-        "{planned} of {} syncs planned without a walk",
+        "{planned} of {} syncs planned without a walk, {trusted} trusting Kudu's checkout",
         seeds as usize * steps
     );
-    planned
+    (planned, trusted)
 }
 
 /// Zip deployments: every sync from a fresh extraction (2-second times, no modes), planned
@@ -645,7 +762,7 @@ fn histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -
 /// file changed within the same 2-second time and size.
 #[test]
 fn zip_histories_match_the_model() {
-    let planned = histories(30, 12, World::with_zip);
+    let (planned, _) = histories(30, 12, World::with_zip);
     assert!(
         planned >= 120,
         "only {planned} of 360 zip syncs were planned from the record"
@@ -655,7 +772,7 @@ fn zip_histories_match_the_model() {
 /// The same on the share, beside a walk of the same extractions (names ignore case there).
 #[test]
 fn zip_histories_on_the_share_sync_the_same_from_the_record_as_by_a_walk() {
-    let planned = histories(8, 10, World::with_zip_on_share);
+    let (planned, _) = histories(8, 10, World::with_zip_on_share);
     assert!(
         planned >= 20,
         "only {planned} of 80 zip syncs were planned from the record"
@@ -666,7 +783,7 @@ fn zip_histories_on_the_share_sync_the_same_from_the_record_as_by_a_walk() {
 /// targets are the same after every step, and the model's.
 #[test]
 fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
-    let from_git = histories(30, 12, World::with_git);
+    let (from_git, _) = histories(30, 12, World::with_git);
     assert!(
         from_git >= 60,
         "only {from_git} of 360 syncs were planned from git"
@@ -676,9 +793,41 @@ fn git_histories_sync_the_same_from_the_diff_as_by_a_walk() {
 /// The same on the share, where names ignore case (a case-only rename is one file there).
 #[test]
 fn git_histories_on_the_share_sync_the_same_from_the_diff_as_by_a_walk() {
-    let from_git = histories(8, 10, World::with_git_on_share);
+    let (from_git, _) = histories(8, 10, World::with_git_on_share);
     assert!(
         from_git >= 12,
         "only {from_git} of 80 syncs were planned from git"
+    );
+}
+
+/// Pushes deployed as Kudu deploys them: its repository brought to the commit by `git checkout
+/// <id> --force`, after someone left files there, cleaned them up or edited tracked ones. The
+/// checkout trusted as Kudu wrote it (no stat per file, the folders' times for what is not
+/// tracked) syncs the same as a walk after every step.
+#[test]
+fn kudu_histories_trusting_its_checkout_sync_the_same_as_a_walk() {
+    let (planned, trusted) = histories(24, 12, |seed, root| World::with_kudu(seed, root, false));
+    // The others walk: files left on the server, a failed deployment before, a first one.
+    assert!(
+        planned >= 35,
+        "only {planned} of 288 syncs were planned from git"
+    );
+    assert!(
+        trusted * 10 >= planned * 9,
+        "only {trusted} of {planned} trusted Kudu's checkout"
+    );
+}
+
+/// The same with Kudu's repository and the site on the SMB-like share, App Service's layout.
+#[test]
+fn kudu_histories_on_the_share_trusting_its_checkout_sync_the_same_as_a_walk() {
+    let (planned, trusted) = histories(8, 10, |seed, root| World::with_kudu(seed, root, true));
+    assert!(
+        planned >= 10,
+        "only {planned} of 80 syncs were planned from git"
+    );
+    assert!(
+        trusted * 10 >= planned * 9,
+        "only {trusted} of {planned} trusted Kudu's checkout"
     );
 }

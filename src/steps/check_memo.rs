@@ -97,12 +97,12 @@ pub fn skipped(passed: &Passed, files: usize, what: &str) -> String {
 /// The key of what the check depends on, with the app's file count and newest time; `None`
 /// when a file cannot be read (the check then runs).
 ///
-/// `listed`: the app's files as the sync listed them (the files it deploys: its ignore list
-/// applied), when the pipeline listed them for both; else they are listed here.
+/// `looked`: the app's files as the sync looked at them (the files it deploys: its ignore list
+/// applied), when the pipeline did so for both; else they are listed here.
 pub fn key(
     app: &Path,
     inputs: &Inputs,
-    listed: Option<&crate::sync::listing::Stated>,
+    looked: Option<&crate::sync::Looked>,
 ) -> Option<(String, usize, SystemTime)> {
     let mut hash = Sha256::new();
     hash.update(b"kuduhook-start-check-v1\0");
@@ -143,8 +143,15 @@ pub fn key(
         count += 1;
         Some(())
     };
-    match listed {
-        Some(listed) => {
+    use crate::sync::Looked;
+    match looked {
+        // Content, not times: a file of the tree written just now changes nothing.
+        Some(Looked::Git(git)) if let Some((tree, files)) = git.proven_tree() => {
+            hash.update(b"git tree ");
+            hash.update(tree.as_bytes());
+            count = files;
+        }
+        Some(Looked::Files(listed)) => {
             for (relative, size, mtime) in listed.files() {
                 stamp(
                     relative,
@@ -153,7 +160,7 @@ pub fn key(
                 )?;
             }
         }
-        None => {
+        _ => {
             // With the sync's workers: on App Service's share each stat is a round trip, and
             // the machine's few cores would take them two at a time.
             let files = crate::sync::thread_pool(app)

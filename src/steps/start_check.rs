@@ -102,7 +102,7 @@ pub fn run(
     runner: &Runner,
     archive: Option<&ArchivedEnv>,
     stack: Option<&Interpreter>,
-    listed: Option<&crate::sync::listing::Stated>,
+    looked: Option<&crate::sync::Looked>,
 ) -> Result<Outcome, DeployError> {
     if config.platform == Platform::Windows {
         return Ok(Outcome::Skipped(
@@ -173,7 +173,7 @@ pub fn run(
     let memo = check_memo::key(
         app,
         &check_memo::inputs(config, env, stack, check_text),
-        listed,
+        looked,
     );
     if let Some((key, files, newest)) = &memo
         && let Some(passed) = check_memo::read(&state)

@@ -15,10 +15,17 @@ const LISTED_CHANGES: usize = 20;
 /// the undo log `undo` (see [`crate::sync::undo`]).
 ///
 /// `listed`: the source as the start check just listed it, reused (one stat per file).
+/// The sync's options in a deployment: the config's, saying in the log what it does.
+pub fn options(config: &DeployConfig) -> sync::SyncOptions {
+    let mut options = config.sync.clone();
+    options.listed_changes = LISTED_CHANGES;
+    options
+}
+
 pub fn run(
     config: &DeployConfig,
     undo: Option<PathBuf>,
-    listed: Option<sync::listing::Stated>,
+    looked: Option<sync::Looked>,
 ) -> Result<Outcome, SyncFailure> {
     let c = config;
     if c.in_place {
@@ -26,8 +33,7 @@ pub fn run(
             "in-place deployment: the repository is the site".into(),
         ));
     }
-    let mut options = c.sync.clone();
-    options.listed_changes = LISTED_CHANGES;
+    let mut options = options(c);
     options.undo = undo;
     if c.ignore_manifest {
         info!(
@@ -39,7 +45,7 @@ pub fn run(
     if options.checksum {
         info!("Comparing file contents ({})", c.sync_checksum.origin);
     }
-    let report = sync::sync_stated(&options, listed)?;
+    let report = sync::sync_looked(&options, looked)?;
     let mut summary = report.summary();
     if !c.dry_run {
         summary.push_str(&format!("; manifest {}", c.next_manifest.value.display()));

@@ -19,12 +19,27 @@
 //! split or sparse index, conflicts, submodules, flags such as skip-worktree, a SHA-256
 //! repository, content that differs from the blob, which line-ending conversion or a filter can
 //! explain) leaves the answer to `git status`: never wrong, at worst as slow as before.
+//!
+//! **Without a stat per file, when Kudu just checked the commit out.** Before it runs the
+//! deployment command, Kudu brings the repository to the commit with `git checkout <id>
+//! --force` (KuduLite's `GitExeRepository.Update`): every tracked file is made the commit's,
+//! whatever was changed in it, and the index is written anew. What that leaves unproven is what
+//! `checkout --force` does not touch: files that are not tracked. Those are found as git's
+//! untracked cache finds them, by the folders' times: adding, removing or renaming a name in
+//! a folder moves that folder's modification time. So when Kudu names the commit
+//! (`SCM_COMMIT_ID` is `HEAD`), git's index was written after the last check here ([`Folders`],
+//! kept by the sync), the check stats each tracked folder (not each file) and reads again only
+//! the folders whose time moved since, or moved too close to that check to vouch ([`RACY`]),
+//! or are new: every name there must be tracked, every tracked name there. A folder the last
+//! check saw that the commit no longer has sends its parent to be read again. Anything else,
+//! or any doubt, is the file-by-file check above, and the log says why.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
@@ -34,15 +49,119 @@ use crate::ground::digest::hex;
 /// What the check could prove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// The checkout holds exactly `HEAD`: nothing modified, staged, untracked or ignored.
-    Clean { files: usize, hashed: usize },
+    /// The checkout holds exactly `HEAD`: nothing modified, staged, untracked or ignored, each
+    /// tracked file proven by its stat or content; `not_trusted`: why Kudu's checkout was not
+    /// trusted instead.
+    Clean {
+        files: usize,
+        hashed: usize,
+        folders: Folders,
+        not_trusted: String,
+    },
+    /// Kudu's `git checkout --force` wrote the tracked files, and no folder holds a name the
+    /// index does not track: `relisted` folders (of `folders`) were read again.
+    Trusted {
+        files: usize,
+        relisted: usize,
+        folders: Folders,
+    },
     /// Not proven (why, for the log): `git status` decides.
     Unsure(String),
+    /// Every folder listed and every name in them tracked, but not every file's content
+    /// proven (why: more to hash than [`MAX_HASHED`], or one that differs from its blob, which
+    /// a filter may explain): `git status` decides, and when it finds the checkout clean,
+    /// `folders` (taken before it ran) vouch for the next check.
+    Listed { why: String, folders: Folders },
+}
+
+/// What may let the check trust Kudu's checkout instead of a stat per file.
+#[derive(Debug, Clone, Default)]
+pub struct Trust {
+    /// Kudu names the commit the repository is at (`SCM_COMMIT_ID` is `HEAD`): this is the
+    /// checkout Kudu's `git checkout <id> --force` wrote for this deployment.
+    pub named_by_kudu: bool,
+    /// The folders as the last check here found them.
+    pub previous: Option<Folders>,
+    /// That check was this deployment's, after Kudu's checkout (a process ran in the checkout
+    /// since): its record vouches although git's index was not written after it.
+    pub proven_in_this_deployment: bool,
 }
 
 /// More files than this to hash (their stat changed since the index was written) and the
 /// check leaves the question to git, which would hash them too.
 const MAX_HASHED: usize = 256;
+
+/// How close to a check a folder's time may be before that check cannot vouch for it: a name
+/// added in the same tick of the clock as the listing would not move it.
+pub const RACY: Duration = Duration::from_secs(2);
+
+/// The record of the checkout's folders, in the sync's state folder for the target.
+pub const FOLDERS_FILE: &str = "checkout-folders";
+
+/// The tracked folders of a checkout found clean, with their modification times: a folder
+/// whose time has not moved since holds the same names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Folders {
+    /// The checkout's path.
+    pub source: String,
+    /// When the check that found them started, in nanoseconds since the epoch.
+    pub taken: u128,
+    /// Each folder (relative, `/`-separated; the top one is empty) and its time, `None` where
+    /// it moved too close to `taken` to vouch.
+    pub times: HashMap<String, Option<u128>>,
+}
+
+const FOLDERS_HEADER: &str = "kuduhook-checkout-folders 1";
+
+impl Folders {
+    /// The record at `path`, if it is one this version wrote.
+    pub fn read(path: &Path) -> Option<Folders> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let mut lines = text.lines();
+        if lines.next()? != FOLDERS_HEADER {
+            return None;
+        }
+        let source = lines.next()?.strip_prefix("source ")?.to_string();
+        let taken = lines.next()?.strip_prefix("taken ")?.parse().ok()?;
+        let mut times = HashMap::new();
+        for line in lines {
+            let (time, folder) = line.split_once(' ')?;
+            let time = match time {
+                "-" => None,
+                time => Some(time.parse().ok()?),
+            };
+            let folder = folder.strip_prefix('/')?;
+            times.insert(folder.to_string(), time);
+        }
+        Some(Folders {
+            source,
+            taken,
+            times,
+        })
+    }
+
+    /// Writes the record to `path` (a record that cannot be written costs the next check its
+    /// trust, nothing else). Folders whose names hold a line break are left out: read again.
+    pub fn write(&self, path: &Path) {
+        let mut text = format!(
+            "{FOLDERS_HEADER}\nsource {}\ntaken {}\n",
+            self.source, self.taken
+        );
+        for (folder, time) in &self.times {
+            if folder.contains('\n') {
+                continue;
+            }
+            match time {
+                Some(time) => text.push_str(&format!("{time} /{folder}\n")),
+                None => text.push_str(&format!("- /{folder}\n")),
+            }
+        }
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = crate::ground::paths::write_atomically(path, text.as_bytes());
+    }
+}
 
 /// One tracked file, as the index recorded it.
 #[derive(Debug, Clone)]
@@ -64,15 +183,17 @@ struct Index {
     root_tree: Option<[u8; 20]>,
 }
 
-/// Checks the checkout at `source` against `head_tree`, the tree `HEAD` names (hex).
-pub fn check(source: &Path, head_tree: &str) -> Verdict {
-    match try_check(source, head_tree) {
+/// Checks the checkout at `source` against `head_tree`, the tree `HEAD` names (hex), trusting
+/// Kudu's checkout where `trust` allows.
+pub fn check(source: &Path, head_tree: &str, trust: &Trust) -> Verdict {
+    match try_check(source, head_tree, trust) {
         Ok(verdict) => verdict,
         Err(why) => Verdict::Unsure(why),
     }
 }
 
-fn try_check(source: &Path, head_tree: &str) -> Result<Verdict, String> {
+fn try_check(source: &Path, head_tree: &str, trust: &Trust) -> Result<Verdict, String> {
+    let started = now_nanos();
     if head_tree.len() != 40 {
         return Err("the repository does not name its objects by SHA-1".into());
     }
@@ -90,19 +211,26 @@ fn try_check(source: &Path, head_tree: &str) -> Result<Verdict, String> {
         Some(_) => return Err("git's index is not HEAD's tree (staged changes)".into()),
         None => return Err("git's index has no valid cached tree".into()),
     }
-    let index_time = times(&index_meta).1;
     let tracked: HashMap<&str, &Entry> =
         index.entries.iter().map(|e| (e.path.as_str(), e)).collect();
+    let pool = super::thread_pool(source);
+    let not_trusted = match why_not_trusted(source, trust, &index_meta) {
+        None => {
+            let previous = trust.previous.as_ref().expect("checked");
+            return pool.install(|| trusted(source, &index, &tracked, previous, started));
+        }
+        Some(why) => why,
+    };
     // One walk: every file must be tracked, and each is checked by the directory's handle.
     let walk = Walk {
         source,
         tracked: &tracked,
-        index_time,
+        index_time: times(&index_meta).1,
         seen: AtomicUsize::new(0),
         to_hash: Mutex::new(Vec::new()),
+        folders: Mutex::new(HashMap::new()),
     };
     // The sync's workers, sized for the repository's filesystem.
-    let pool = super::thread_pool(source);
     pool.install(|| walk.folder(""))?;
     let seen = walk.seen.into_inner();
     if seen != index.entries.len() {
@@ -112,11 +240,19 @@ fn try_check(source: &Path, head_tree: &str) -> Result<Verdict, String> {
         ));
     }
     let to_hash = walk.to_hash.into_inner().unwrap_or_default();
+    // Only the tracked folders: an empty one git does not track is no file to copy.
+    let holds = tracked_folders(&index);
+    let mut times = walk.folders.into_inner().unwrap_or_default();
+    times.retain(|folder, _| holds.contains_key(folder.as_str()));
+    let folders = folders(source, started, times);
     if to_hash.len() > MAX_HASHED {
-        return Err(format!(
-            "{} tracked files changed their times since git's index was written",
-            to_hash.len()
-        ));
+        return Ok(Verdict::Listed {
+            why: format!(
+                "{} tracked files changed their times since git's index was written",
+                to_hash.len()
+            ),
+            folders,
+        });
     }
     let hashed: Vec<Result<(), String>> = pool.install(|| {
         to_hash
@@ -124,11 +260,214 @@ fn try_check(source: &Path, head_tree: &str) -> Result<Verdict, String> {
             .map(|entry| content_matches(source, entry))
             .collect()
     });
-    hashed.into_iter().collect::<Result<Vec<()>, String>>()?;
+    if let Err(why) = hashed.into_iter().collect::<Result<Vec<()>, String>>() {
+        return Ok(Verdict::Listed { why, folders });
+    }
     Ok(Verdict::Clean {
         files: index.entries.len(),
         hashed: to_hash.len(),
+        folders,
+        not_trusted,
     })
+}
+
+/// Each folder that holds tracked files (the top one too), with how many files and folders
+/// it must hold.
+fn tracked_folders(index: &Index) -> HashMap<&str, (usize, usize)> {
+    let mut holds: HashMap<&str, (usize, usize)> = HashMap::from([("", (0, 0))]);
+    for entry in &index.entries {
+        let (mut child, mut is_file) = (entry.path.as_str(), true);
+        loop {
+            let parent = parent_of(child);
+            let known = holds.contains_key(parent);
+            let counts = holds.entry(parent).or_default();
+            match is_file {
+                true => counts.0 += 1,
+                false => counts.1 += 1,
+            }
+            // A folder seen before is counted in its own parents already.
+            if known {
+                break;
+            }
+            (child, is_file) = (parent, false);
+        }
+    }
+    holds
+}
+
+/// Why this checkout may not be trusted as Kudu's `git checkout --force` wrote it (`None`: it
+/// may).
+fn why_not_trusted(source: &Path, trust: &Trust, index_meta: &std::fs::Metadata) -> Option<String> {
+    if !trust.named_by_kudu {
+        return Some("Kudu does not name the commit (no SCM_COMMIT_ID)".into());
+    }
+    let previous = match &trust.previous {
+        Some(previous) if previous.source == source.display().to_string() => previous,
+        _ => {
+            return Some(
+                "no record of the repository's folders from an earlier check here (the first \
+                 deployment by this version of kuduhook)"
+                    .into(),
+            );
+        }
+    };
+    let written = index_meta.modified().ok().map(nanos).unwrap_or(0);
+    if written <= previous.taken && !trust.proven_in_this_deployment {
+        return Some(
+            "git's index was not written since the last check: this is not a checkout Kudu \
+             just made"
+                .into(),
+        );
+    }
+    None
+}
+
+/// The check when Kudu's checkout is trusted: each tracked folder's time against the last
+/// check's, and the folders that moved read again.
+fn trusted(
+    source: &Path,
+    index: &Index,
+    tracked: &HashMap<&str, &Entry>,
+    previous: &Folders,
+    started: u128,
+) -> Result<Verdict, String> {
+    let holds = tracked_folders(index);
+    let stated: Vec<(&str, Result<u128, String>)> = holds
+        .keys()
+        .copied()
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|folder| (folder, folder_time(source, folder)))
+        .collect();
+    let mut times = HashMap::with_capacity(stated.len());
+    let mut to_read: HashSet<&str> = HashSet::new();
+    for (folder, time) in stated {
+        let time = time?;
+        if previous.times.get(folder) != Some(&Some(time)) {
+            to_read.insert(folder);
+        }
+        times.insert(folder.to_string(), time);
+    }
+    // A folder the last check saw that the commit has no more: if it is still there, only its
+    // parent's listing shows it.
+    for gone in previous
+        .times
+        .keys()
+        .filter(|f| !holds.contains_key(f.as_str()))
+    {
+        let mut parent = gone.as_str();
+        while !holds.contains_key(parent) {
+            parent = parent_of(parent);
+        }
+        to_read.insert(parent);
+    }
+    let relisted = to_read.len();
+    to_read
+        .into_par_iter()
+        .try_for_each(|folder| read_again(source, folder, tracked, &holds))?;
+    Ok(Verdict::Trusted {
+        files: index.entries.len(),
+        relisted,
+        folders: folders(source, started, times),
+    })
+}
+
+/// Reads `folder` again: every name tracked (a file as a file, a link as a link, a folder as
+/// a tracked folder), and as many as the index tracks there.
+fn read_again(
+    source: &Path,
+    folder: &str,
+    tracked: &HashMap<&str, &Entry>,
+    holds: &HashMap<&str, (usize, usize)>,
+) -> Result<(), String> {
+    let listing = std::fs::read_dir(source.join(folder)).map_err(|e| format!("{folder}: {e}"))?;
+    let (mut files, mut folders) = (0, 0);
+    for entry in listing {
+        let entry = entry.map_err(|e| format!("{folder}: {e}"))?;
+        let name = entry.file_name();
+        let name = name
+            .to_str()
+            .ok_or_else(|| format!("{folder}: a name that is not UTF-8"))?;
+        if folder.is_empty() && name == ".git" {
+            continue;
+        }
+        let path = match folder.is_empty() {
+            true => name.to_string(),
+            false => format!("{folder}/{name}"),
+        };
+        let kind = entry.file_type().map_err(|e| format!("{path}: {e}"))?;
+        let known = match tracked.get(path.as_str()) {
+            Some(entry) if !kind.is_dir() => {
+                (entry.mode & 0o170000 == 0o120000) == kind.is_symlink()
+            }
+            _ => kind.is_dir() && holds.contains_key(path.as_str()),
+        };
+        match (known, kind.is_dir()) {
+            (true, true) => folders += 1,
+            (true, false) => files += 1,
+            // A folder with no file in it, as the check file by file lets it be (git tracks
+            // no folder, and `git status` shows none).
+            (false, true) if holds_no_file(&source.join(&path))? => {}
+            (false, _) => return Err(format!("{path} is not tracked by git")),
+        }
+    }
+    match holds.get(folder) == Some(&(files, folders)) {
+        true => Ok(()),
+        false => Err(format!("files git tracks in {folder}/ are missing")),
+    }
+}
+
+/// The folder `path` (relative, `/`-separated) is in; the top one is empty.
+fn parent_of(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(parent, _)| parent)
+}
+
+/// Whether the folder at `path` holds no file, only (if anything) folders that hold none.
+fn holds_no_file(path: &Path) -> Result<bool, String> {
+    let failed = |e: std::io::Error| format!("{}: {e}", path.display());
+    for entry in std::fs::read_dir(path).map_err(failed)? {
+        let entry = entry.map_err(failed)?;
+        let is_dir = entry.file_type().map_err(failed)?.is_dir();
+        if !is_dir || !holds_no_file(&entry.path())? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// A tracked folder's modification time (nanoseconds since the epoch).
+fn folder_time(source: &Path, folder: &str) -> Result<u128, String> {
+    let meta = std::fs::metadata(source.join(folder)).map_err(|e| format!("{folder}: {e}"))?;
+    if !meta.is_dir() {
+        return Err(format!("{folder} is no longer a folder"));
+    }
+    meta.modified()
+        .map(nanos)
+        .map_err(|e| format!("{folder}: {e}"))
+}
+
+/// The record of `times` taken by a check that started at `started`: a time too close to it
+/// does not vouch.
+fn folders(source: &Path, started: u128, times: HashMap<String, u128>) -> Folders {
+    let racy = RACY.as_nanos();
+    Folders {
+        source: source.display().to_string(),
+        taken: started,
+        times: times
+            .into_iter()
+            .map(|(folder, time)| (folder, (time + racy < started).then_some(time)))
+            .collect(),
+    }
+}
+
+fn nanos(time: SystemTime) -> u128 {
+    time.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+fn now_nanos() -> u128 {
+    nanos(SystemTime::now())
 }
 
 /// The walk of the checkout, comparing each file with the index.
@@ -140,11 +479,15 @@ struct Walk<'a> {
     seen: AtomicUsize,
     /// Files whose stat does not prove them: their content is compared.
     to_hash: Mutex<Vec<&'a Entry>>,
+    /// Each folder's time, taken before it is listed.
+    folders: Mutex<HashMap<String, u128>>,
 }
 
 impl Walk<'_> {
     /// Checks the folder `dir` (relative, `/`-separated) and every folder under it.
     fn folder(&self, dir: &str) -> Result<(), String> {
+        let time = folder_time(self.source, dir)?;
+        self.folders.lock().unwrap().insert(dir.to_string(), time);
         let listing =
             std::fs::read_dir(self.source.join(dir)).map_err(|e| format!("{dir}: {e}"))?;
         let mut files = Vec::new();
@@ -420,7 +763,7 @@ mod tests {
     }
 
     fn verdict(dir: &Path) -> Verdict {
-        check(dir, &head_tree(dir))
+        check(dir, &head_tree(dir), &Trust::default())
     }
 
     #[test]
@@ -428,7 +771,7 @@ mod tests {
         let dir = repo();
         // Files written in the second the index was are "racy": compared by content.
         match verdict(dir.path()) {
-            Verdict::Clean { files, hashed } => assert!(files == 5 && hashed <= 5),
+            Verdict::Clean { files, hashed, .. } => assert!(files == 5 && hashed <= 5),
             other => panic!("{other:?}"),
         }
         // An index written later: the older files' stat alone proves them.
@@ -437,7 +780,9 @@ mod tests {
         git(dir.path(), &["add", "b.txt"]);
         git(dir.path(), &["commit", "-q", "-m", "b"]);
         match verdict(dir.path()) {
-            Verdict::Clean { files, hashed } => assert!(files == 6 && hashed <= 1, "{hashed}"),
+            Verdict::Clean { files, hashed, .. } => {
+                assert!(files == 6 && hashed <= 1, "{hashed}")
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -486,7 +831,9 @@ mod tests {
             let dir = repo();
             change(dir.path());
             match verdict(dir.path()) {
-                Verdict::Unsure(why) => assert!(!why.is_empty(), "{what}"),
+                Verdict::Unsure(why) | Verdict::Listed { why, .. } => {
+                    assert!(!why.is_empty(), "{what}")
+                }
                 clean => panic!("{what}: {clean:?}"),
             }
         }
@@ -508,9 +855,187 @@ mod tests {
         );
         let dir = repo();
         assert!(matches!(
-            check(dir.path(), "0000000000000000000000000000000000000000"),
+            check(
+                dir.path(),
+                "0000000000000000000000000000000000000000",
+                &Trust::default()
+            ),
             Verdict::Unsure(why) if why.contains("staged changes")
         ));
         assert!(parse(b"DIRC").is_err());
+    }
+
+    /// Every folder of the checkout made 10 s older: a check now vouches for their times.
+    fn age_folders(root: &Path) {
+        let old = SystemTime::now() - Duration::from_secs(10);
+        for folder in ["", "static", "static/img"] {
+            let dir = std::fs::File::open(root.join(folder)).unwrap();
+            dir.set_modified(old).unwrap();
+        }
+    }
+
+    /// The check as the sync runs it for a deployment Kudu names: its record of the folders
+    /// from the last check, which it replaces.
+    fn kudu_check(root: &Path, record: &mut Option<Folders>) -> Verdict {
+        let trust = Trust {
+            named_by_kudu: true,
+            previous: record.clone(),
+            proven_in_this_deployment: false,
+        };
+        let verdict = check(root, &head_tree(root), &trust);
+        match &verdict {
+            Verdict::Clean { folders, .. } | Verdict::Trusted { folders, .. } => {
+                *record = Some(folders.clone())
+            }
+            Verdict::Unsure(_) | Verdict::Listed { .. } => {}
+        }
+        verdict
+    }
+
+    /// Kudu's `git checkout <id> --force` of HEAD, a moment after the last check.
+    fn kudu_checkout(root: &Path) {
+        std::thread::sleep(Duration::from_millis(20));
+        let id = git(root, &["rev-parse", "HEAD"]);
+        git(root, &["checkout", "-q", "--force", &id]);
+    }
+
+    #[test]
+    fn kudus_checkout_is_trusted_and_only_the_folders_that_moved_are_read_again() {
+        let dir = repo();
+        let root = dir.path();
+        age_folders(root);
+        let mut record = None;
+        match kudu_check(root, &mut record) {
+            Verdict::Clean { not_trusted, .. } => {
+                assert!(not_trusted.contains("no record"), "{not_trusted}")
+            }
+            other => panic!("the first check is file by file: {other:?}"),
+        }
+        // The same checkout again, with no git since: not a checkout Kudu just made.
+        match kudu_check(root, &mut record) {
+            Verdict::Clean { not_trusted, .. } => {
+                assert!(not_trusted.contains("not written since"), "{not_trusted}")
+            }
+            other => panic!("{other:?}"),
+        }
+        // A commit changing one file in static/img, and a tracked file edited on the server
+        // that Kudu's checkout puts back.
+        std::fs::write(root.join("static/img/logo.svg"), "<svg></svg>\n").unwrap();
+        git(root, &["commit", "-q", "-am", "logo"]);
+        std::fs::write(root.join("static/site.css"), "edited on the server\n").unwrap();
+        kudu_checkout(root);
+        assert_eq!(
+            std::fs::read_to_string(root.join("static/site.css")).unwrap(),
+            "body {}\n"
+        );
+        match kudu_check(root, &mut record) {
+            Verdict::Trusted {
+                files, relisted, ..
+            } => {
+                assert_eq!(files, 5);
+                // static, where the checkout wrote site.css anew; the logo was edited in place
+                // before the commit, which moves no folder's time.
+                assert_eq!(relisted, 1);
+            }
+            other => panic!("{other:?}"),
+        }
+        // An empty folder git does not track is no file to copy, as the check file by file
+        // sees it.
+        std::fs::create_dir_all(root.join("static/empty/inner")).unwrap();
+        kudu_checkout(root);
+        assert!(matches!(
+            kudu_check(root, &mut record),
+            Verdict::Trusted { relisted: 1, .. }
+        ));
+        std::fs::remove_dir_all(root.join("static/empty")).unwrap();
+        // Whatever Kudu's checkout leaves that the commit does not have is found.
+        type Change = fn(&Path);
+        let cases: [(&str, Change); 4] = [
+            ("an untracked file", |root| {
+                std::fs::write(root.join("static/new.js"), "").unwrap()
+            }),
+            ("an ignored file", |root| {
+                std::fs::write(root.join("static/img/debug.log"), "").unwrap()
+            }),
+            ("an untracked folder holding a file", |root| {
+                std::fs::create_dir_all(root.join("uploads/empty")).unwrap();
+                std::fs::write(root.join("uploads/a.png"), "").unwrap()
+            }),
+            ("a tracked file deleted after the checkout", |root| {
+                std::fs::remove_file(root.join("static/site.css")).unwrap()
+            }),
+        ];
+        for (what, change) in cases {
+            let dir = repo();
+            let root = dir.path();
+            age_folders(root);
+            let mut record = None;
+            assert!(matches!(
+                kudu_check(root, &mut record),
+                Verdict::Clean { .. }
+            ));
+            kudu_checkout(root);
+            change(root);
+            match kudu_check(root, &mut record) {
+                Verdict::Unsure(why) | Verdict::Listed { why, .. } => {
+                    assert!(!why.is_empty(), "{what}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        // A folder the commit no longer has, still there with a file git does not track: its
+        // parent, whose time did not move, is read again.
+        let dir = repo();
+        let root = dir.path();
+        std::fs::write(root.join("static/img/debug.log"), "").unwrap();
+        git(root, &["rm", "-q", "static/img/logo.svg"]);
+        age_folders(root);
+        let mut record = None;
+        // git status would say the same: the ignored file is there.
+        assert!(matches!(
+            kudu_check(root, &mut record),
+            Verdict::Unsure(_) | Verdict::Listed { .. }
+        ));
+        std::fs::remove_file(root.join("static/img/debug.log")).unwrap();
+        age_folders(root);
+        git(root, &["commit", "-q", "-m", "no logo"]);
+        std::fs::write(root.join("static/img/debug.log"), "").unwrap();
+        record = Some(Folders {
+            source: root.display().to_string(),
+            taken: now_nanos(),
+            times: ["", "static", "static/img"]
+                .iter()
+                .map(|f| (f.to_string(), folder_time(root, f).ok()))
+                .collect(),
+        });
+        kudu_checkout(root);
+        match kudu_check(root, &mut record) {
+            Verdict::Unsure(why) => assert!(why.contains("static/img"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_record_of_the_folders_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state").join(FOLDERS_FILE);
+        let folders = Folders {
+            source: "/home/site/repository".into(),
+            taken: 1_700_000_000_123_456_789,
+            times: HashMap::from([
+                (String::new(), Some(1)),
+                ("static/a b".into(), None),
+                ("bad\nname".into(), Some(3)),
+            ]),
+        };
+        folders.write(&path);
+        let read = Folders::read(&path).unwrap();
+        assert_eq!(read.source, folders.source);
+        assert_eq!(read.taken, folders.taken);
+        assert_eq!(read.times.len(), 2, "a name with a line break is left out");
+        assert_eq!(read.times["static/a b"], None);
+        assert_eq!(read.times[""], Some(1));
+        std::fs::write(&path, "something else\n").unwrap();
+        assert_eq!(Folders::read(&path), None);
     }
 }

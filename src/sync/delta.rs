@@ -148,24 +148,32 @@ pub(super) struct WithoutWalk {
     /// last sync recorded.
     pub listing: Option<Listing>,
     pub recorded: Option<Listing>,
+    /// The checkout was trusted as Kudu wrote it, not proven file by file.
+    pub checkout_trusted: bool,
 }
 
 /// The look at the source under way: started before anything else the sync does, since on a
 /// big repository it is the longest part.
 pub(super) enum Checking {
     /// A git checkout: the commit and the check of the checkout, or why git cannot tell.
-    Git(Result<(String, std::thread::JoinHandle<Result<(), WhyFull>>), WhyFull>),
+    Git(Result<(String, std::thread::JoinHandle<Result<Proven, WhyFull>>), WhyFull>),
     /// Any other folder: its listing, and the one the last sync recorded.
     Files(std::thread::JoinHandle<Result<(Listing, Option<Listing>), WhyFull>>),
 }
 
 /// Starts asking what this sync must do: for a git checkout, the commit it is at and (in a
 /// thread of its own) whether the checkout holds exactly it; for any other source, its
-/// listing ([`listing`]). `None`: the sync walks (a what-if, or the delta is off).
-pub(super) fn start(options: &SyncOptions, stated: Option<listing::Stated>) -> Option<Checking> {
+/// listing ([`listing`]). `looked`: what the pipeline already learned of the source
+/// ([`super::look_at_source`]). `None`: the sync walks (a what-if, or the delta is off).
+pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Option<Checking> {
     if options.what_if || !options.delta.enabled {
         return None;
     }
+    let (stated, git) = match looked {
+        Some(super::Looked::Files(stated)) => (Some(stated), None),
+        Some(super::Looked::Git(git)) => (None, Some(git)),
+        None => (None, None),
+    };
     if plans_from_record(options) {
         let options = options.clone();
         return Some(Checking::Files(std::thread::spawn(move || {
@@ -188,14 +196,92 @@ pub(super) fn start(options: &SyncOptions, stated: Option<listing::Stated>) -> O
                 .map_err(WhyFull::Unsupported)
         })));
     }
-    let head = head(options, &options.delta).map(|(head, tree)| {
-        let source = options.from.clone();
-        (
+    let checking = match git {
+        // Proven before a process ran in the checkout: its folders are looked at again.
+        Some(GitLook {
+            head: Ok((head, tree)),
+            clean: Some(Ok(_)),
+            process_ran: true,
+        }) => {
+            let (options, span) = (options.clone(), tracing::Span::current());
+            Ok((
+                head,
+                std::thread::spawn(move || span.in_scope(|| check_clean(&options, &tree, true))),
+            ))
+        }
+        Some(GitLook {
+            head: Ok((head, _)),
+            clean: Some(clean),
+            ..
+        }) => Ok((head, std::thread::spawn(move || clean))),
+        Some(GitLook { head: Err(why), .. }) => Err(why),
+        _ => head(options, &options.delta).map(|(head, tree)| {
+            // In the step's span: its lines are the step's in the log.
+            let (options, span) = (options.clone(), tracing::Span::current());
+            (
+                head,
+                std::thread::spawn(move || span.in_scope(|| check_clean(&options, &tree, false))),
+            )
+        }),
+    };
+    Some(Checking::Git(checking))
+}
+
+/// What the sync learned of a git checkout before it ran: the commit and tree it is at, and
+/// whether it holds exactly them.
+pub struct GitLook {
+    head: Result<(String, String), WhyFull>,
+    /// `None` when the commit is not known.
+    clean: Option<Result<Proven, WhyFull>>,
+    /// A process ran in the checkout since (the start check): its folders are read again.
+    process_ran: bool,
+}
+
+impl GitLook {
+    /// Looks at the checkout the sync will sync from, as the sync would.
+    pub(super) fn take(options: &SyncOptions) -> GitLook {
+        let head = head(options, &options.delta);
+        let clean = head
+            .as_ref()
+            .ok()
+            .map(|(_, tree)| check_clean(options, tree, false));
+        GitLook {
             head,
-            std::thread::spawn(move || check_clean(&source, &tree)),
-        )
-    });
-    Some(Checking::Git(head))
+            clean,
+            process_ran: false,
+        }
+    }
+
+    /// The tree the checkout holds exactly, and its file count, when that was proven from
+    /// git's index.
+    pub fn proven_tree(&self) -> Option<(&str, usize)> {
+        match (&self.head, &self.clean) {
+            (
+                Ok((_, tree)),
+                Some(Ok(Proven {
+                    files: Some(files), ..
+                })),
+            ) => Some((tree.as_str(), *files)),
+            _ => None,
+        }
+    }
+
+    /// The same look after a process ran in the checkout.
+    pub fn after_a_process_ran(self) -> GitLook {
+        GitLook {
+            process_ran: true,
+            ..self
+        }
+    }
+}
+
+/// How a checkout was proven to hold exactly its commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proven {
+    /// Trusted as Kudu's checkout wrote it, with no stat per file.
+    pub trusted: bool,
+    /// The files git tracks, when git's index was read (not when `git status` answered).
+    pub files: Option<usize>,
 }
 
 /// Whether the sync plans from its record of the files it copied (a source that is not a git
@@ -263,9 +349,10 @@ pub(super) fn without_walk(
         .join()
         .unwrap_or_else(|_| Err(WhyFull::NoGit("git's check panicked".into())));
     match (planned, clean) {
-        (Ok(planned), Ok(())) => WithoutWalk {
+        (Ok(planned), Ok(proven)) => WithoutWalk {
             planned: Some(planned),
             head: Some(head),
+            checkout_trusted: proven.trusted,
             ..WithoutWalk::default()
         },
         (Err(why), clean) => {
@@ -276,7 +363,7 @@ pub(super) fn without_walk(
                 _ => say(&why),
             }
             WithoutWalk {
-                head: clean.ok().map(|()| head),
+                head: clean.ok().map(|_| head),
                 ..WithoutWalk::default()
             }
         }
@@ -335,6 +422,7 @@ fn from_files(
         head: Some(now.id().to_string()),
         listing: Some(now),
         recorded,
+        checkout_trusted: false,
     }
 }
 
@@ -508,18 +596,99 @@ fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<(String, String),
 }
 
 /// Whether the checkout holds exactly its commit (whose tree is `head_tree`): nothing
-/// modified, untracked or ignored. Proven from git's index where it can be ([`super::checkout`]: on the share, the same stats
-/// as `git status`'s, but more of them at once), else asked of `git status`.
-fn check_clean(source: &Path, head_tree: &str) -> Result<(), WhyFull> {
-    let super::checkout::Verdict::Unsure(why) = super::checkout::check(source, head_tree) else {
-        return Ok(());
+/// modified, untracked or ignored. Proven from git's index where it can be
+/// ([`super::checkout`]: Kudu's checkout trusted, with the record of the repository's folders
+/// the last check left beside the target's sync record, or every tracked file's stat), else
+/// asked of `git status`. `again`: this deployment proved it already, then ran a process there
+/// (the record is that proof's: only the folders are looked at again).
+fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Proven, WhyFull> {
+    use super::checkout::{FOLDERS_FILE, Folders, Trust, Verdict};
+    let source = &options.from;
+    let record = crate::ground::paths::state_dir(&options.to).join(FOLDERS_FILE);
+    // `head` checked that a commit Kudu names is HEAD.
+    let named_by_kudu = options
+        .delta
+        .commit_id
+        .as_deref()
+        .is_some_and(|c| !c.is_empty());
+    let trust = Trust {
+        named_by_kudu,
+        previous: Folders::read(&record),
+        proven_in_this_deployment: again,
     };
-    git_status_clean(source)?;
-    tracing::info!(
-        "git status found the checkout clean, where git's index alone could not prove it \
-         ({why})"
-    );
-    Ok(())
+    let say = |line: String| {
+        if options.listed_changes > 0 {
+            tracing::info!("{line}");
+        }
+    };
+    match super::checkout::check(source, head_tree, &trust) {
+        Verdict::Trusted {
+            files,
+            relisted,
+            folders,
+        } => {
+            let n = folders.times.len();
+            say(match again {
+                true => format!(
+                    "The repository after the start check: {relisted} of its {n} folders \
+                     changed and were read again, nothing untracked"
+                ),
+                false => format!(
+                    "The repository is Kudu's checkout of its commit (git's index written since \
+                     the last deployment): its {files} files trusted without a stat each; \
+                     {relisted} of its {n} folders changed since and were read again, nothing \
+                     untracked"
+                ),
+            });
+            folders.write(&record);
+            Ok(Proven {
+                trusted: true,
+                files: Some(files),
+            })
+        }
+        Verdict::Clean {
+            files,
+            folders,
+            not_trusted,
+            ..
+        } => {
+            if named_by_kudu {
+                say(format!(
+                    "The repository's {files} files checked one by one against git's index, \
+                     not trusted to Kudu's checkout: {not_trusted}"
+                ));
+            }
+            folders.write(&record);
+            Ok(Proven {
+                trusted: false,
+                files: Some(files),
+            })
+        }
+        Verdict::Listed { why, folders } => {
+            git_status_clean(source)?;
+            say(format!(
+                "git status found the checkout clean, where git's index alone could not \
+                 prove it ({why})"
+            ));
+            // Taken before git looked: they vouch for the next check.
+            folders.write(&record);
+            Ok(Proven {
+                trusted: false,
+                files: None,
+            })
+        }
+        Verdict::Unsure(why) => {
+            git_status_clean(source)?;
+            say(format!(
+                "git status found the checkout clean, where git's index alone could not \
+                 prove it ({why})"
+            ));
+            Ok(Proven {
+                trusted: false,
+                files: None,
+            })
+        }
+    }
 }
 
 /// `git status`'s answer: nothing modified, untracked or ignored.

@@ -155,6 +155,8 @@ pub struct SyncReport {
     /// Planned without a walk, from what ("from git abc123..def456, 1 changed path", "from the
     /// record of the last sync, 1 changed path").
     pub planned_from: Option<String>,
+    /// The repository was trusted as Kudu's `git checkout --force` wrote it: no stat per file.
+    pub checkout_trusted: bool,
 }
 
 impl SyncReport {
@@ -221,29 +223,50 @@ impl From<DeployError> for SyncFailure {
     }
 }
 
-/// The source listed as the sync lists it (one stat per file, no content read), for a source
-/// that is not a git checkout when the sync may plan from its record: the pipeline takes it
-/// for the start check's key and hands it to [`sync_stated`] when nothing ran in between, so
-/// the app's files are stat'ed once. `None`: the sync will not use one.
-pub fn stat_source(options: &SyncOptions) -> Option<listing::Stated> {
-    if !delta::plans_from_record(options) {
+/// What the sync looks at first in its source, when the pipeline takes it before the sync
+/// (for the start check's key) and hands it over: the source's files' stats (a source that
+/// is not a git checkout, planned from the sync's record), or a git checkout's commit and
+/// whether it holds exactly it. So the app's files are looked at once for both.
+pub enum Looked {
+    Files(listing::Stated),
+    Git(delta::GitLook),
+}
+
+impl Looked {
+    /// The same look after a process ran in the source (the start check imported the app
+    /// there): what it may have changed is looked at again, or all of it (`None`).
+    pub fn after_a_process_ran(self) -> Option<Looked> {
+        match self {
+            Looked::Files(_) => None,
+            Looked::Git(git) => Some(Looked::Git(git.after_a_process_ran())),
+        }
+    }
+}
+
+/// Looks at the source as the sync will ([`Looked`]); `None`: the sync will walk.
+pub fn look_at_source(options: &SyncOptions) -> Option<Looked> {
+    if options.what_if || !options.delta.enabled {
         return None;
+    }
+    if !delta::plans_from_record(options) {
+        return Some(Looked::Git(delta::GitLook::take(options)));
     }
     thread_pool(&options.from)
         .install(|| listing::stat(options))
         .ok()
+        .map(Looked::Files)
 }
 
 /// Syncs `options.from` into `options.to`; see the module documentation for the rules. The
 /// caller has checked the inputs (the source exists; see [`check_not_nested`]).
 pub fn sync(options: &SyncOptions) -> Result<SyncReport, SyncFailure> {
-    sync_stated(options, None)
+    sync_looked(options, None)
 }
 
-/// [`sync`], with the source already listed by [`stat_source`] (`None`: listed here).
-pub fn sync_stated(
+/// [`sync`], with the source already looked at by [`look_at_source`] (`None`: looked at here).
+pub fn sync_looked(
     options: &SyncOptions,
-    stated: Option<listing::Stated>,
+    looked: Option<Looked>,
 ) -> Result<SyncReport, SyncFailure> {
     let started = Instant::now();
     // Before anything here writes to it (the case probe changes the target's top folder).
@@ -258,7 +281,7 @@ pub fn sync_stated(
     };
     // First, as it takes longest on a big repository: whether the checkout holds its commit
     // (or, for another source, its listing).
-    let checking = delta::start(options, stated);
+    let checking = delta::start(options, looked);
     let previous_text = match &options.previous_manifest {
         Some(path) => match fs::read(path) {
             Ok(bytes) => Some(bytes),
@@ -335,6 +358,7 @@ pub fn sync_stated(
                     .plan()
                 })?,
             };
+            report.checkout_trusted = known.checkout_trusted;
             let (head, listing) = (known.head, known.listing);
             report.planning = started.elapsed();
             report_plan(&plan, &previous, ledger, options, &mut report);

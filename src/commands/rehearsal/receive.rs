@@ -406,7 +406,9 @@ fn kudu_variables(i: &KuduInputs) -> BTreeMap<String, String> {
     vars
 }
 
-/// Brings `site/repository` to exactly `commit`: what the push holds, nothing else.
+/// Brings `site/repository` to `commit` as Kudu does (KuduLite's `GitExeRepository.Update`:
+/// `git checkout <id> --force`): every tracked file made the commit's; files no commit tracks
+/// (left there by someone, or by the app) stay, and the deployment finds them.
 fn check_out(site: &LocalSite, commit: &str) -> Result<(), DeployError> {
     let repository = site.repository();
     if !repository.join(".git").exists() {
@@ -414,11 +416,7 @@ fn check_out(site: &LocalSite, commit: &str) -> Result<(), DeployError> {
     }
     let git_dir = site.git_dir().to_string_lossy().into_owned();
     git(&["fetch", "--quiet", &git_dir, commit], &repository)?;
-    git(
-        &["checkout", "--quiet", "--force", "--detach", commit],
-        &repository,
-    )?;
-    git(&["clean", "--quiet", "-xdff"], &repository)
+    git(&["checkout", "--quiet", "--force", commit], &repository)
 }
 
 fn git_text(args: &[&str], dir: &Path) -> String {
