@@ -83,8 +83,10 @@ run() {
   make_repo "$dev" "$count"
   if [ "$where" != local ] && [ "${REPO_ON_SHARE:-}" = 1 ]; then
     repo=$site/repository
-    git_q "$site" init -q repository
-    kudu_checkout
+    # Set up in the share's backing folder (git's checkout of 100,000 files one by one through
+    # the mount takes many minutes; not timed either way).
+    git_q "$site.backing" init -q repository
+    repo=$site.backing/repository kudu_checkout
   fi
   ms hook >/dev/null
   if [[ $tools == *node* ]]; then

@@ -20,10 +20,8 @@
 //! environment, an entry the site keeps for kuduhook, another kind of file, names that differ
 //! only in case on a site that ignores case) leaves the sync to the walk, said in the log.
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
@@ -36,7 +34,7 @@ use crate::ground::digest::hex;
 pub const FILE: &str = "synced-files";
 
 /// The record's first line: a record of another format is not trusted.
-const HEADER: &str = "kuduhook synced files 1";
+const HEADER: &str = "kuduhook synced files 2";
 
 /// A file changed this close to when the record was taken may have changed again within the
 /// same tick of its change time (2 s: the coarsest a share keeps): it is hashed, not trusted.
@@ -72,8 +70,20 @@ pub struct Listing {
 
 impl Listing {
     fn new(taken: u64, entries: Vec<(String, Option<FileId>)>) -> Listing {
+        let id = Listing::id_of(&entries);
+        Listing {
+            taken,
+            entries,
+            id,
+            hashed: 0,
+            as_recorded: false,
+        }
+    }
+
+    /// The id of `entries`: a hash of each path, what it is, and each file's size and content.
+    fn id_of(entries: &[(String, Option<FileId>)]) -> String {
         let mut hash = Sha256::new();
-        for (path, entry) in &entries {
+        for (path, entry) in entries {
             hash.update(path.as_bytes());
             match entry {
                 None => hash.update(b"\0dir\n"),
@@ -85,13 +95,7 @@ impl Listing {
                 }
             }
         }
-        Listing {
-            taken,
-            entries,
-            id: format!("files:{}", hex(&hash.finalize())),
-            hashed: 0,
-            as_recorded: false,
-        }
+        format!("files:{}", hex(&hash.finalize()))
     }
 
     /// What the listing holds, whatever files it was read from: the paths, what each is, and
@@ -108,10 +112,11 @@ impl Listing {
             .map(|i| &self.entries[i].1)
     }
 
-    /// The record's text: a header, when it was taken, then one line per entry, the path last
-    /// (`<size> <mtime> <ctime> <inode> <sha256> <path>` for a file, `- <path>` for a folder).
+    /// The record's text: a header, when it was taken, its id, then one line per entry, the
+    /// path last (`<size> <mtime> <ctime> <inode> <sha256> <path>` for a file, `- <path>` for a
+    /// folder).
     fn render(&self) -> String {
-        let mut out = format!("{HEADER}\n{}\n", self.taken);
+        let mut out = format!("{HEADER}\n{}\n{}\n", self.taken, self.id);
         for (path, entry) in &self.entries {
             match entry {
                 None => out.push_str(&format!("- {path}\n")),
@@ -134,6 +139,9 @@ impl Listing {
             return None;
         }
         let taken = lines.next()?.parse().ok()?;
+        // Kept with the entries it was computed from (this file is kuduhook's own): not
+        // hashed again at every read.
+        let id = lines.next()?.to_string();
         let mut entries = Vec::new();
         for line in lines.filter(|l| !l.is_empty()) {
             if let Some(path) = line.strip_prefix("- ") {
@@ -157,7 +165,13 @@ impl Listing {
         entries
             .windows(2)
             .all(|w| w[0].0 < w[1].0)
-            .then(|| Listing::new(taken, entries))
+            .then_some(Listing {
+                taken,
+                entries,
+                id,
+                hashed: 0,
+                as_recorded: false,
+            })
     }
 }
 
@@ -213,7 +227,13 @@ struct Stat {
 /// handle, the folders in parallel.
 pub fn stat(options: &SyncOptions) -> Result<Stated, String> {
     let taken = now();
-    let mut entries = folder(options, "")?;
+    // On local disk a stat takes ~2 us, less than a task costs: a few dozen per task. On a
+    // network filesystem each is a round trip: one per task, as many at once as workers.
+    let per_task = match crate::env::files::network_filesystem(&options.from) {
+        Some(_) => 1,
+        None => 32,
+    };
+    let mut entries = folder(options, "", per_task)?;
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(Stated { entries, taken })
 }
@@ -227,59 +247,83 @@ pub fn finish(
     previous: Option<&Listing>,
 ) -> Result<Listing, String> {
     let taken = stated.taken;
-    let known: HashMap<&str, &FileId> = previous
-        .map(|p| {
-            p.entries
-                .iter()
-                .filter_map(|(path, e)| Some((path.as_str(), e.as_ref()?)))
-                .collect()
-        })
-        .unwrap_or_default();
     let trusted_before = previous.map_or(0, |p| p.taken.saturating_sub(RACY.as_nanos() as u64));
-    let hashed = AtomicUsize::new(0);
-    let entries: Vec<(String, Option<FileId>)> = stated
-        .entries
-        .into_par_iter()
-        .map(|(path, stat)| {
-            let Some(s) = stat else {
-                return Ok((path, None));
-            };
-            if let Some(known) = known.get(path.as_str())
-                && known.size == s.size
-                && (known.mtime, known.ctime, known.ino) == (s.mtime, s.ctime, s.ino)
-                && s.ctime != 0
-                && s.ctime < trusted_before
+    // Both sorted by path: one pass pairs each file with its recorded entry.
+    let recorded = previous.map_or(&[][..], |p| p.entries.as_slice());
+    let mut at = 0;
+    let mut to_hash = Vec::new();
+    let mut entries: Vec<(String, Option<FileId>)> = Vec::with_capacity(stated.entries.len());
+    for (path, stat) in stated.entries {
+        let Some(s) = stat else {
+            entries.push((path, None));
+            continue;
+        };
+        while at < recorded.len() && recorded[at].0 < path {
+            at += 1;
+        }
+        let known = recorded
+            .get(at)
+            .filter(|(p, _)| *p == path)
+            .and_then(|(_, e)| e.as_ref());
+        let file = FileId {
+            size: s.size,
+            mtime: s.mtime,
+            ctime: s.ctime,
+            ino: s.ino,
+            sha256: [0; 32],
+        };
+        match known {
+            Some(known)
+                if known.size == s.size
+                    && (known.mtime, known.ctime, known.ino) == (s.mtime, s.ctime, s.ino)
+                    && s.ctime != 0
+                    && s.ctime < trusted_before =>
             {
-                return Ok((path, Some(**known)));
+                entries.push((path, Some(*known)))
             }
-            hashed.fetch_add(1, Ordering::Relaxed);
-            let sha256 =
-                hash_file(&options.from.join(&path)).map_err(|e| format!("{path}: {e}"))?;
-            let file = FileId {
-                size: s.size,
-                mtime: s.mtime,
-                ctime: s.ctime,
-                ino: s.ino,
-                sha256,
-            };
-            Ok((path, Some(file)))
+            _ => {
+                to_hash.push(entries.len());
+                entries.push((path, Some(file)));
+            }
+        }
+    }
+    let hashes: Vec<[u8; 32]> = to_hash
+        .par_iter()
+        .map(|i| {
+            let path = &entries[*i].0;
+            hash_file(&options.from.join(path)).map_err(|e| format!("{path}: {e}"))
         })
         .collect::<Result<_, String>>()?;
-    let hashed = hashed.into_inner();
-    let as_recorded = hashed == 0 && previous.is_some_and(|p| p.entries == entries);
-    // A record whose files were all vouched for keeps its time (no rewrite is needed).
-    let taken = match (as_recorded, previous) {
-        (true, Some(p)) => p.taken,
-        _ => taken,
-    };
-    let mut listing = Listing::new(taken, entries);
-    listing.hashed = hashed;
-    listing.as_recorded = as_recorded;
-    Ok(listing)
+    for (i, sha256) in to_hash.iter().zip(hashes) {
+        if let Some(file) = entries[*i].1.as_mut() {
+            file.sha256 = sha256;
+        }
+    }
+    let hashed = to_hash.len();
+    match previous {
+        // Exactly the record: its time and id stand (nothing to rewrite or hash again).
+        Some(p) if hashed == 0 && p.entries == entries => Ok(Listing {
+            taken: p.taken,
+            entries,
+            id: p.id.clone(),
+            hashed,
+            as_recorded: true,
+        }),
+        _ => {
+            let mut listing = Listing::new(taken, entries);
+            listing.hashed = hashed;
+            Ok(listing)
+        }
+    }
 }
 
-/// The entries of folder `relative` of the source and of everything under it.
-fn folder(options: &SyncOptions, relative: &str) -> Result<Vec<(String, Option<Stat>)>, String> {
+/// The entries of folder `relative` of the source and of everything under it, its files
+/// stat'ed `per_task` to a task.
+fn folder(
+    options: &SyncOptions,
+    relative: &str,
+    per_task: usize,
+) -> Result<Vec<(String, Option<Stat>)>, String> {
     let dir = options.from.join(relative);
     let read = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut children = Vec::new();
@@ -319,6 +363,7 @@ fn folder(options: &SyncOptions, relative: &str) -> Result<Vec<(String, Option<S
         children.into_iter().partition(|(_, _, is_dir)| *is_dir);
     let mut found: Vec<(String, Option<Stat>)> = files
         .into_par_iter()
+        .with_min_len(per_task)
         .map(|(child, entry, _)| {
             // Asked of the folder's handle: no walk of the path again.
             let meta = entry.metadata().map_err(|e| format!("{child}: {e}"))?;
@@ -335,7 +380,7 @@ fn folder(options: &SyncOptions, relative: &str) -> Result<Vec<(String, Option<S
     let under: Vec<Vec<(String, Option<Stat>)>> = folders
         .into_par_iter()
         .map(|(child, _, _)| {
-            let mut under = folder(options, &child)?;
+            let mut under = folder(options, &child, per_task)?;
             under.push((child, None));
             Ok(under)
         })
