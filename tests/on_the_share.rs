@@ -205,10 +205,18 @@ fn git_in(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "git {args:?}: {out:?}");
 }
 
-/// A site whose repository is a git checkout with `extra` more files, deployed once onto the
-/// share; then a one-line change to app.py is committed. Returns the site, its share, and the
-/// round trips the code-only redeploy cost.
-fn code_only_redeploy(extra: usize) -> (Site, SmbMount, u64, String) {
+/// The example app's second version: the code change the redeploys below sync.
+const APP_V2: &str = "import kudupkg\n\ndef app():\n    return 'v2 ' + kudupkg.__version__\n";
+
+/// Whether the site holds [`APP_V2`].
+fn serves_v2(site: &Site) -> bool {
+    std::fs::read_to_string(site.target.join("app.py"))
+        .unwrap()
+        .contains("'v2 '")
+}
+
+/// The example app with `extra` more files in 20 folders, not yet on the share.
+fn app_with_files(extra: usize) -> Site {
     let site = Site::app("3.11");
     for i in 0..extra {
         site.write(
@@ -216,6 +224,14 @@ fn code_only_redeploy(extra: usize) -> (Site, SmbMount, u64, String) {
             &format!("{i}\n"),
         );
     }
+    site
+}
+
+/// A site whose repository is a git checkout with `extra` more files, deployed once onto the
+/// share; then a one-line change to app.py is committed. Returns the site, its share, and the
+/// round trips the code-only redeploy cost.
+fn code_only_redeploy(extra: usize) -> (Site, SmbMount, u64, String) {
+    let site = app_with_files(extra);
     git_in(&site.repo, &["init", "-q"]);
     git_in(&site.repo, &["add", "-A"]);
     git_in(&site.repo, &["commit", "-q", "-m", "first"]);
@@ -223,10 +239,7 @@ fn code_only_redeploy(extra: usize) -> (Site, SmbMount, u64, String) {
     site.deploy(&[]).assert_ok().assert_contains(
         "Walking the whole site: a first deployment: there is nothing to compare with",
     );
-    site.write(
-        "app.py",
-        "import kudupkg\n\ndef app():\n    return 'v2 ' + kudupkg.__version__\n",
-    );
+    site.write("app.py", APP_V2);
     git_in(&site.repo, &["commit", "-q", "-am", "a code change"]);
     let before = share.calls();
     let run = site.deploy(&[]);
@@ -250,12 +263,7 @@ fn a_code_only_redeploy_on_the_share_costs_what_changed() {
     ] {
         assert!(log.contains(said), "{said:?} in:\n{log}");
     }
-    assert!(
-        std::fs::read_to_string(site.target.join("app.py"))
-            .unwrap()
-            .contains("'v2 '"),
-        "the change is served"
-    );
+    assert!(serves_v2(&site), "the change is served");
     assert!(
         calls <= small_calls + 10,
         "600 more files in the repository cost {calls} round trips against {small_calls}"
@@ -320,20 +328,13 @@ fn a_checkout_on_the_share_is_proven_clean_from_gits_index() {
     git_in(&site.repo, &["commit", "-q", "-m", "first"]);
     site.deploy(&[]).assert_ok();
 
-    site.write(
-        "app.py",
-        "import kudupkg\n\ndef app():\n    return 'v2 ' + kudupkg.__version__\n",
-    );
+    site.write("app.py", APP_V2);
     git_in(&site.repo, &["commit", "-q", "-am", "a code change"]);
     site.deploy(&[])
         .assert_ok()
         .assert_contains("1 changed path, without walking the site)")
         .assert_lacks("git status found the checkout clean");
-    assert!(
-        std::fs::read_to_string(site.target.join("app.py"))
-            .unwrap()
-            .contains("'v2 '")
-    );
+    assert!(serves_v2(&site));
 
     // Edited without a commit, then a file the commit does not hold: git decides, the walk
     // copies what the checkout holds.
@@ -454,13 +455,7 @@ fn a_push_on_app_services_layout_trusts_kudus_checkout_and_finds_what_it_leaves(
 /// trips of the deployment grow with the repository's folders, not its files. Returns them,
 /// with the log.
 fn kudu_push_on_the_share(extra: usize) -> (u64, String) {
-    let site = Site::app("3.11");
-    for i in 0..extra {
-        site.write(
-            &format!("static/part{}/file{i}.txt", i % 20),
-            &format!("{i}\n"),
-        );
-    }
+    let site = app_with_files(extra);
     let developer = site.repo.clone();
     git_in(&developer, &["init", "-q"]);
     git_in(&developer, &["add", "-A"]);
@@ -469,44 +464,20 @@ fn kudu_push_on_the_share(extra: usize) -> (u64, String) {
     site.repo = site.target.parent().unwrap().join("repository");
     std::fs::create_dir_all(&site.repo).unwrap();
     git_in(&site.repo, &["init", "-q"]);
-    let kudu_checkout = |repository: &Path| -> String {
-        git_in(
-            repository,
-            &["fetch", "-q", developer.to_str().unwrap(), "HEAD"],
-        );
-        let out = Command::new("git")
-            .arg("-C")
-            .arg(repository)
-            .args(["rev-parse", "FETCH_HEAD"])
-            .output()
-            .unwrap();
-        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        git_in(repository, &["checkout", "-q", "--force", &id]);
-        id
-    };
-    let id = kudu_checkout(&site.repo);
+    let id = support::kudu_checkout(&site.repo, &developer);
     // The first deployment checks the files (or, as many were written in the index's own
     // second, asks git) and records the folders.
     site.deploy_with(&[], &[("SCM_COMMIT_ID", &id)]).assert_ok();
     // Folders older than 2 s: the record vouches for them (a newer one is read again).
     std::thread::sleep(std::time::Duration::from_millis(2100));
-    std::fs::write(
-        developer.join("app.py"),
-        "import kudupkg\n\ndef app():\n    return 'v2 ' + kudupkg.__version__\n",
-    )
-    .unwrap();
+    std::fs::write(developer.join("app.py"), APP_V2).unwrap();
     git_in(&developer, &["commit", "-q", "-am", "a code change"]);
-    let id = kudu_checkout(&site.repo);
+    let id = support::kudu_checkout(&site.repo, &developer);
     let before = share.calls();
     let run = site.deploy_with(&[], &[("SCM_COMMIT_ID", &id)]);
     run.assert_ok();
     let calls = share.calls() - before;
-    assert!(
-        std::fs::read_to_string(site.target.join("app.py"))
-            .unwrap()
-            .contains("'v2 '"),
-        "the change is served"
-    );
+    assert!(serves_v2(&site), "the change is served");
     (calls, run.log)
 }
 

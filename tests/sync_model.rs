@@ -198,18 +198,7 @@ impl World {
     /// What Kudu does with a push before it runs the deployment command: fetches the commit
     /// into its repository and checks it out by id, `--force`. The id.
     fn kudu_checkout(&self) -> String {
-        let repository = self.kudu_repository();
-        let developer = self.src().display().to_string();
-        git(&repository, &["fetch", "-q", &developer, "HEAD"]);
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&repository)
-            .args(["rev-parse", "FETCH_HEAD"])
-            .output()
-            .unwrap();
-        let id = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        git(&repository, &["checkout", "-q", "--force", &id]);
-        id
+        support::kudu_checkout(&self.kudu_repository(), &self.src())
     }
 
     /// Whether a second target is synced by a walk beside the one synced without: on the share
@@ -806,25 +795,26 @@ fn git_histories_on_the_share_sync_the_same_from_the_diff_as_by_a_walk() {
 /// tracked) syncs the same as a walk after every step.
 #[test]
 fn kudu_histories_trusting_its_checkout_sync_the_same_as_a_walk() {
-    let (planned, trusted) = histories(24, 12, |seed, root| World::with_kudu(seed, root, false));
     // The others walk: files left on the server, a failed deployment before, a first one.
-    assert!(
-        planned >= 35,
-        "only {planned} of 288 syncs were planned from git"
-    );
-    assert!(
-        trusted * 10 >= planned * 9,
-        "only {trusted} of {planned} trusted Kudu's checkout"
-    );
+    kudu_histories(24, 12, false, 35);
 }
 
 /// The same with Kudu's repository and the site on the SMB-like share, App Service's layout.
 #[test]
 fn kudu_histories_on_the_share_trusting_its_checkout_sync_the_same_as_a_walk() {
-    let (planned, trusted) = histories(8, 10, |seed, root| World::with_kudu(seed, root, true));
+    kudu_histories(8, 10, true, 10);
+}
+
+/// Runs Kudu's histories ([`World::with_kudu`]): at least `planned_at_least` syncs planned from
+/// git, and nine in ten of those trusting Kudu's checkout.
+fn kudu_histories(seeds: u64, steps: usize, on_share: bool, planned_at_least: usize) {
+    let (planned, trusted) = histories(seeds, steps, |seed, root| {
+        World::with_kudu(seed, root, on_share)
+    });
+    let all = seeds as usize * steps;
     assert!(
-        planned >= 10,
-        "only {planned} of 80 syncs were planned from git"
+        planned >= planned_at_least,
+        "only {planned} of {all} syncs were planned from git"
     );
     assert!(
         trusted * 10 >= planned * 9,

@@ -202,13 +202,7 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
             head: Ok((head, tree)),
             clean: Some(Ok(_)),
             process_ran: true,
-        }) => {
-            let (options, span) = (options.clone(), tracing::Span::current());
-            Ok((
-                head,
-                std::thread::spawn(move || span.in_scope(|| check_clean(&options, &tree, true))),
-            ))
-        }
+        }) => Ok((head, spawn_check(options, tree, true))),
         Some(GitLook {
             head: Ok((head, _)),
             clean: Some(clean),
@@ -216,15 +210,22 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
         }) => Ok((head, std::thread::spawn(move || clean))),
         Some(GitLook { head: Err(why), .. }) => Err(why),
         _ => head(options, &options.delta).map(|(head, tree)| {
-            // In the step's span: its lines are the step's in the log.
-            let (options, span) = (options.clone(), tracing::Span::current());
-            (
-                head,
-                std::thread::spawn(move || span.in_scope(|| check_clean(&options, &tree, false))),
-            )
+            let check = spawn_check(options, tree, false);
+            (head, check)
         }),
     };
     Some(Checking::Git(checking))
+}
+
+/// [`check_clean`] in a thread of its own, in the step's span (its lines are the step's in the
+/// log).
+fn spawn_check(
+    options: &SyncOptions,
+    tree: String,
+    again: bool,
+) -> std::thread::JoinHandle<Result<Proven, WhyFull>> {
+    let (options, span) = (options.clone(), tracing::Span::current());
+    std::thread::spawn(move || span.in_scope(|| check_clean(&options, &tree, again)))
 }
 
 /// What the sync learned of a git checkout before it ran: the commit and tree it is at, and

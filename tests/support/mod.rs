@@ -206,6 +206,26 @@ impl Run {
     }
 }
 
+/// What Kudu does with a push before it runs the deployment command: fetches the commit at
+/// `developer`'s `HEAD` into `repository` and checks it out by id, `--force` (KuduLite's
+/// `GitExeRepository.Update`). Returns the id, Kudu's `SCM_COMMIT_ID`.
+pub fn kudu_checkout(repository: &Path, developer: &Path) -> String {
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(repository)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["fetch", "-q", developer.to_str().unwrap(), "HEAD"]);
+    let id = git(&["rev-parse", "FETCH_HEAD"]);
+    git(&["checkout", "-q", "--force", &id]);
+    id
+}
+
 /// The names in `dir` (as its filesystem lists them: on the share, in the case it keeps), sorted.
 pub fn names_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
