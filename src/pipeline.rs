@@ -232,6 +232,7 @@ fn run_steps(
         install: None,
         release,
         looked: None,
+        early_look: early_look(config, &plan),
         _lock: lock,
     };
     for (index, step) in plan.iter().enumerate() {
@@ -341,6 +342,36 @@ fn print_header(config: &DeployConfig) {
     info!("Steps: {steps_from}{disabled}");
 }
 
+/// The start check's look at the source, taken in a thread while the steps before the check
+/// run (on App Service's share the look is round trips, the Python steps mostly wait on their
+/// processes): only when the check reads the app from the source, and only the runtime, env
+/// and install steps come before it, which do not change the source (an install that ran is
+/// the exception: its look is taken again).
+fn early_look(
+    config: &DeployConfig,
+    plan: &[Planned],
+) -> Option<std::thread::JoinHandle<Option<crate::sync::Looked>>> {
+    let check = plan
+        .iter()
+        .position(|s| s.action == StepAction::Builtin(BuiltinStep::StartCheck))?;
+    let before_only_python = plan[..check].iter().all(|s| {
+        matches!(
+            s.action,
+            StepAction::Builtin(
+                BuiltinStep::DetectRuntime | BuiltinStep::ValidateEnv | BuiltinStep::PipInstall
+            )
+        )
+    });
+    if !before_only_python || config.dry_run || config.in_place {
+        return None;
+    }
+    let options = sync::options(config);
+    let span = tracing::Span::current();
+    Some(std::thread::spawn(move || {
+        span.in_scope(|| crate::sync::look_at_source(&options))
+    }))
+}
+
 /// Whether `step` is in the steps file and enabled.
 fn plan_has(config: &DeployConfig, step: BuiltinStep) -> bool {
     config.steps.builtin(step).is_some_and(|e| e.enabled)
@@ -427,6 +458,9 @@ struct Deployment<'a> {
     release: Release<'a>,
     /// The source as the start check's key looked at it, for the sync if it comes next.
     looked: Option<crate::sync::Looked>,
+    /// The start check's look at the source, taken while the Python steps before it run
+    /// ([`early_look`]); `None` once used, or when it may not be taken early.
+    early_look: Option<std::thread::JoinHandle<Option<crate::sync::Looked>>>,
     /// Held until the deployment ends.
     _lock: Option<DeployLock>,
 }
@@ -549,6 +583,13 @@ impl Deployment<'_> {
                 if self.release.synced {
                     self.go_live()?;
                 }
+                // An install may build in the source (a local or editable package): what was
+                // looked at before it is looked at again.
+                if matches!(outcome, Outcome::Done(_))
+                    && let Some(look) = self.early_look.take()
+                {
+                    let _ = look.join();
+                }
                 Ok(outcome)
             }
             BuiltinStep::StartCheck => {
@@ -571,9 +612,16 @@ impl Deployment<'_> {
                 // The app's files looked at once, as the sync looks at them, for the check's key
                 // and then the sync (when it comes next): one stat per file, not two, or for a
                 // git checkout its commit's tree.
-                let looked = (!self.release.synced && app == c.source.value.as_path())
-                    .then(|| crate::sync::look_at_source(&sync::options(c)))
-                    .flatten();
+                let early = self.early_look.take().and_then(|look| look.join().ok());
+                let mut looked = match early {
+                    Some(early) => early,
+                    None => (!self.release.synced && app == c.source.value.as_path())
+                        .then(|| crate::sync::look_at_source(&sync::options(c)))
+                        .flatten(),
+                };
+                if let Some(looked) = &mut looked {
+                    looked.tell();
+                }
                 let outcome = start_check::run(
                     c,
                     self.env.as_ref(),
@@ -641,6 +689,10 @@ impl Deployment<'_> {
 
     /// Puts the site back as it was, and says what it serves now.
     fn fail(&mut self, error: DeployError) -> Failure {
+        // Not left writing its record while the site is put back.
+        if let Some(look) = self.early_look.take() {
+            let _ = look.join();
+        }
         Failure {
             error,
             state: self.release.fail(),

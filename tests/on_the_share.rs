@@ -450,11 +450,57 @@ fn a_push_on_app_services_layout_trusts_kudus_checkout_and_finds_what_it_leaves(
     assert!(served().contains("v6"));
 }
 
+/// What kuduhook asked git during a deployment: a `git` first on `PATH` that notes each call
+/// and runs the real one.
+struct GitCalls {
+    dir: tempfile::TempDir,
+}
+
+impl GitCalls {
+    fn new() -> GitCalls {
+        let real = std::env::split_paths(&std::env::var("PATH").unwrap())
+            .map(|dir| dir.join("git"))
+            .find(|git| git.is_file())
+            .expect("git on PATH");
+        let dir = tempfile::tempdir().unwrap();
+        let shim = dir.path().join("git");
+        let log = dir.path().join("calls");
+        std::fs::write(
+            &shim,
+            format!(
+                "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+                log.display(),
+                real.display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+        GitCalls { dir }
+    }
+
+    /// `PATH` with the noting `git` first.
+    fn path(&self) -> String {
+        format!(
+            "{}:{}",
+            self.dir.path().display(),
+            std::env::var("PATH").unwrap()
+        )
+    }
+
+    /// Each call's arguments, in order.
+    fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("calls"))
+            .map(|text| text.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+}
+
 /// A one-file push with the repository on the share (`/home/site/repository`), brought to the
-/// commit as Kudu does (`git fetch`, `git checkout <id> --force`, `SCM_COMMIT_ID`): the round
-/// trips of the deployment grow with the repository's folders, not its files. Returns them,
-/// with the log.
-fn kudu_push_on_the_share(extra: usize) -> (u64, String) {
+/// commit as Kudu does (the commit arrives in its branch, `git checkout <id> --force`,
+/// `SCM_COMMIT_ID`): the round trips of the deployment grow with the repository's folders, not
+/// its files. Returns them, the log, and the git processes kuduhook ran.
+fn kudu_push_on_the_share(extra: usize) -> (u64, String, Vec<String>) {
     let site = app_with_files(extra);
     let developer = site.repo.clone();
     git_in(&developer, &["init", "-q"]);
@@ -465,29 +511,37 @@ fn kudu_push_on_the_share(extra: usize) -> (u64, String) {
     std::fs::create_dir_all(&site.repo).unwrap();
     git_in(&site.repo, &["init", "-q"]);
     let id = support::kudu_checkout(&site.repo, &developer);
+    // Folders older than 2 s when they are recorded: the record vouches for them (a newer one
+    // is read again at the next push).
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     // The first deployment checks the files (or, as many were written in the index's own
     // second, asks git) and records the folders.
     site.deploy_with(&[], &[("SCM_COMMIT_ID", &id)]).assert_ok();
-    // Folders older than 2 s: the record vouches for them (a newer one is read again).
-    std::thread::sleep(std::time::Duration::from_millis(2100));
     std::fs::write(developer.join("app.py"), APP_V2).unwrap();
     git_in(&developer, &["commit", "-q", "-am", "a code change"]);
     let id = support::kudu_checkout(&site.repo, &developer);
     let before = share.calls();
-    let run = site.deploy_with(&[], &[("SCM_COMMIT_ID", &id)]);
+    let git = GitCalls::new();
+    let run = site.deploy_with(&[], &[("SCM_COMMIT_ID", &id), ("PATH", &git.path())]);
     run.assert_ok();
     let calls = share.calls() - before;
     assert!(serves_v2(&site), "the change is served");
-    (calls, run.log)
+    (calls, run.log, git.calls())
 }
 
 /// Kudu's checkout trusted on the share: 600 more files in 20 more folders cost round trips for
 /// the folders (each stat'ed, before and after the start check), none for the files, which the
-/// check one by one would stat each.
+/// check one by one would stat each; and no git process (each costs its own round trips there):
+/// the commit, its tree and what changed are read from git's files.
 #[test]
 fn a_push_with_the_repository_on_the_share_costs_its_folders_not_its_files() {
-    let (small, _) = kudu_push_on_the_share(0);
-    let (big, log) = kudu_push_on_the_share(600);
+    let (small, _, _) = kudu_push_on_the_share(0);
+    let (big, log, git) = kudu_push_on_the_share(600);
+    assert_eq!(
+        git,
+        Vec::<String>::new(),
+        "git processes run by a one-file push:\n{log}"
+    );
     eprintln!("one-file push, repository on the share: {small} round trips (4 files), {big} (604)");
     for said in [
         "The repository is Kudu's checkout of its commit",

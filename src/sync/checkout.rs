@@ -44,6 +44,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rayon::prelude::*;
 use sha1::{Digest, Sha1};
 
+use super::gitfiles::TrackedFile;
 use crate::ground::digest::hex;
 
 /// What the check could prove.
@@ -57,6 +58,7 @@ pub enum Verdict {
         hashed: usize,
         folders: Folders,
         not_trusted: String,
+        tracked: Vec<TrackedFile>,
     },
     /// Kudu's `git checkout --force` wrote the tracked files, and no folder holds a name the
     /// index does not track: `relisted` folders (of `folders`) were read again.
@@ -64,6 +66,7 @@ pub enum Verdict {
         files: usize,
         relisted: usize,
         folders: Folders,
+        tracked: Vec<TrackedFile>,
     },
     /// Not proven (why, for the log): `git status` decides.
     Unsure(String),
@@ -268,7 +271,22 @@ fn try_check(source: &Path, head_tree: &str, trust: &Trust) -> Result<Verdict, S
         hashed: to_hash.len(),
         folders,
         not_trusted,
+        tracked: tracked_files(&index),
     })
+}
+
+/// Each tracked file's path, mode and blob: the commit's tree, once the index is proven to
+/// be it (for the next sync's diff, [`super::gitfiles`]).
+fn tracked_files(index: &Index) -> Vec<TrackedFile> {
+    index
+        .entries
+        .iter()
+        .map(|e| TrackedFile {
+            path: e.path.clone(),
+            mode: e.mode,
+            oid: e.oid,
+        })
+        .collect()
 }
 
 /// Each folder that holds tracked files (the top one too), with how many files and folders
@@ -369,6 +387,7 @@ fn trusted(
         files: index.entries.len(),
         relisted,
         folders: folders(source, started, times),
+        tracked: tracked_files(index),
     })
 }
 

@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SyncOptions;
+use super::gitfiles::{Tracked, TrackedFile};
 use super::listing::{self, Listing};
 use super::plan::{FileCopy, Kind, Plan, Removal};
 use crate::sync::manifest::Manifest;
@@ -150,6 +151,9 @@ pub(super) struct WithoutWalk {
     pub recorded: Option<Listing>,
     /// The checkout was trusted as Kudu wrote it, not proven file by file.
     pub checkout_trusted: bool,
+    /// The tree of the commit the checkout holds exactly, when git's index gave it: recorded
+    /// with the sync, for the next one's diff.
+    pub tracked: Option<Tracked>,
 }
 
 /// The look at the source under way: started before anything else the sync does, since on a
@@ -202,6 +206,7 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
             head: Ok((head, tree)),
             clean: Some(Ok(_)),
             process_ran: true,
+            ..
         }) => Ok((head, spawn_check(options, tree, true))),
         Some(GitLook {
             head: Ok((head, _)),
@@ -225,13 +230,23 @@ fn spawn_check(
     again: bool,
 ) -> std::thread::JoinHandle<Result<Proven, WhyFull>> {
     let (options, span) = (options.clone(), tracing::Span::current());
-    std::thread::spawn(move || span.in_scope(|| check_clean(&options, &tree, again)))
+    std::thread::spawn(move || {
+        span.in_scope(|| {
+            let mut checked = check_clean(&options, &tree, again);
+            if let Ok(proven) = &mut checked {
+                proven.tell(&options);
+            }
+            checked
+        })
+    })
 }
 
 /// What the sync learned of a git checkout before it ran: the commit and tree it is at, and
 /// whether it holds exactly them.
 pub struct GitLook {
     head: Result<(String, String), WhyFull>,
+    /// The sync lists nothing (`kuduhook sync -q`): nothing to tell.
+    quiet: bool,
     /// `None` when the commit is not known.
     clean: Option<Result<Proven, WhyFull>>,
     /// A process ran in the checkout since (the start check): its folders are read again.
@@ -249,7 +264,18 @@ impl GitLook {
         GitLook {
             head,
             clean,
+            quiet: options.listed_changes == 0,
             process_ran: false,
+        }
+    }
+
+    /// Says in the log what the look found (once), where the caller's step is.
+    pub fn tell(&mut self) {
+        if let Some(Ok(proven)) = &mut self.clean
+            && let Some(line) = proven.said.take()
+            && !self.quiet
+        {
+            tracing::info!("{line}");
         }
     }
 
@@ -283,6 +309,21 @@ pub struct Proven {
     pub trusted: bool,
     /// The files git tracks, when git's index was read (not when `git status` answered).
     pub files: Option<usize>,
+    /// Their paths, modes and blobs (the commit's tree), for the diff with the next commit.
+    tracked: Option<Vec<TrackedFile>>,
+    /// What the log says of how it was proven, once (the caller says it where it belongs).
+    said: Option<String>,
+}
+
+impl Proven {
+    /// Says in the log how the checkout was proven (once; not when the sync is quiet).
+    fn tell(&mut self, options: &SyncOptions) {
+        if let Some(line) = self.said.take()
+            && options.listed_changes > 0
+        {
+            tracing::info!("{line}");
+        }
+    }
 }
 
 /// Whether the sync plans from its record of the files it copied (a source that is not a git
@@ -338,22 +379,32 @@ pub(super) fn without_walk(
             return none;
         }
     };
+    // The check first: its list of the tracked files, when git's index gave it, is what the
+    // diff is computed from (on App Service's share, without a git process).
+    let mut clean = clean
+        .join()
+        .unwrap_or_else(|_| Err(WhyFull::NoGit("git's check panicked".into())));
+    let tracked = match &mut clean {
+        Ok(proven) => proven.tracked.take().map(|files| Tracked {
+            commit: head.clone(),
+            files,
+        }),
+        Err(_) => None,
+    };
     let planned = plan(
         options,
         &options.delta,
-        &head,
+        (&head, tracked.as_ref()),
         previous_text,
         previous,
         folds_case,
     );
-    let clean = clean
-        .join()
-        .unwrap_or_else(|_| Err(WhyFull::NoGit("git's check panicked".into())));
     match (planned, clean) {
         (Ok(planned), Ok(proven)) => WithoutWalk {
             planned: Some(planned),
             head: Some(head),
             checkout_trusted: proven.trusted,
+            tracked,
             ..WithoutWalk::default()
         },
         (Err(why), clean) => {
@@ -364,6 +415,7 @@ pub(super) fn without_walk(
                 _ => say(&why),
             }
             WithoutWalk {
+                tracked: clean.is_ok().then_some(tracked).flatten(),
                 head: clean.ok().map(|_| head),
                 ..WithoutWalk::default()
             }
@@ -424,6 +476,7 @@ fn from_files(
         listing: Some(now),
         recorded,
         checkout_trusted: false,
+        tracked: None,
     }
 }
 
@@ -568,22 +621,13 @@ pub(super) fn git(source: &Path, args: &[&str]) -> Result<Vec<u8>, String> {
 /// The commit the checkout is at (and Kudu deploys, when it names one), and its tree.
 fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<(String, String), WhyFull> {
     let source = &options.from;
-    if !source.join(".git").exists() {
-        return Err(WhyFull::NoGit(
-            "the repository is not a git checkout".into(),
-        ));
-    }
-    // One git for both: the commit, and its tree (what the checkout check compares git's index
+    // From git's files where they answer (on the share a git process costs ~75 ms), else one
+    // git for both: the commit, and its tree (what the checkout check compares git's index
     // with).
-    let out = git(source, &["rev-parse", "HEAD", "HEAD^{tree}"]).map_err(WhyFull::NoGit)?;
-    let out = String::from_utf8_lossy(&out);
-    let mut lines = out.lines().map(str::trim);
-    let (Some(head), Some(tree)) = (lines.next(), lines.next()) else {
-        return Err(WhyFull::NoGit(format!(
-            "unexpected git rev-parse output: {out}"
-        )));
+    let (head, tree) = match super::gitfiles::head(source) {
+        Some(found) => found,
+        None => rev_parse_head(source)?,
     };
-    let (head, tree) = (head.to_string(), tree.to_string());
     if let Some(named) = &inputs.commit_id
         && !named.is_empty()
         && !head.starts_with(named.as_str())
@@ -594,6 +638,24 @@ fn head(options: &SyncOptions, inputs: &DeltaInputs) -> Result<(String, String),
         });
     }
     Ok((head, tree))
+}
+
+/// `git rev-parse HEAD HEAD^{tree}`.
+fn rev_parse_head(source: &Path) -> Result<(String, String), WhyFull> {
+    if !source.join(".git").exists() {
+        return Err(WhyFull::NoGit(
+            "the repository is not a git checkout".into(),
+        ));
+    }
+    let out = git(source, &["rev-parse", "HEAD", "HEAD^{tree}"]).map_err(WhyFull::NoGit)?;
+    let out = String::from_utf8_lossy(&out);
+    let mut lines = out.lines().map(str::trim);
+    let (Some(head), Some(tree)) = (lines.next(), lines.next()) else {
+        return Err(WhyFull::NoGit(format!(
+            "unexpected git rev-parse output: {out}"
+        )));
+    };
+    Ok((head.to_string(), tree.to_string()))
 }
 
 /// Whether the checkout holds exactly its commit (whose tree is `head_tree`): nothing
@@ -617,19 +679,16 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
         previous: Folders::read(&record),
         proven_in_this_deployment: again,
     };
-    let say = |line: String| {
-        if options.listed_changes > 0 {
-            tracing::info!("{line}");
-        }
-    };
-    match super::checkout::check(source, head_tree, &trust) {
+    let v = super::checkout::check(source, head_tree, &trust);
+    match v {
         Verdict::Trusted {
             files,
             relisted,
             folders,
+            tracked,
         } => {
             let n = folders.times.len();
-            say(match again {
+            let said = Some(match again {
                 true => format!(
                     "The repository after the start check: {relisted} of its {n} folders \
                      changed and were read again, nothing untracked"
@@ -645,48 +704,55 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
             Ok(Proven {
                 trusted: true,
                 files: Some(files),
+                tracked: Some(tracked),
+                said,
             })
         }
         Verdict::Clean {
             files,
             folders,
             not_trusted,
+            tracked,
             ..
         } => {
-            if named_by_kudu {
-                say(format!(
+            let said = named_by_kudu.then(|| {
+                format!(
                     "The repository's {files} files checked one by one against git's index, \
                      not trusted to Kudu's checkout: {not_trusted}"
-                ));
-            }
+                )
+            });
             folders.write(&record);
             Ok(Proven {
                 trusted: false,
                 files: Some(files),
+                tracked: Some(tracked),
+                said,
             })
         }
         Verdict::Listed { why, folders } => {
             git_status_clean(source)?;
-            say(format!(
-                "git status found the checkout clean, where git's index alone could not \
-                 prove it ({why})"
-            ));
             // Taken before git looked: they vouch for the next check.
             folders.write(&record);
             Ok(Proven {
                 trusted: false,
                 files: None,
+                tracked: None,
+                said: Some(format!(
+                    "git status found the checkout clean, where git's index alone could not \
+                     prove it ({why})"
+                )),
             })
         }
         Verdict::Unsure(why) => {
             git_status_clean(source)?;
-            say(format!(
-                "git status found the checkout clean, where git's index alone could not \
-                 prove it ({why})"
-            ));
             Ok(Proven {
                 trusted: false,
                 files: None,
+                tracked: None,
+                said: Some(format!(
+                    "git status found the checkout clean, where git's index alone could not \
+                     prove it ({why})"
+                )),
             })
         }
     }
@@ -802,13 +868,31 @@ fn name_of(path: &str) -> &str {
 fn plan(
     options: &SyncOptions,
     inputs: &DeltaInputs,
-    head: &str,
+    (head, tracked): (&str, Option<&Tracked>),
     previous_text: Option<&[u8]>,
     previous: &Manifest,
     folds_case: bool,
 ) -> Result<DeltaPlan, WhyFull> {
     let state = proven(options, inputs, previous_text)?;
-    let changes = diff(&options.from, &state.commit, head)?;
+    // The two trees' lists, when the last sync recorded its own: git's diff without git.
+    let recorded = tracked
+        .and_then(|_| Tracked::read(&options.to))
+        .filter(|recorded| recorded.commit == state.commit);
+    let changes = match (tracked, recorded) {
+        (Some(now), Some(before)) => now
+            .differences_from(&before)
+            .into_iter()
+            .map(|d| Change {
+                path: d.path,
+                existed: d.existed,
+                exists: d.exists,
+                content: d.content,
+                link: d.link,
+                dir: false,
+            })
+            .collect(),
+        _ => diff(&options.from, &state.commit, head)?,
+    };
     let plan = plan_changes(options, &changes, previous_text, previous, folds_case)?;
     Ok(DeltaPlan {
         plan,

@@ -25,6 +25,7 @@ mod apply;
 mod checkout;
 pub mod delta;
 pub mod error;
+mod gitfiles;
 pub mod listing;
 pub mod manifest;
 pub mod patterns;
@@ -233,6 +234,14 @@ pub enum Looked {
 }
 
 impl Looked {
+    /// Says in the log what the look found, once: where the caller's step is, whichever thread
+    /// took the look.
+    pub fn tell(&mut self) {
+        if let Looked::Git(git) = self {
+            git.tell();
+        }
+    }
+
     /// The same look after a process ran in the source (the start check imported the app
     /// there): what it may have changed is looked at again, or all of it (`None`).
     pub fn after_a_process_ran(self) -> Option<Looked> {
@@ -359,7 +368,7 @@ pub fn sync_looked(
                 })?,
             };
             report.checkout_trusted = known.checkout_trusted;
-            let (head, listing) = (known.head, known.listing);
+            let (head, listing, tracked) = (known.head, known.listing, known.tracked);
             report.planning = started.elapsed();
             report_plan(&plan, &previous, ledger, options, &mut report);
             if options.what_if {
@@ -390,7 +399,11 @@ pub fn sync_looked(
             pool.install(|| apply::apply(options, &plan, &progress))
                 .map_err(changed)?;
             let written = manifest::render(&plan.manifest, options.platform);
-            if let Some(next) = &options.next_manifest {
+            // KuduSync's drop-in is often given one manifest for both: unchanged, it is not
+            // written again.
+            let unchanged = options.previous_manifest == options.next_manifest
+                && previous_text.as_deref() == Some(written.as_bytes());
+            if let Some(next) = options.next_manifest.as_ref().filter(|_| !unchanged) {
                 manifest::write_text(next, &written)
                     .map_err(|e| changed(DeployError::io("write the manifest", next, e)))?;
             }
@@ -399,6 +412,10 @@ pub fn sync_looked(
                 (Some(head), Some(_)) => {
                     if let Some(listing) = &listing {
                         listing::write_if_new(&options.to, listing);
+                    }
+                    match &tracked {
+                        Some(tracked) => tracked.write(&options.to),
+                        None => gitfiles::Tracked::forget(&options.to),
                     }
                     delta::record(
                         options,

@@ -206,9 +206,11 @@ impl Run {
     }
 }
 
-/// What Kudu does with a push before it runs the deployment command: fetches the commit at
-/// `developer`'s `HEAD` into `repository` and checks it out by id, `--force` (KuduLite's
-/// `GitExeRepository.Update`). Returns the id, Kudu's `SCM_COMMIT_ID`.
+/// What Kudu does with a push before it runs the deployment command: the commit at
+/// `developer`'s `HEAD` arrives in `repository`'s branch (fetched into it, as a push sends
+/// only what the branch lacks: a small change arrives as loose objects), and is checked out by
+/// id, `--force` (KuduLite's `GitExeRepository.Update`). Returns the id, Kudu's
+/// `SCM_COMMIT_ID`.
 pub fn kudu_checkout(repository: &Path, developer: &Path) -> String {
     let git = |args: &[&str]| {
         let out = Command::new("git")
@@ -220,8 +222,15 @@ pub fn kudu_checkout(repository: &Path, developer: &Path) -> String {
         assert!(out.status.success(), "git {args:?}: {out:?}");
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
-    git(&["fetch", "-q", developer.to_str().unwrap(), "HEAD"]);
-    let id = git(&["rev-parse", "FETCH_HEAD"]);
+    let developer = developer.to_str().unwrap();
+    git(&[
+        "fetch",
+        "-q",
+        "--update-head-ok",
+        developer,
+        "+HEAD:refs/heads/master",
+    ]);
+    let id = git(&["rev-parse", "refs/heads/master"]);
     git(&["checkout", "-q", "--force", &id]);
     id
 }
