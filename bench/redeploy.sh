@@ -54,18 +54,21 @@ change() {
 }
 
 # kudu_checkout: what Kudu does with a push before the deployment command, when the repository
-# is on the share: fetches the developer's commit, checks it out by id, --force. (Git's
-# parallel checkout only makes the first one, 100,000 files through the mount, take minutes
-# instead of many; none is timed.)
+# is on the share: the developer's commit arrives in the repository's branch (fetched into it,
+# as a push sends only what the branch lacks: a small change arrives as loose objects), then is
+# checked out by id, --force. (Git's parallel checkout only makes the first one, 100,000 files
+# through the mount, take minutes instead of many; none is timed.)
 kudu_checkout() {
   [ "$repo" = "$dev" ] && return
-  git_q "$repo" fetch -q "$dev" HEAD
+  git_q "$repo" fetch -q --update-head-ok "$dev" +HEAD:refs/heads/master
   git_q "$repo" -c checkout.workers=32 -c checkout.thresholdForParallelism=1 \
-    checkout -q --force "$(git -C "$repo" rev-parse FETCH_HEAD)"
+    checkout -q --force "$(git -C "$repo" rev-parse refs/heads/master)"
 }
 
 
-hook() { SCM_COMMIT_ID=$(git -C "$repo" rev-parse HEAD) "$kuduhook" deploy --source "$repo" \
+# Kudu names the commit it deploys (SCM_COMMIT_ID): asked of the developer's repository (on
+# local disk, the same commit), so that no git process on the share is timed as kuduhook's.
+hook() { SCM_COMMIT_ID=$(git -C "$dev" rev-parse HEAD) "$kuduhook" deploy --source "$repo" \
   --target "$site/wwwroot" --previous-manifest "$site/manifest" --next-manifest "$site/manifest"; }
 node_sync() { "$kudusync" -q -f "$repo" -t "$site/kudusync" -p "$site/manifest-k" \
   -n "$site/manifest-k" -i ".git;.hg;.deployment;deploy.sh"; }
