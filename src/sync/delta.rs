@@ -679,8 +679,7 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
         previous: Folders::read(&record),
         proven_in_this_deployment: again,
     };
-    let v = super::checkout::check(source, head_tree, &trust);
-    match v {
+    match super::checkout::check(source, head_tree, &trust) {
         Verdict::Trusted {
             files,
             relisted,

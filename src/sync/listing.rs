@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::SyncOptions;
-use crate::ground::digest::hex;
+use crate::ground::digest::{hex, unhex};
 
 /// The record of the files the last sync copied, in the target's state folder.
 pub const FILE: &str = "synced-files";
@@ -428,37 +428,6 @@ fn hash_file(path: &Path) -> std::io::Result<[u8; 32]> {
         }
     }
     Ok(hash.finalize().into())
-}
-
-/// 64 hex digits back into 32 bytes.
-/// 64 hexadecimal digits as the 32 bytes they spell.
-fn unhex(digits: &[u8]) -> Option<[u8; 32]> {
-    // Each byte's value as a digit, or 0xff: a table, as branches per digit cost a record of
-    // 10,000 files a millisecond.
-    const VALUE: [u8; 256] = {
-        let mut table = [0xffu8; 256];
-        let mut i = 0;
-        while i < 10 {
-            table[b'0' as usize + i] = i as u8;
-            i += 1;
-        }
-        let mut i = 0;
-        while i < 6 {
-            table[b'a' as usize + i] = 10 + i as u8;
-            table[b'A' as usize + i] = 10 + i as u8;
-            i += 1;
-        }
-        table
-    };
-    let digits: &[u8; 64] = digits.try_into().ok()?;
-    let mut out = [0u8; 32];
-    let mut bad = 0u8;
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        let (high, low) = (VALUE[usize::from(pair[0])], VALUE[usize::from(pair[1])]);
-        bad |= high | low;
-        *byte = high << 4 | (low & 15);
-    }
-    (bad & 0xf0 == 0).then_some(out)
 }
 
 /// The decimal number `digits` spell (nothing else, not empty, no overflow).
