@@ -372,6 +372,14 @@ fn early_look(
     }))
 }
 
+/// The look [`early_look`] took, once it is done (`None` when none was taken, or it found
+/// nothing to hand over).
+fn take_look(
+    early: &mut Option<std::thread::JoinHandle<Option<crate::sync::Looked>>>,
+) -> Option<crate::sync::Looked> {
+    early.take().and_then(|look| look.join().ok()).flatten()
+}
+
 /// Whether `step` is in the steps file and enabled.
 fn plan_has(config: &DeployConfig, step: BuiltinStep) -> bool {
     config.steps.builtin(step).is_some_and(|e| e.enabled)
@@ -480,9 +488,13 @@ impl Deployment<'_> {
         let checked_without_env = builtin == BuiltinStep::StartCheck && self.runtime.is_some();
         if builtin.is_python()
             && !checked_without_env
-            && let Some(why) = &self.python_skip
+            && let Some(why) = self.python_skip.clone()
         {
-            return Ok(Outcome::Skipped(why.clone()));
+            // A look taken for the check that does not run is the sync's (nothing ran since).
+            if builtin == BuiltinStep::StartCheck {
+                self.looked = take_look(&mut self.early_look);
+            }
+            return Ok(Outcome::Skipped(why));
         }
         // Before the sync (and in a dry run, whose sync copies nothing) the app's files are
         // read from the repository.
@@ -585,14 +597,24 @@ impl Deployment<'_> {
                 }
                 // An install may build in the source (a local or editable package): what was
                 // looked at before it is looked at again.
-                if matches!(outcome, Outcome::Done(_))
-                    && let Some(look) = self.early_look.take()
-                {
-                    let _ = look.join();
+                if matches!(outcome, Outcome::Done(_)) {
+                    take_look(&mut self.early_look);
                 }
                 Ok(outcome)
             }
             BuiltinStep::StartCheck => {
+                // The app's files looked at once, as the sync looks at them, for the check's key
+                // and then the sync (when it comes next): one stat per file, not two, or for a
+                // git checkout its commit's tree.
+                let mut looked = match self.early_look.is_some() {
+                    true => take_look(&mut self.early_look),
+                    false => (!self.release.synced && app == c.source.value.as_path())
+                        .then(|| crate::sync::look_at_source(&sync::options(c)))
+                        .flatten(),
+                };
+                if let Some(looked) = &mut looked {
+                    looked.tell();
+                }
                 // The live env, unchanged, shipped as an archive: checked from its archive.
                 let r = &self.release;
                 let archived = match (&r.pending_env, &r.archives, &r.store) {
@@ -609,19 +631,6 @@ impl Deployment<'_> {
                     _ => None,
                 };
                 let stack = self.runtime.as_ref().map(|r| &r.interpreter);
-                // The app's files looked at once, as the sync looks at them, for the check's key
-                // and then the sync (when it comes next): one stat per file, not two, or for a
-                // git checkout its commit's tree.
-                let early = self.early_look.take().and_then(|look| look.join().ok());
-                let mut looked = match early {
-                    Some(early) => early,
-                    None => (!self.release.synced && app == c.source.value.as_path())
-                        .then(|| crate::sync::look_at_source(&sync::options(c)))
-                        .flatten(),
-                };
-                if let Some(looked) = &mut looked {
-                    looked.tell();
-                }
                 let outcome = start_check::run(
                     c,
                     self.env.as_ref(),
@@ -690,9 +699,7 @@ impl Deployment<'_> {
     /// Puts the site back as it was, and says what it serves now.
     fn fail(&mut self, error: DeployError) -> Failure {
         // Not left writing its record while the site is put back.
-        if let Some(look) = self.early_look.take() {
-            let _ = look.join();
-        }
+        take_look(&mut self.early_look);
         Failure {
             error,
             state: self.release.fail(),

@@ -111,6 +111,19 @@ pub fn make_writable(path: &Path) -> std::io::Result<bool> {
     Ok(true)
 }
 
+/// [`write_atomically`], making `path`'s folder first only when it is missing: kuduhook's
+/// records go into a folder that is there after the first deployment, and on App Service's
+/// share asking for it every time is a round trip per record.
+pub fn write_atomically_in_place(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    match write_atomically(path, bytes) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path.parent().unwrap_or(Path::new(".")))?;
+            write_atomically(path, bytes)
+        }
+        done => done,
+    }
+}
+
 /// Writes `bytes` to `path` atomically: beside it in a [`shared_temp_file`], renamed over it,
 /// so a reader sees the old content or the new, never half. Not fsynced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {

@@ -159,10 +159,7 @@ impl Folders {
                 None => text.push_str(&format!("- /{folder}\n")),
             }
         }
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = crate::ground::paths::write_atomically(path, text.as_bytes());
+        let _ = crate::ground::paths::write_atomically_in_place(path, text.as_bytes());
     }
 }
 

@@ -234,7 +234,7 @@ fn spawn_check(
         span.in_scope(|| {
             let mut checked = check_clean(&options, &tree, again);
             if let Ok(proven) = &mut checked {
-                proven.tell(&options);
+                proven.tell(options.listed_changes == 0);
             }
             checked
         })
@@ -271,11 +271,8 @@ impl GitLook {
 
     /// Says in the log what the look found (once), where the caller's step is.
     pub fn tell(&mut self) {
-        if let Some(Ok(proven)) = &mut self.clean
-            && let Some(line) = proven.said.take()
-            && !self.quiet
-        {
-            tracing::info!("{line}");
+        if let Some(Ok(proven)) = &mut self.clean {
+            proven.tell(self.quiet);
         }
     }
 
@@ -316,10 +313,10 @@ pub struct Proven {
 }
 
 impl Proven {
-    /// Says in the log how the checkout was proven (once; not when the sync is quiet).
-    fn tell(&mut self, options: &SyncOptions) {
+    /// Says in the log how the checkout was proven (once; nothing when the sync is quiet).
+    fn tell(&mut self, quiet: bool) {
         if let Some(line) = self.said.take()
-            && options.listed_changes > 0
+            && !quiet
         {
             tracing::info!("{line}");
         }
@@ -415,7 +412,7 @@ pub(super) fn without_walk(
                 _ => say(&why),
             }
             WithoutWalk {
-                tracked: clean.is_ok().then_some(tracked).flatten(),
+                tracked,
                 head: clean.ok().map(|_| head),
                 ..WithoutWalk::default()
             }
@@ -554,10 +551,7 @@ fn read_state(path: &Path) -> Option<SyncState> {
 
 fn write_state(path: &Path, state: &SyncState) -> std::io::Result<()> {
     let json = serde_json::to_vec_pretty(state).map_err(std::io::Error::other)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    crate::ground::paths::write_atomically(path, &json)
+    crate::ground::paths::write_atomically_in_place(path, &json)
 }
 
 /// Forgets the last sync (a sync that cannot be described by a commit).
@@ -686,17 +680,15 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
             folders,
             tracked,
         } => {
-            let n = folders.times.len();
+            let folders_read = folders_read_again(relisted, folders.times.len());
             let said = Some(match again {
                 true => format!(
-                    "The repository after the start check: {relisted} of its {n} folders \
-                     changed and were read again, nothing untracked"
+                    "The repository after the start check: {folders_read}, nothing untracked"
                 ),
                 false => format!(
                     "The repository is Kudu's checkout of its commit (git's index written since \
                      the last deployment): its {files} files trusted without a stat each; \
-                     {relisted} of its {n} folders changed since and were read again, nothing \
-                     untracked"
+                     {folders_read}, nothing untracked"
                 ),
             });
             folders.write(&record);
@@ -754,6 +746,16 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
                 )),
             })
         }
+    }
+}
+
+/// "of its 102 folders, 1 changed and was read again" (or "none changed").
+fn folders_read_again(relisted: usize, folders: usize) -> String {
+    let of = crate::ground::logging::plural(folders, "folder");
+    match relisted {
+        0 => format!("of its {of}, none changed"),
+        1 => format!("of its {of}, 1 changed and was read again"),
+        n => format!("of its {of}, {n} changed and were read again"),
     }
 }
 

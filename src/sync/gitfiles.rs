@@ -217,18 +217,13 @@ impl Tracked {
     }
 
     /// Records this as the tree the sync of `target` copied. A failure costs the next sync a
-    /// git process.
+    /// git process. Never forgotten: the record names its commit, whose tree it is whatever
+    /// happened since, and the next sync uses it only when that commit is the one last synced.
     pub fn write(&self, target: &Path) {
-        let path = path(target);
-        if let Some(dir) = path.parent() {
-            let _ = std::fs::create_dir_all(dir);
-        }
-        let _ = crate::ground::paths::write_atomically(&path, self.render().as_bytes());
-    }
-
-    /// Forgets the record (the sync just done copied no tree it can describe).
-    pub fn forget(target: &Path) {
-        let _ = std::fs::remove_file(path(target));
+        let _ = crate::ground::paths::write_atomically_in_place(
+            &path(target),
+            self.render().as_bytes(),
+        );
     }
 }
 

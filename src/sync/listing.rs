@@ -194,11 +194,8 @@ pub fn write_if_new(target: &Path, listing: &Listing) {
     if listing.as_recorded {
         return;
     }
-    let path = path(target);
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let _ = crate::ground::paths::write_atomically(&path, listing.render().as_bytes());
+    let _ =
+        crate::ground::paths::write_atomically_in_place(&path(target), listing.render().as_bytes());
 }
 
 fn path(target: &Path) -> std::path::PathBuf {

@@ -151,9 +151,7 @@ pub fn write(path: &Path, paths: &[String], platform: Platform) -> std::io::Resu
 
 /// Writes manifest text made by [`render`], atomically, as [`write`] does.
 pub fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    crate::ground::paths::write_atomically(path, text.as_bytes())
+    crate::ground::paths::write_atomically_in_place(path, text.as_bytes())
 }
 
 #[cfg(test)]

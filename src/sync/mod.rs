@@ -413,9 +413,8 @@ pub fn sync_looked(
                     if let Some(listing) = &listing {
                         listing::write_if_new(&options.to, listing);
                     }
-                    match &tracked {
-                        Some(tracked) => tracked.write(&options.to),
-                        None => gitfiles::Tracked::forget(&options.to),
+                    if let Some(tracked) = &tracked {
+                        tracked.write(&options.to);
                     }
                     delta::record(
                         options,
