@@ -233,8 +233,10 @@ fn run_steps(
         release,
         looked: None,
         early_look: early_look(config, &plan),
+        early_check: None,
         _lock: lock,
     };
+    deployment.early_check = early_check(config, &plan, &deployment);
     for (index, step) in plan.iter().enumerate() {
         info!("==> [{}/{}] {}", index + 1, plan.len(), step.name);
         let span = info_span!("step").entered();
@@ -351,18 +353,7 @@ fn early_look(
     config: &DeployConfig,
     plan: &[Planned],
 ) -> Option<std::thread::JoinHandle<Option<crate::sync::Looked>>> {
-    let check = plan
-        .iter()
-        .position(|s| s.action == StepAction::Builtin(BuiltinStep::StartCheck))?;
-    let before_only_python = plan[..check].iter().all(|s| {
-        matches!(
-            s.action,
-            StepAction::Builtin(
-                BuiltinStep::DetectRuntime | BuiltinStep::ValidateEnv | BuiltinStep::PipInstall
-            )
-        )
-    });
-    if !before_only_python || config.dry_run || config.in_place {
+    if !only_python_before_check(plan) || config.dry_run || config.in_place {
         return None;
     }
     let options = sync::options(config);
@@ -372,12 +363,75 @@ fn early_look(
     }))
 }
 
+/// The start check begun while validate-env runs, with the live env: only where
+/// [`early_look`] may look early (nothing before the check changes the app but an install,
+/// which drops it), the check reads the app from the repository, and the commit is not the
+/// one the last passing check saw (whose check is most likely skipped, and a process begun
+/// for nothing would only take a core).
+fn early_check(
+    config: &DeployConfig,
+    plan: &[Planned],
+    deployment: &Deployment,
+) -> Option<start_check::Early> {
+    if !only_python_before_check(plan)
+        || config.dry_run
+        || config.in_place
+        || deployment.release.synced
+        || deployment.python_skip.is_some()
+    {
+        return None;
+    }
+    let interpreter = deployment.runtime.as_ref()?.interpreter.clone();
+    let commit = config.commit_id.as_deref()?;
+    let state = crate::ground::paths::local_state_dir(&config.target.value);
+    let passed = crate::steps::check_memo::read(&state);
+    if passed.is_some_and(|passed| passed.commit.as_deref() == Some(commit)) {
+        return None;
+    }
+    let options = config.release.clone();
+    let platform = config.platform;
+    let live = config.env_dir();
+    let stack = interpreter.clone();
+    start_check::Early::begin(config, &config.source.value, &stack, move || {
+        let minor = interpreter.version.minor_version();
+        Some(start_check::LiveEnv {
+            python: crate::env::venv::env_python(&live, platform),
+            archived: Release::current_archive(&options, &minor).map(|archive| {
+                start_check::ArchivedEnv {
+                    archive,
+                    interpreter: interpreter.path.clone(),
+                    minor,
+                }
+            }),
+        })
+    })
+}
+
 /// The look [`early_look`] took, once it is done (`None` when none was taken, or it found
 /// nothing to hand over).
 fn take_look(
     early: &mut Option<std::thread::JoinHandle<Option<crate::sync::Looked>>>,
 ) -> Option<crate::sync::Looked> {
     early.take().and_then(|look| look.join().ok()).flatten()
+}
+
+/// Whether the plan has the start check, and only the runtime, env and install steps before
+/// it.
+fn only_python_before_check(plan: &[Planned]) -> bool {
+    let Some(check) = plan
+        .iter()
+        .position(|s| s.action == StepAction::Builtin(BuiltinStep::StartCheck))
+    else {
+        return false;
+    };
+    plan[..check].iter().all(|s| {
+        matches!(
+            s.action,
+            StepAction::Builtin(
+                BuiltinStep::DetectRuntime | BuiltinStep::ValidateEnv | BuiltinStep::PipInstall
+            )
+        )
+    })
 }
 
 /// Whether `step` is in the steps file and enabled.
@@ -469,6 +523,9 @@ struct Deployment<'a> {
     /// The start check's look at the source, taken while the Python steps before it run
     /// ([`early_look`]); `None` once used, or when it may not be taken early.
     early_look: Option<std::thread::JoinHandle<Option<crate::sync::Looked>>>,
+    /// The start check begun while validate-env runs ([`early_check`]); dropped (stopped)
+    /// when a step before the check changes the env or the app.
+    early_check: Option<start_check::Early>,
     /// Held until the deployment ends.
     _lock: Option<DeployLock>,
 }
@@ -532,6 +589,10 @@ impl Deployment<'_> {
                     install: install.as_ref(),
                 };
                 let validated = env_step::run(c, &inputs, &self.runner)?;
+                if validated.pending.is_some() {
+                    // Not the live env: the check begun with it is not this deployment's.
+                    self.early_check = None;
+                }
                 self.env = validated.env;
                 self.release.pending_env = validated.pending;
                 self.release.store = Some(store);
@@ -599,6 +660,7 @@ impl Deployment<'_> {
                 // looked at before it is looked at again.
                 if matches!(outcome, Outcome::Done(_)) {
                     take_look(&mut self.early_look);
+                    self.early_check = None;
                 }
                 Ok(outcome)
             }
@@ -631,15 +693,13 @@ impl Deployment<'_> {
                     _ => None,
                 };
                 let stack = self.runtime.as_ref().map(|r| &r.interpreter);
-                let outcome = start_check::run(
-                    c,
-                    self.env.as_ref(),
-                    app,
-                    &self.runner,
-                    archived.as_ref(),
-                    stack,
-                    looked.as_ref(),
-                );
+                let beforehand = start_check::Beforehand {
+                    archive: archived.as_ref(),
+                    looked: looked.as_ref(),
+                    early: self.early_check.take(),
+                };
+                let outcome =
+                    start_check::run(c, self.env.as_ref(), app, &self.runner, stack, beforehand);
                 // A check that ran imported the app there, which may have written files.
                 self.looked = match outcome {
                     Ok(Outcome::Skipped(_)) => looked,
@@ -700,6 +760,7 @@ impl Deployment<'_> {
     fn fail(&mut self, error: DeployError) -> Failure {
         // Not left writing its record while the site is put back.
         take_look(&mut self.early_look);
+        self.early_check = None;
         Failure {
             error,
             state: self.release.fail(),

@@ -250,3 +250,60 @@ fn the_start_check_runs_again_only_when_something_it_depends_on_changed() {
         .assert_ok()
         .assert_contains(checked);
 }
+
+/// For a new commit with the env unchanged, the check begins while validate-env runs (on App
+/// Service, its wait on the share and the check's Python overlap). Its outcome counts only for
+/// the env it ran with: a push whose app needs the new requirements is checked again after the
+/// install, and a push whose app cannot import is still refused.
+#[test]
+fn a_check_begun_early_counts_only_for_the_env_it_ran_with() {
+    let site = Site::app("3.11");
+    let commit = |id: &str| [("SCM_COMMIT_ID", id.to_string())];
+    let deploy = |id: &str| {
+        let vars = commit(id);
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        site.deploy_with(&[], &vars)
+    };
+    // The first deployment builds the env: nothing to begin with.
+    deploy("1111111111111111")
+        .assert_ok()
+        .assert_lacks("begun while the env was validated");
+    site.write(
+        "app.py",
+        "import kudupkg\n\ndef app():\n    return 'two ' + kudupkg.__version__\n",
+    );
+    deploy("2222222222222222")
+        .assert_ok()
+        .assert_contains("begun while the env was validated");
+    assert!(served_app(&site).contains("two"));
+    // The same commit again (its check most likely skipped): none is begun for it.
+    deploy("2222222222222222")
+        .assert_ok()
+        .assert_lacks("begun while the env was validated");
+    // An app that needs kudupkg 2.0: the check begun with the live env (1.0) fails, and does
+    // not count: the env built with 2.0 is checked.
+    site.write(
+        "app.py",
+        "import kudupkg\nassert kudupkg.__version__ == '2.0', kudupkg.__version__\n\n\
+         def app():\n    return 'three'\n",
+    );
+    site.write("requirements.txt", "kudupkg==2.0\n");
+    deploy("3333333333333333")
+        .assert_ok()
+        .assert_lacks("begun while the env was validated")
+        .assert_lacks("AssertionError");
+    assert!(served_app(&site).contains("three"));
+    assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
+    // An app that cannot import, with the env unchanged: refused by the check begun early, and
+    // the site keeps serving the previous files.
+    site.write(
+        "app.py",
+        "import missing_module_xyz\n\ndef app():\n    return 4\n",
+    );
+    deploy("4444444444444444")
+        .assert_failed()
+        .assert_contains("No module named 'missing_module_xyz'")
+        .assert_contains("Nothing in the target was changed");
+    assert!(served_app(&site).contains("three"));
+    assert_eq!(site.leftovers(), Vec::<String>::new());
+}

@@ -126,25 +126,17 @@ impl<'a> Release<'a> {
     /// that imports from the env folder would cross the network for every file it looks up.
     /// `KUDUHOOK_ENV_ARCHIVE` turns it on or off.
     pub fn decide_archives(&mut self, minor: &str) {
-        let c = self.options;
-        self.archives = (|| {
-            let store = self.store.as_ref()?;
-            if c.platform != Platform::Linux || c.dry_run {
-                return None;
-            }
-            let why = match c.env_archive.value {
-                Some(false) => return None,
-                Some(true) => format!("{} is on", crate::settings::name::KUDUHOOK_ENV_ARCHIVE),
-                None => match crate::env::files::network_filesystem(&c.target) {
-                    Some(kind) => format!("the site is on a network filesystem ({kind})"),
-                    None if store.staging.is_some() => {
-                        "the site's filesystem refuses links (a network share)".into()
-                    }
-                    None => return None,
-                },
-            };
-            Some(SiteArchives::new(&c.target, &c.store.env_name, minor, why))
-        })();
+        let staged = self.store.as_ref().map(|store| store.staging.is_some());
+        self.archives = staged.and_then(|staged| archives(self.options, minor, staged));
+    }
+
+    /// The archive of the live env as the start check would run it now, before validate-env
+    /// opened the site's envs (a share that refuses links but is not known as a network
+    /// filesystem is not told apart here: the check's own command then differs, and it runs
+    /// anew).
+    pub fn current_archive(config: &ReleaseOptions, minor: &str) -> Option<PathBuf> {
+        let live = config.target.join(&config.store.env_name);
+        archives(config, minor, false)?.current_for(&live)
     }
 
     /// Switches the site to the new env, if one is waiting: from here on the steps run it
@@ -256,10 +248,13 @@ impl<'a> Release<'a> {
         if self.options.dry_run {
             return Ok(());
         }
-        self.record();
+        let removing = self.record();
         if self.sync_ran {
             // Last: nothing after this changes the site's top folder.
             crate::sync::delta::seal(&self.options.target);
+        }
+        for said in removing.join().unwrap_or_default() {
+            info!("{said}");
         }
         Ok(())
     }
@@ -267,8 +262,10 @@ impl<'a> Release<'a> {
     /// Records this deployment as the site's live release, keeps the env it replaced, and
     /// removes what is no longer kept (releases, envs, env archives). Writing the record is
     /// the commit point: a kill before it leaves the undo log pending (the next deployment
-    /// puts the previous release back), a kill after it is finished by the next one.
-    fn record(&mut self) {
+    /// puts the previous release back), a kill after it is finished by the next one. What is
+    /// no longer kept is removed in a thread (on a share, one round trip per file) while the
+    /// rest is recorded: it says what it removed when joined.
+    fn record(&mut self) -> std::thread::JoinHandle<Vec<String>> {
         let c = self.options;
         let target = &c.target;
         let mut releases = Releases::read(target);
@@ -302,11 +299,10 @@ impl<'a> Release<'a> {
                 e.explain().what
             );
         }
+        // Once no record names them.
+        let removing = std::thread::spawn(move || history::remove_dropped(&dropped));
         if files_undo {
             finish_recording(target, id);
-        }
-        for said in history::remove_dropped(&dropped) {
-            info!("{said}");
         }
         match (&self.archives, &self.live_archive) {
             (Some(archives), Some(live)) => {
@@ -335,6 +331,7 @@ impl<'a> Release<'a> {
                 crate::settings::name::KUDUHOOK_KEEP_RELEASES
             );
         }
+        removing
     }
 
     /// The env the site ran before this deployment's switch, kept beside the release (a
@@ -437,6 +434,24 @@ impl<'a> Release<'a> {
             }
         }
     }
+}
+
+/// The env's archives, when the site ships its env as one (why, for the log); `staged`: the
+/// site's filesystem refuses links.
+fn archives(c: &ReleaseOptions, minor: &str, staged: bool) -> Option<SiteArchives> {
+    if c.platform != Platform::Linux || c.dry_run {
+        return None;
+    }
+    let why = match c.env_archive.value {
+        Some(false) => return None,
+        Some(true) => format!("{} is on", crate::settings::name::KUDUHOOK_ENV_ARCHIVE),
+        None => match crate::env::files::network_filesystem(&c.target) {
+            Some(kind) => format!("the site is on a network filesystem ({kind})"),
+            None if staged => "the site's filesystem refuses links (a network share)".into(),
+            None => return None,
+        },
+    };
+    Some(SiteArchives::new(&c.target, &c.store.env_name, minor, why))
 }
 
 /// Moves the undo log of the release `id`, just recorded, into the release's folder.

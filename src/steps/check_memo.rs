@@ -181,6 +181,10 @@ pub struct Passed {
     /// When the check started, in nanoseconds since the Unix epoch.
     pub started_unix_nanos: u128,
     pub what: String,
+    /// The commit Kudu named for it, if any: a deployment of another commit begins its check
+    /// early, expecting it to run.
+    #[serde(default)]
+    pub commit: Option<String>,
 }
 
 /// Where the record is kept.
@@ -286,6 +290,7 @@ mod tests {
             key: "k".into(),
             started_unix_nanos: at,
             what: String::new(),
+            commit: None,
         };
         assert!(vouches(&passed, "k", now - Duration::from_secs(10)));
         assert!(!vouches(&passed, "other", now - Duration::from_secs(10)));

@@ -18,6 +18,8 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tracing::{info, warn};
@@ -94,16 +96,29 @@ enum Check {
     Command(String),
 }
 
+/// What the pipeline learned before the check: the live env's archive (when the check runs
+/// from it), the look at the app's files (for the key), the check begun early.
+#[derive(Default)]
+pub struct Beforehand<'a> {
+    pub archive: Option<&'a ArchivedEnv>,
+    pub looked: Option<&'a crate::sync::Looked>,
+    pub early: Option<Early>,
+}
+
 /// The start-check step.
 pub fn run(
     config: &DeployConfig,
     env: Option<&PreparedEnv>,
     app: &Path,
     runner: &Runner,
-    archive: Option<&ArchivedEnv>,
     stack: Option<&Interpreter>,
-    looked: Option<&crate::sync::Looked>,
+    beforehand: Beforehand,
 ) -> Result<Outcome, DeployError> {
+    let Beforehand {
+        archive,
+        looked,
+        early,
+    } = beforehand;
     if config.platform == Platform::Windows {
         return Ok(Outcome::Skipped(
             "App Service on Windows starts the app by its web.config: not checked here".into(),
@@ -179,6 +194,7 @@ pub fn run(
         && let Some(passed) = check_memo::read(&state)
         && check_memo::vouches(&passed, key, *newest)
     {
+        drop(early); // stopped, and what it made taken away
         return Ok(Outcome::Skipped(check_memo::skipped(
             &passed, *files, &what,
         )));
@@ -186,7 +202,6 @@ pub fn run(
     // Where the site ships its env as an archive and the env did not change, the check runs
     // the way the platform starts: the archive extracted to local disk, its packages on the
     // base interpreter's PYTHONPATH (rather than imports across the network share).
-    let started = Instant::now();
     let extracted = match (archive, &check) {
         (Some(archived), Check::Import { .. }) => Some(extracted_env(config, archived)?),
         _ => None,
@@ -194,22 +209,15 @@ pub fn run(
     let report = created_report(config)?;
     let mut cmd = match (&check, &extracted, archive) {
         (Check::Import { entry, .. }, Some(dir), Some(archived)) => {
-            let mut cmd = runner.command(&archived.interpreter);
-            cmd.args(["-c", IMPORT_SCRIPT, entry]).arg(&report).env(
-                "PYTHONPATH",
-                crate::env::site_packages(dir, &archived.minor),
-            );
-            cmd
+            let packages = Packages::Archive(crate::env::site_packages(dir, &archived.minor));
+            import_command(runner, &archived.interpreter, packages, entry, &report, app)
         }
         (Check::Import { entry, .. }, _, _) => {
-            let mut cmd = runner.command(&python);
-            if env.is_none() {
-                // The stack's Python alone: none of the packages this machine's interpreter
-                // may hold besides its standard library.
-                cmd.arg("-S");
-            }
-            cmd.args(["-c", IMPORT_SCRIPT, entry]).arg(&report);
-            cmd
+            let packages = match env {
+                Some(_) => Packages::Env,
+                None => Packages::None,
+            };
+            import_command(runner, &python, packages, entry, &report, app)
         }
         (Check::Command(command), _, _) => {
             let [shell, flag] = config.platform.shell();
@@ -223,14 +231,18 @@ pub fn run(
                 .unwrap_or_default();
                 cmd.env("VIRTUAL_ENV", &env.dir).env("PATH", path);
             }
+            in_app(&mut cmd, app);
             cmd
         }
     };
-    cmd.current_dir(app)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null());
     let limit = Duration::from_secs(config.start_check_timeout.value);
-    let finished = run_with_limit(&mut cmd, limit);
+    // The same check begun early (the same command) is the one that counts; another is
+    // stopped, and this one runs.
+    let (checked_at, beside, begun) = match early.and_then(|early| early.finish(&cmd)) {
+        Some(begun) => (begun.at, BEGUN_EARLY, begun),
+        None => (checked_at, "", Begun::run(&mut cmd, limit, None)),
+    };
+    let (finished, took) = (begun.finished, begun.took);
     // Whatever the outcome: the app is checked from the repository, which must stay as Kudu
     // checked it out (what the import made there would reach the site with the sync, over
     // what the app itself keeps there).
@@ -253,6 +265,7 @@ pub fn run(
                     .map(|d| d.as_nanos())
                     .unwrap_or(0),
                 what: what.clone(),
+                commit: config.commit_id.clone(),
             },
         ),
         _ => check_memo::forget(&state),
@@ -271,8 +284,8 @@ pub fn run(
                 warn!("{}", asgi_warning(module, entry, rules.as_ref()));
             }
             Ok(Outcome::Done(format!(
-                "The app {what} with {with}, as App Service will start it ({})",
-                seconds(started.elapsed())
+                "The app {what} with {with}, as App Service will start it ({}{beside})",
+                seconds(took)
             )))
         }
         Finished::Failed(output) => match (env, missing_module(&output)) {
@@ -295,6 +308,210 @@ pub fn run(
             timed_out: Some(limit.as_secs()),
         }
         .into()),
+        // Only a check begun early is stopped, and then it is not this one.
+        Finished::Stopped => Err(StepError::StartCheckFailed {
+            what,
+            output: vec!["(the check was stopped before it finished)".into()],
+            timed_out: None,
+        }
+        .into()),
+    }
+}
+
+/// Where the import's packages come from.
+enum Packages {
+    /// The env's own python: its packages.
+    Env,
+    /// The env's archive extracted in this folder, on the base interpreter's path.
+    Archive(PathBuf),
+    /// The stack's Python alone (no env): none of the packages this machine's interpreter may
+    /// hold besides its standard library.
+    None,
+}
+
+/// The import as the check runs it: `python` with `packages`, in the app's folder, reporting
+/// what it creates to `report`.
+fn import_command(
+    runner: &Runner,
+    python: &Path,
+    packages: Packages,
+    entry: &str,
+    report: &Path,
+    app: &Path,
+) -> Command {
+    let mut cmd = runner.command(python);
+    match packages {
+        Packages::Env => {}
+        Packages::Archive(packages) => {
+            cmd.env("PYTHONPATH", packages);
+        }
+        Packages::None => {
+            cmd.arg("-S");
+        }
+    }
+    cmd.args(["-c", IMPORT_SCRIPT, entry]).arg(report);
+    in_app(&mut cmd, app);
+    cmd
+}
+
+/// The check's process runs in the app's folder, writes no bytecode there, reads no input.
+fn in_app(cmd: &mut Command, app: &Path) {
+    cmd.current_dir(app)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null());
+}
+
+/// How a check's process ended, when it started and how long it took.
+struct Begun {
+    /// When it started (a file changed after this may be one it did not see).
+    at: SystemTime,
+    took: Duration,
+    finished: std::io::Result<Finished>,
+}
+
+impl Begun {
+    /// Runs `cmd`, as [`run_with_limit`].
+    fn run(cmd: &mut Command, limit: Duration, stop: Option<&AtomicBool>) -> Begun {
+        let (at, started) = (SystemTime::now(), Instant::now());
+        let finished = run_with_limit(cmd, limit, stop);
+        Begun {
+            at,
+            took: started.elapsed(),
+            finished,
+        }
+    }
+}
+
+/// Said of a check begun early, after its time.
+const BEGUN_EARLY: &str = ", begun while the env was validated";
+
+/// The start check begun before its step, while validate-env runs (on App Service most of
+/// that step is waiting on the share, most of the check is Python importing the app): with
+/// the live env, as validate-env reuses it when nothing asks for another. The step takes its
+/// result only when it would run the very same command (the same interpreter, env, archive,
+/// entry, settings and folder) and the steps between changed neither env nor app (the
+/// pipeline drops it otherwise); else it is stopped, and what its import created is taken
+/// away, as after any check.
+pub struct Early {
+    app: PathBuf,
+    report: PathBuf,
+    shared: Arc<EarlyShared>,
+    running: Option<std::thread::JoinHandle<Option<Begun>>>,
+}
+
+/// What the early check's thread and the step share.
+#[derive(Default)]
+struct EarlyShared {
+    /// Set to stop the check.
+    stop: AtomicBool,
+    /// The command the thread runs, once it has made it.
+    command: Mutex<Option<String>>,
+}
+
+/// The live env as an early check runs it.
+pub struct LiveEnv {
+    /// The env's python.
+    pub python: PathBuf,
+    /// Its archive, when the site ships one and it is current.
+    pub archived: Option<ArchivedEnv>,
+}
+
+impl Early {
+    /// Begins the check for `app` with the live env `env` (found in the thread, as it is
+    /// round trips on a share), when the step would import an entry: `None` when it would not
+    /// or cannot be told yet (an archive not yet extracted here).
+    pub fn begin(
+        config: &DeployConfig,
+        app: &Path,
+        stack: &Interpreter,
+        env: impl FnOnce() -> Option<LiveEnv> + Send + 'static,
+    ) -> Option<Early> {
+        let entry = match &config.start_check.value {
+            StartCheck::Entry(entry) => Some(entry.clone()),
+            StartCheck::Auto => None,
+            StartCheck::Off | StartCheck::Command(_) => return None,
+        };
+        if config.platform == Platform::Windows || config.dry_run {
+            return None;
+        }
+        let report = created_report(config).ok()?;
+        let shared = Arc::new(EarlyShared::default());
+        let (config, app_dir) = (config.clone(), app.to_path_buf());
+        let (version, thread_shared) = (stack.version, shared.clone());
+        let (thread_report, span) = (report.clone(), tracing::Span::current());
+        let running = std::thread::spawn(move || {
+            let _entered = span.enter();
+            let entry = entry.or_else(|| {
+                let rules = entry::Rules {
+                    env_name: config.env_name.value.clone(),
+                    python: Some(version),
+                    fastapi_disabled: entry::disables_fastapi(
+                        config.env.get(entry::DISABLE_FASTAPI),
+                    ),
+                };
+                entry::detect(&app_dir, &rules).map(|entry| entry.module)
+            })?;
+            let env = env()?;
+            let (python, packages) = match &env.archived {
+                Some(archived) => {
+                    let dir = extracted_dir(&config, archived);
+                    let packages = crate::env::site_packages(&dir, &archived.minor);
+                    match is_extracted(&dir) {
+                        true => (archived.interpreter.clone(), Packages::Archive(packages)),
+                        false => return None,
+                    }
+                }
+                None => (env.python.clone(), Packages::Env),
+            };
+            let runner = Runner {
+                env: &config.env,
+                heartbeat: Duration::ZERO,
+            };
+            let mut cmd =
+                import_command(&runner, &python, packages, &entry, &thread_report, &app_dir);
+            *thread_shared.command.lock().ok()? = Some(format!("{cmd:?}"));
+            if thread_shared.stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let limit = Duration::from_secs(config.start_check_timeout.value);
+            Some(Begun::run(&mut cmd, limit, Some(&thread_shared.stop)))
+        });
+        Some(Early {
+            app: app.to_path_buf(),
+            report,
+            shared,
+            running: Some(running),
+        })
+    }
+
+    /// The early check's outcome, when it ran `cmd` to its end; else `None` (it is stopped,
+    /// and what it created taken away).
+    fn finish(mut self, cmd: &Command) -> Option<Begun> {
+        let wanted = format!("{cmd:?}");
+        let same = self.shared.command.lock().ok()?.as_deref() == Some(wanted.as_str());
+        if !same {
+            return None;
+        }
+        let begun = self.running.take()?.join().ok()??;
+        match begun.finished {
+            Ok(Finished::Stopped) => None,
+            _ => Some(begun),
+        }
+    }
+}
+
+impl Drop for Early {
+    /// An early check the step does not take: stopped, and what its import created in the
+    /// app's folder taken away.
+    fn drop(&mut self) {
+        let Some(running) = self.running.take() else {
+            return;
+        };
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Ok(Some(_)) = running.join() {
+            take_away_created(&self.report, &self.app);
+        }
+        let _ = std::fs::remove_file(&self.report);
     }
 }
 
@@ -340,15 +557,9 @@ pub struct ArchivedEnv {
 /// in kuduhook's local state under the archive's name (named by the env's record), so a
 /// redeploy with the same env extracts nothing; an archive of another env replaces it.
 fn extracted_env(config: &DeployConfig, archived: &ArchivedEnv) -> Result<PathBuf, DeployError> {
-    let root = crate::ground::paths::local_state_dir(&config.target.value).join("start-check");
-    let name = archived
-        .archive
-        .file_name()
-        .unwrap_or_default()
-        .to_string_lossy()
-        .into_owned();
-    let dir = root.join(name.trim_end_matches(".tar.gz"));
-    if dir.join(EXTRACTED).is_file() {
+    let dir = extracted_dir(config, archived);
+    let root = dir.parent().unwrap_or(&dir).to_path_buf();
+    if is_extracted(&dir) {
         return Ok(dir);
     }
     let _ = std::fs::remove_dir_all(&root);
@@ -358,6 +569,23 @@ fn extracted_env(config: &DeployConfig, archived: &ArchivedEnv) -> Result<PathBu
         .and_then(|()| std::fs::rename(&partial, &dir))
         .map_err(|e| DeployError::io("extract the env's archive into", &partial, e))?;
     Ok(dir)
+}
+
+/// Where the live env's archive is extracted for the check.
+fn extracted_dir(config: &DeployConfig, archived: &ArchivedEnv) -> PathBuf {
+    let root = crate::ground::paths::local_state_dir(&config.target.value).join("start-check");
+    let name = archived
+        .archive
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    root.join(name.trim_end_matches(".tar.gz"))
+}
+
+/// Whether the archive was extracted into `dir` whole.
+fn is_extracted(dir: &Path) -> bool {
+    dir.join(EXTRACTED).is_file()
 }
 
 /// Where the check's import reports what it creates (its script makes the file).
@@ -443,10 +671,17 @@ enum Finished {
     Passed(String),
     Failed(String),
     TimedOut(String),
+    /// Stopped before it finished: a check begun early that is not needed.
+    Stopped,
 }
 
-/// Runs `cmd` (its output captured), stopping it and everything it started after `limit`.
-fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Finished> {
+/// Runs `cmd` (its output captured), stopping it and everything it started after `limit`, or
+/// once `stop` is set.
+fn run_with_limit(
+    cmd: &mut Command,
+    limit: Duration,
+    stop: Option<&AtomicBool>,
+) -> std::io::Result<Finished> {
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(cmd, 0);
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -471,12 +706,19 @@ fn run_with_limit(cmd: &mut Command, limit: Duration) -> std::io::Result<Finishe
                 false => Finished::Failed(output),
             });
         }
+        if stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
+            crate::process::kill_group(&mut child);
+            let _ = child.wait();
+            return Ok(Finished::Stopped);
+        }
         if Instant::now() >= deadline {
             crate::process::kill_group(&mut child);
             let _ = child.wait();
             return Ok(Finished::TimedOut(output()));
         }
-        std::thread::sleep(Duration::from_millis(20));
+        // Often: the deployment waits on this process, and a check takes a fraction of a
+        // second.
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 

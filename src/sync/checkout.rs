@@ -29,16 +29,19 @@
 //! a folder moves that folder's modification time. So when Kudu names the commit
 //! (`SCM_COMMIT_ID` is `HEAD`), git's index was written after the last check here ([`Folders`],
 //! kept by the sync), the check stats each tracked folder (not each file) and reads again only
-//! the folders whose time moved since, or moved too close to that check to vouch ([`RACY`]),
-//! or are new: every name there must be tracked, every tracked name there. A folder the last
-//! check saw that the commit no longer has sends its parent to be read again. Anything else,
-//! or any doubt, is the file-by-file check above, and the log says why.
+//! the folders whose time moved since, or moved after git's index was written and too close
+//! to that check to vouch ([`RACY`]), or are new: every name there must be tracked, every
+//! tracked name there. A folder the last check saw that the commit no longer has sends its
+//! parent to be read again. Git's index, read and parsed once, serves a check again in the
+//! same deployment (after the start check ran a process in the checkout) while its file has
+//! not changed. Anything else, or any doubt, is the file-by-file check above, and the log says
+//! why.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
@@ -58,7 +61,7 @@ pub enum Verdict {
         hashed: usize,
         folders: Folders,
         not_trusted: String,
-        tracked: Vec<TrackedFile>,
+        index: Arc<IndexRead>,
     },
     /// Kudu's `git checkout --force` wrote the tracked files, and no folder holds a name the
     /// index does not track: `relisted` folders (of `folders`) were read again.
@@ -66,7 +69,7 @@ pub enum Verdict {
         files: usize,
         relisted: usize,
         folders: Folders,
-        tracked: Vec<TrackedFile>,
+        index: Arc<IndexRead>,
     },
     /// Not proven (why, for the log): `git status` decides.
     Unsure(String),
@@ -88,14 +91,80 @@ pub struct Trust {
     /// That check was this deployment's, after Kudu's checkout (a process ran in the checkout
     /// since): its record vouches although git's index was not written after it.
     pub proven_in_this_deployment: bool,
+    /// Git's index as that check read it: not read again while its file has not changed.
+    pub index: Option<Arc<IndexRead>>,
+}
+
+/// Git's index as a check read and parsed it, and the identity of its file then.
+#[derive(Debug)]
+pub struct IndexRead {
+    file: FileIdentity,
+    index: Index,
+    /// Each folder holding tracked files, with how many files and folders it holds: worked
+    /// out once per read.
+    holds: std::sync::OnceLock<HashMap<String, (usize, usize)>>,
+}
+
+impl PartialEq for IndexRead {
+    fn eq(&self, other: &IndexRead) -> bool {
+        self.file == other.file && self.index == other.index
+    }
+}
+
+impl Eq for IndexRead {}
+
+impl IndexRead {
+    /// Each tracked file's path, mode and blob: the commit's tree, once the index is proven
+    /// to be it (for the next sync's diff, [`super::gitfiles`]).
+    pub fn tracked_files(&self) -> Vec<TrackedFile> {
+        self.index
+            .entries
+            .iter()
+            .map(|e| TrackedFile {
+                path: e.path.clone(),
+                mode: e.mode,
+                oid: e.oid,
+            })
+            .collect()
+    }
+
+    /// Each folder that holds tracked files (the top one too), with how many files and
+    /// folders it must hold.
+    fn holds(&self) -> &HashMap<String, (usize, usize)> {
+        self.holds.get_or_init(|| {
+            tracked_folders(&self.index)
+                .into_iter()
+                .map(|(folder, counts)| (folder.to_string(), counts))
+                .collect()
+        })
+    }
+}
+
+/// What tells a file's versions apart: its size, times and inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity {
+    len: u64,
+    times: ((u32, u32), (u32, u32)),
+    ino: u32,
+}
+
+impl FileIdentity {
+    fn of(meta: &std::fs::Metadata) -> FileIdentity {
+        FileIdentity {
+            len: meta.len(),
+            times: times(meta),
+            ino: inode(meta),
+        }
+    }
 }
 
 /// More files than this to hash (their stat changed since the index was written) and the
 /// check leaves the question to git, which would hash them too.
 const MAX_HASHED: usize = 256;
 
-/// How close to a check a folder's time may be before that check cannot vouch for it: a name
-/// added in the same tick of the clock as the listing would not move it.
+/// How close to a check a folder's time may be, when it moved after git's index was written,
+/// before that check cannot vouch for it: a name added in the same tick of the clock as the
+/// listing would not move it.
 pub const RACY: Duration = Duration::from_secs(2);
 
 /// The record of the checkout's folders, in the sync's state folder for the target.
@@ -164,7 +233,7 @@ impl Folders {
 }
 
 /// One tracked file, as the index recorded it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     path: String,
     ctime: (u32, u32),
@@ -176,7 +245,7 @@ struct Entry {
 }
 
 /// The parts of the index the check reads.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 struct Index {
     entries: Vec<Entry>,
     /// The cached tree of the whole index, when valid.
@@ -203,24 +272,40 @@ fn try_check(source: &Path, head_tree: &str, trust: &Trust) -> Result<Verdict, S
     let failed = |e: std::io::Error| format!("git's index: {e}");
     let mut file = std::fs::File::open(&index_path).map_err(failed)?;
     let index_meta = file.metadata().map_err(failed)?;
-    let mut bytes = Vec::with_capacity(index_meta.len() as usize);
-    file.read_to_end(&mut bytes).map_err(failed)?;
-    let index = parse(&bytes)?;
+    // Read once per deployment while its file is the same (100,000 entries take tens of ms).
+    let identity = FileIdentity::of(&index_meta);
+    let read = match &trust.index {
+        Some(read) if read.file == identity && cfg!(unix) => read.clone(),
+        _ => {
+            let mut bytes = Vec::with_capacity(index_meta.len() as usize);
+            file.read_to_end(&mut bytes).map_err(failed)?;
+            Arc::new(IndexRead {
+                file: identity,
+                index: parse(&bytes)?,
+                holds: Default::default(),
+            })
+        }
+    };
+    let index = &read.index;
     match index.root_tree {
         Some(tree) if hex(&tree) == head_tree => {}
         Some(_) => return Err("git's index is not HEAD's tree (staged changes)".into()),
         None => return Err("git's index has no valid cached tree".into()),
     }
-    let tracked: HashMap<&str, &Entry> =
-        index.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     let pool = super::thread_pool(source);
+    let clock = Clock {
+        started,
+        index_written: index_meta.modified().map(nanos).unwrap_or(0),
+    };
     let not_trusted = match why_not_trusted(source, trust, &index_meta) {
         None => {
             let previous = trust.previous.as_ref().expect("checked");
-            return pool.install(|| trusted(source, &index, &tracked, previous, started));
+            return pool.install(|| trusted(source, &read, previous, &clock));
         }
         Some(why) => why,
     };
+    let tracked: HashMap<&str, &Entry> =
+        index.entries.iter().map(|e| (e.path.as_str(), e)).collect();
     // One walk: every file must be tracked, and each is checked by the directory's handle.
     let walk = Walk {
         source,
@@ -241,10 +326,10 @@ fn try_check(source: &Path, head_tree: &str, trust: &Trust) -> Result<Verdict, S
     }
     let to_hash = walk.to_hash.into_inner().unwrap_or_default();
     // Only the tracked folders: an empty one git does not track is no file to copy.
-    let holds = tracked_folders(&index);
+    let holds = read.holds();
     let mut times = walk.folders.into_inner().unwrap_or_default();
     times.retain(|folder, _| holds.contains_key(folder.as_str()));
-    let folders = folders(source, started, times);
+    let folders = folders(source, &clock, times);
     if to_hash.len() > MAX_HASHED {
         return Ok(Verdict::Listed {
             why: format!(
@@ -268,22 +353,8 @@ fn try_check(source: &Path, head_tree: &str, trust: &Trust) -> Result<Verdict, S
         hashed: to_hash.len(),
         folders,
         not_trusted,
-        tracked: tracked_files(&index),
+        index: read.clone(),
     })
-}
-
-/// Each tracked file's path, mode and blob: the commit's tree, once the index is proven to
-/// be it (for the next sync's diff, [`super::gitfiles`]).
-fn tracked_files(index: &Index) -> Vec<TrackedFile> {
-    index
-        .entries
-        .iter()
-        .map(|e| TrackedFile {
-            path: e.path.clone(),
-            mode: e.mode,
-            oid: e.oid,
-        })
-        .collect()
 }
 
 /// Each folder that holds tracked files (the top one too), with how many files and folders
@@ -341,15 +412,15 @@ fn why_not_trusted(source: &Path, trust: &Trust, index_meta: &std::fs::Metadata)
 /// check's, and the folders that moved read again.
 fn trusted(
     source: &Path,
-    index: &Index,
-    tracked: &HashMap<&str, &Entry>,
+    read: &Arc<IndexRead>,
     previous: &Folders,
-    started: u128,
+    clock: &Clock,
 ) -> Result<Verdict, String> {
-    let holds = tracked_folders(index);
+    let index = &read.index;
+    let holds = read.holds();
     let stated: Vec<(&str, Result<u128, String>)> = holds
         .keys()
-        .copied()
+        .map(String::as_str)
         .collect::<Vec<_>>()
         .into_par_iter()
         .map(|folder| (folder, folder_time(source, folder)))
@@ -377,14 +448,24 @@ fn trusted(
         to_read.insert(parent);
     }
     let relisted = to_read.len();
+    // The tracked files of the folders read again (of 100,000, often those of one folder).
+    let tracked: HashMap<&str, &Entry> = match to_read.is_empty() {
+        true => HashMap::new(),
+        false => index
+            .entries
+            .iter()
+            .filter(|e| to_read.contains(parent_of(&e.path)))
+            .map(|e| (e.path.as_str(), e))
+            .collect(),
+    };
     to_read
         .into_par_iter()
-        .try_for_each(|folder| read_again(source, folder, tracked, &holds))?;
+        .try_for_each(|folder| read_again(source, folder, &tracked, holds))?;
     Ok(Verdict::Trusted {
         files: index.entries.len(),
         relisted,
-        folders: folders(source, started, times),
-        tracked: tracked_files(index),
+        folders: folders(source, clock, times),
+        index: read.clone(),
     })
 }
 
@@ -394,7 +475,7 @@ fn read_again(
     source: &Path,
     folder: &str,
     tracked: &HashMap<&str, &Entry>,
-    holds: &HashMap<&str, (usize, usize)>,
+    holds: &HashMap<String, (usize, usize)>,
 ) -> Result<(), String> {
     let listing = std::fs::read_dir(source.join(folder)).map_err(|e| format!("{folder}: {e}"))?;
     let (mut files, mut folders) = (0, 0);
@@ -462,16 +543,30 @@ fn folder_time(source: &Path, folder: &str) -> Result<u128, String> {
         .map_err(|e| format!("{folder}: {e}"))
 }
 
-/// The record of `times` taken by a check that started at `started`: a time too close to it
-/// does not vouch.
-fn folders(source: &Path, started: u128, times: HashMap<String, u128>) -> Folders {
+/// When a check started, and when git's index was written: what a folder's time is compared
+/// with to know whether it vouches.
+struct Clock {
+    /// When the check started (this machine's clock, nanoseconds since the epoch).
+    started: u128,
+    /// The index file's modification time (the repository's filesystem's clock).
+    index_written: u128,
+}
+
+/// The record of `times` taken by a check: a time vouches when the folder was last changed
+/// before git's index was written (git's own rule for racy files: the filesystem's clock had
+/// moved past it before the check listed the folder, so a later change moves it, whatever
+/// the clock's tick), or more than [`RACY`] before the check started. Kudu's checkout writes
+/// the folders it changes and then the index: those vouch at once, and the next deployment
+/// reads again only what moved since.
+fn folders(source: &Path, clock: &Clock, times: HashMap<String, u128>) -> Folders {
     let racy = RACY.as_nanos();
+    let vouches = |time: u128| time < clock.index_written || time + racy < clock.started;
     Folders {
         source: source.display().to_string(),
-        taken: started,
+        taken: clock.started,
         times: times
             .into_iter()
-            .map(|(folder, time)| (folder, (time + racy < started).then_some(time)))
+            .map(|(folder, time)| (folder, vouches(time).then_some(time)))
             .collect(),
     }
 }
@@ -901,6 +996,7 @@ mod tests {
             named_by_kudu: true,
             previous: record.clone(),
             proven_in_this_deployment: false,
+            index: None,
         };
         let verdict = check(root, &head_tree(root), &trust);
         match &verdict {
@@ -910,6 +1006,19 @@ mod tests {
             Verdict::Unsure(_) | Verdict::Listed { .. } => {}
         }
         verdict
+    }
+
+    /// A repository whose folders are old, checked once (file by file: there is no record
+    /// yet), and the record that check left.
+    fn checked_once() -> (tempfile::TempDir, Option<Folders>) {
+        let dir = repo();
+        age_folders(dir.path());
+        let mut record = None;
+        assert!(matches!(
+            kudu_check(dir.path(), &mut record),
+            Verdict::Clean { .. }
+        ));
+        (dir, record)
     }
 
     /// Kudu's `git checkout <id> --force` of HEAD, a moment after the last check.
@@ -986,14 +1095,8 @@ mod tests {
             }),
         ];
         for (what, change) in cases {
-            let dir = repo();
+            let (dir, mut record) = checked_once();
             let root = dir.path();
-            age_folders(root);
-            let mut record = None;
-            assert!(matches!(
-                kudu_check(root, &mut record),
-                Verdict::Clean { .. }
-            ));
             kudu_checkout(root);
             change(root);
             let why = left_to_git(kudu_check(root, &mut record));
@@ -1029,6 +1132,41 @@ mod tests {
             Verdict::Unsure(why) => assert!(why.contains("static/img"), "{why}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn folders_written_before_gits_index_vouch_at_once_and_later_ones_are_read_again() {
+        let (dir, mut record) = checked_once();
+        let root = dir.path();
+        // Files edited on the server, which Kudu's checkout writes anew: both folders move.
+        std::fs::write(root.join("static/site.css"), "edited\n").unwrap();
+        std::fs::write(root.join("static/img/logo.svg"), "edited\n").unwrap();
+        kudu_checkout(root);
+        // Within a second of the check: static changed before the index was written (as
+        // Kudu's checkout leaves the folders it writes), static/img after it (as a process
+        // creating a file there would).
+        let index = std::fs::metadata(root.join(".git/index")).unwrap();
+        let written = index.modified().unwrap();
+        let set = |folder: &str, time: SystemTime| {
+            let dir = std::fs::File::open(root.join(folder)).unwrap();
+            dir.set_modified(time).unwrap();
+        };
+        set("static", written - Duration::from_millis(1));
+        set("static/img", written + Duration::from_millis(1));
+        assert!(matches!(
+            kudu_check(root, &mut record),
+            Verdict::Trusted { relisted: 2, .. }
+        ));
+        let times = &record.as_ref().unwrap().times;
+        assert!(times["static"].is_some(), "{times:?}");
+        assert_eq!(times["static/img"], None, "{times:?}");
+        // The next deployment reads again the folder that could not vouch, though its time
+        // did not move, and only that one.
+        kudu_checkout(root);
+        assert!(matches!(
+            kudu_check(root, &mut record),
+            Verdict::Trusted { relisted: 1, .. }
+        ));
     }
 
     #[test]

@@ -20,19 +20,21 @@
 //! Modes are not compared, by either path: the walk compares size and time, and git checks
 //! out a mode-only change without touching either.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::SyncOptions;
+use super::checkout::IndexRead;
 use super::gitfiles::{Tracked, TrackedFile};
 use super::listing::{self, Listing};
 use super::plan::{FileCopy, Kind, Plan, Removal};
-use crate::sync::manifest::Manifest;
+use crate::sync::manifest;
 
 /// The record of the last sync, in the target's state folder.
 pub const STATE_FILE: &str = "sync-state.json";
@@ -159,8 +161,12 @@ pub(super) struct WithoutWalk {
 /// The look at the source under way: started before anything else the sync does, since on a
 /// big repository it is the longest part.
 pub(super) enum Checking {
-    /// A git checkout: the commit and the check of the checkout, or why git cannot tell.
-    Git(Result<(String, std::thread::JoinHandle<Result<Proven, WhyFull>>), WhyFull>),
+    /// A git checkout: the commit and the check of the checkout (and, beside it, the read of
+    /// the tree the last sync recorded), or why git cannot tell.
+    Git(
+        Result<(String, std::thread::JoinHandle<Result<Proven, WhyFull>>), WhyFull>,
+        Recorded,
+    ),
     /// Any other folder: its listing, and the one the last sync recorded.
     Files(std::thread::JoinHandle<Result<(Listing, Option<Listing>), WhyFull>>),
 }
@@ -204,10 +210,16 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
         // Proven before a process ran in the checkout: its folders are looked at again.
         Some(GitLook {
             head: Ok((head, tree)),
-            clean: Some(Ok(_)),
+            clean: Some(Ok(proven)),
             process_ran: true,
             ..
-        }) => Ok((head, spawn_check(options, tree, true))),
+        }) => {
+            let again = Again {
+                index: proven.index,
+                tracked: proven.tracked,
+            };
+            Ok((head, spawn_check(options, tree, Some(again))))
+        }
         Some(GitLook {
             head: Ok((head, _)),
             clean: Some(clean),
@@ -215,11 +227,30 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
         }) => Ok((head, std::thread::spawn(move || clean))),
         Some(GitLook { head: Err(why), .. }) => Err(why),
         _ => head(options, &options.delta).map(|(head, tree)| {
-            let check = spawn_check(options, tree, false);
+            let check = spawn_check(options, tree, None);
             (head, check)
         }),
     };
-    Some(Checking::Git(checking))
+    // The last sync's tree (on a share, tens of ms for 100,000 files) read while the
+    // checkout is checked.
+    let recorded = match &checking {
+        Ok(_) => {
+            let to = options.to.clone();
+            Some(std::thread::spawn(move || Tracked::read(&to)))
+        }
+        Err(_) => None,
+    };
+    Some(Checking::Git(checking, recorded))
+}
+
+/// The read of the tree the last sync recorded, under way.
+pub(super) type Recorded = Option<std::thread::JoinHandle<Option<Tracked>>>;
+
+/// What this deployment's first check of the checkout read (git's index, and the tracked
+/// files from it; `None`: not read), for a check again after a process ran in the checkout.
+struct Again {
+    index: Option<Arc<IndexRead>>,
+    tracked: Option<Vec<TrackedFile>>,
 }
 
 /// [`check_clean`] in a thread of its own, in the step's span (its lines are the step's in the
@@ -227,7 +258,7 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
 fn spawn_check(
     options: &SyncOptions,
     tree: String,
-    again: bool,
+    again: Option<Again>,
 ) -> std::thread::JoinHandle<Result<Proven, WhyFull>> {
     let (options, span) = (options.clone(), tracing::Span::current());
     std::thread::spawn(move || {
@@ -260,7 +291,7 @@ impl GitLook {
         let clean = head
             .as_ref()
             .ok()
-            .map(|(_, tree)| check_clean(options, tree, false));
+            .map(|(_, tree)| check_clean(options, tree, None));
         GitLook {
             head,
             clean,
@@ -308,6 +339,8 @@ pub struct Proven {
     pub files: Option<usize>,
     /// Their paths, modes and blobs (the commit's tree), for the diff with the next commit.
     tracked: Option<Vec<TrackedFile>>,
+    /// Git's index as the check read it, for a check again in this deployment.
+    index: Option<Arc<IndexRead>>,
     /// What the log says of how it was proven, once (the caller says it where it belongs).
     said: Option<String>,
 }
@@ -342,13 +375,13 @@ pub(super) fn without_walk(
     options: &SyncOptions,
     checking: Option<Checking>,
     previous_text: Option<&[u8]>,
-    previous: &Manifest,
+    previous: &manifest::Lazy,
     folds_case: bool,
 ) -> WithoutWalk {
     let say = |why: &WhyFull| say_walking(options, why);
     let none = WithoutWalk::default();
     let checking = match checking {
-        Some(Checking::Git(head)) => head,
+        Some(Checking::Git(head, recorded)) => (head, recorded),
         Some(Checking::Files(listing)) => {
             let listed = listing
                 .join()
@@ -364,6 +397,7 @@ pub(super) fn without_walk(
             return none;
         }
     };
+    let (checking, recorded) = checking;
     let (head, clean) = match checking {
         Ok(head_and_check) => head_and_check,
         // A first deployment walks whatever git says: that is the reason worth reading.
@@ -388,10 +422,11 @@ pub(super) fn without_walk(
         }),
         Err(_) => None,
     };
+    let recorded = recorded.and_then(|read| read.join().ok()).flatten();
     let planned = plan(
         options,
         &options.delta,
-        (&head, tracked.as_ref()),
+        (&head, tracked.as_ref(), recorded),
         previous_text,
         previous,
         folds_case,
@@ -430,7 +465,7 @@ fn from_files(
     options: &SyncOptions,
     listed: Result<(Listing, Option<Listing>), WhyFull>,
     previous_text: Option<&[u8]>,
-    previous: &Manifest,
+    previous: &manifest::Lazy,
     folds_case: bool,
 ) -> WithoutWalk {
     let (now, recorded) = match listed {
@@ -657,8 +692,13 @@ fn rev_parse_head(source: &Path) -> Result<(String, String), WhyFull> {
 /// ([`super::checkout`]: Kudu's checkout trusted, with the record of the repository's folders
 /// the last check left beside the target's sync record, or every tracked file's stat), else
 /// asked of `git status`. `again`: this deployment proved it already, then ran a process there
-/// (the record is that proof's: only the folders are looked at again).
-fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Proven, WhyFull> {
+/// (the record is that proof's: only the folders are looked at again, and git's index is not
+/// read again while its file is the same).
+fn check_clean(
+    options: &SyncOptions,
+    head_tree: &str,
+    again: Option<Again>,
+) -> Result<Proven, WhyFull> {
     use super::checkout::{FOLDERS_FILE, Folders, Trust, Verdict};
     let source = &options.from;
     let record = crate::ground::paths::state_dir(&options.to).join(FOLDERS_FILE);
@@ -668,17 +708,30 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
         .commit_id
         .as_deref()
         .is_some_and(|c| !c.is_empty());
+    let (again, first) = match again {
+        Some(first) => (true, Some(first)),
+        None => (false, None),
+    };
     let trust = Trust {
         named_by_kudu,
         previous: Folders::read(&record),
         proven_in_this_deployment: again,
+        index: first.as_ref().and_then(|first| first.index.clone()),
+    };
+    // The tracked files as the first check listed them, while git's index is the one it read.
+    let tracked = |index: &Arc<IndexRead>| match first {
+        Some(Again {
+            index: Some(read),
+            tracked: Some(tracked),
+        }) if Arc::ptr_eq(&read, index) => tracked,
+        _ => index.tracked_files(),
     };
     match super::checkout::check(source, head_tree, &trust) {
         Verdict::Trusted {
             files,
             relisted,
             folders,
-            tracked,
+            index,
         } => {
             let folders_read = folders_read_again(relisted, folders.times.len());
             let said = Some(match again {
@@ -695,7 +748,8 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
             Ok(Proven {
                 trusted: true,
                 files: Some(files),
-                tracked: Some(tracked),
+                tracked: Some(tracked(&index)),
+                index: Some(index),
                 said,
             })
         }
@@ -703,7 +757,7 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
             files,
             folders,
             not_trusted,
-            tracked,
+            index,
             ..
         } => {
             let said = named_by_kudu.then(|| {
@@ -716,7 +770,8 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
             Ok(Proven {
                 trusted: false,
                 files: Some(files),
-                tracked: Some(tracked),
+                tracked: Some(tracked(&index)),
+                index: Some(index),
                 said,
             })
         }
@@ -728,6 +783,7 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
                 trusted: false,
                 files: None,
                 tracked: None,
+                index: None,
                 said: Some(format!(
                     "git status found the checkout clean, where git's index alone could not \
                      prove it ({why})"
@@ -740,6 +796,7 @@ fn check_clean(options: &SyncOptions, head_tree: &str, again: bool) -> Result<Pr
                 trusted: false,
                 files: None,
                 tracked: None,
+                index: None,
                 said: Some(format!(
                     "git status found the checkout clean, where git's index alone could not \
                      prove it ({why})"
@@ -849,6 +906,44 @@ fn manifest_lines(text: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// Which of `asked` the previous manifest (`lines`, as `text` was parsed into `previous`)
+/// lists: as written, and as a target that ignores case compares them (`folds_case`; as
+/// [`manifest::Manifest::contains`], in the lines themselves where every name is ASCII, the
+/// whole manifest parsed otherwise).
+fn listed_of<'a>(
+    asked: &'a [String],
+    lines: &[String],
+    text: &[u8],
+    previous: &manifest::Lazy,
+    folds_case: bool,
+) -> (HashSet<&'a str>, HashSet<&'a str>) {
+    let mut by_len: HashMap<usize, Vec<&str>> = HashMap::new();
+    for path in asked {
+        by_len.entry(path.len()).or_default().push(path);
+    }
+    let ascii = text.is_ascii() && asked.iter().all(|p| p.is_ascii());
+    let (mut exact, mut folded) = (HashSet::new(), HashSet::new());
+    for line in lines {
+        for &path in by_len.get(&line.len()).into_iter().flatten() {
+            if path == line {
+                exact.insert(path);
+            }
+            if folds_case && ascii && path.eq_ignore_ascii_case(line) {
+                folded.insert(path);
+            }
+        }
+    }
+    if folds_case && !ascii {
+        let previous = previous.get();
+        folded = asked
+            .iter()
+            .map(String::as_str)
+            .filter(|p| previous.contains(p))
+            .collect();
+    }
+    (exact, folded)
+}
+
 /// The folders above `path`, outermost first.
 fn ancestors(path: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -869,16 +964,14 @@ fn name_of(path: &str) -> &str {
 fn plan(
     options: &SyncOptions,
     inputs: &DeltaInputs,
-    (head, tracked): (&str, Option<&Tracked>),
+    (head, tracked, recorded): (&str, Option<&Tracked>, Option<Tracked>),
     previous_text: Option<&[u8]>,
-    previous: &Manifest,
+    previous: &manifest::Lazy,
     folds_case: bool,
 ) -> Result<DeltaPlan, WhyFull> {
     let state = proven(options, inputs, previous_text)?;
     // The two trees' lists, when the last sync recorded its own: git's diff without git.
-    let recorded = tracked
-        .and_then(|_| Tracked::read(&options.to))
-        .filter(|recorded| recorded.commit == state.commit);
+    let recorded = recorded.filter(|recorded| tracked.is_some() && recorded.commit == state.commit);
     let changes = match (tracked, recorded) {
         (Some(now), Some(before)) => now
             .differences_from(&before)
@@ -944,12 +1037,12 @@ fn plan_changes(
     options: &SyncOptions,
     changes: &[Change],
     previous_text: Option<&[u8]>,
-    previous: &Manifest,
+    previous: &manifest::Lazy,
     folds_case: bool,
 ) -> Result<Plan, WhyFull> {
     let previous_text = previous_text.ok_or(WhyFull::FirstDeployment)?;
     // After a proven sync the ledger is exactly the previous manifest.
-    let is_ours = |relative: &str| previous.contains(relative);
+    let is_ours = |relative: &str| previous.get().contains(relative);
     let skipped = |relative: &str| -> bool {
         let mut prefixes = ancestors(relative);
         prefixes.push(relative.to_string());
@@ -967,13 +1060,6 @@ fn plan_changes(
     let key = |path: &str| match folds_case {
         true => path.to_lowercase(),
         false => path.to_string(),
-    };
-    // Whether the last sync put `path` there, as the target compares names. (Borrowed: a
-    // manifest can hold 100,000 lines, and only the changed paths are asked about.)
-    let exact: std::collections::HashSet<&str> = lines.iter().map(String::as_str).collect();
-    let listed = |path: &str| match folds_case {
-        true => previous.contains(path),
-        false => exact.contains(path),
     };
     let mut plan = Plan::default();
     // As the target compares names: what leaves the manifest, and what comes into it.
@@ -1053,6 +1139,13 @@ fn plan_changes(
             replaces: existed.then(|| change.path.clone()),
         });
     }
+    // Whether the last sync put each added path there, as is and as the target compares names
+    // (a manifest can hold 100,000 lines, and only the changed paths are asked about).
+    let (exact, folded) = listed_of(&added, &lines, previous_text, previous, folds_case);
+    let listed = |path: &str| match folds_case {
+        true => folded.contains(path),
+        false => exact.contains(path),
+    };
     // A folder that becomes a file: the site's folder may hold files the app wrote, which the
     // walk refuses to replace before it changes anything.
     let gone: BTreeSet<&str> = deleted_case
@@ -1132,14 +1225,13 @@ fn plan_changes(
     plan.folders = folders;
     let mut new_lines: Vec<String> = Vec::new();
     let mut new_keys: BTreeSet<String> = BTreeSet::new();
-    for path in added {
-        let k = key(&path);
-        let already = listed(&path) && !removed.contains(&k);
+    for path in &added {
+        let k = key(path);
+        let already = listed(path) && !removed.contains(&k);
         if !already && new_keys.insert(k) {
-            new_lines.push(path);
+            new_lines.push(path.clone());
         }
     }
-    drop(exact);
     plan.manifest_grows = Some((
         !new_lines.is_empty(),
         !new_lines.is_empty() || !removed.is_empty(),

@@ -299,30 +299,20 @@ pub fn sync_looked(
         },
         None => None,
     };
+    // Parsed where the plan needs the whole set: a walk, not a plan from git's diff.
     let previous = match &options.previous_manifest {
-        Some(path) => match previous_text
-            .as_deref()
-            .map(|bytes| Manifest::parse(&String::from_utf8_lossy(bytes)))
-        {
-            Some(manifest) => manifest,
-            None => {
-                if options.listed_changes > 0 {
-                    info!(
-                        "First deployment: no previous manifest at {}",
-                        path.display()
-                    );
-                }
-                Manifest::first_deployment()
+        Some(path) => {
+            if previous_text.is_none() && options.listed_changes > 0 {
+                info!(
+                    "First deployment: no previous manifest at {}",
+                    path.display()
+                );
             }
-        },
-        None => Manifest::default(),
+            manifest::Lazy::new(previous_text.as_deref(), Manifest::first_deployment)
+        }
+        None => manifest::Lazy::new(None, Manifest::default),
     };
     let ledger_path = paths::state_dir(&options.to).join(LEDGER);
-    warn_refused(
-        &previous,
-        "the previous manifest",
-        options.previous_manifest.as_deref(),
-    );
 
     let progress = Progress::default();
     let mut report = SyncReport {
@@ -343,13 +333,20 @@ pub fn sync_looked(
                 &previous,
                 folds,
             );
-            // After a proven sync the ledger is the previous manifest: read only for a walk.
+            // After a proven sync the ledger is the previous manifest: read only for a walk. (A
+            // proven sync's previous manifest is the one it wrote: nothing in it is refused.)
             let ledger_read;
-            let ledger: &Manifest = match known.planned {
+            let ledger: &manifest::Lazy = match known.planned {
                 Some(_) => &previous,
                 None => {
-                    ledger_read = read_ledger(&ledger_path);
-                    warn_refused(&ledger_read, "the ledger", Some(&ledger_path));
+                    warn_refused(
+                        previous.get(),
+                        "the previous manifest",
+                        options.previous_manifest.as_deref(),
+                    );
+                    let read = read_ledger(&ledger_path);
+                    warn_refused(&read, "the ledger", Some(&ledger_path));
+                    ledger_read = manifest::Lazy::parsed(read);
                     &ledger_read
                 }
             };
@@ -358,14 +355,19 @@ pub fn sync_looked(
                     report.planned_from = Some(planned.describe());
                     planned.plan
                 }
-                None => pool.install(|| {
-                    let planner = Planner::new(options, &previous, ledger, &progress, folds);
-                    match &known.listing {
-                        Some(listing) => planner.with_listings(listing, known.recorded.as_ref()),
-                        None => planner,
-                    }
-                    .plan()
-                })?,
+                None => {
+                    let (previous, ledger) = (previous.get(), ledger.get());
+                    pool.install(|| {
+                        let planner = Planner::new(options, previous, ledger, &progress, folds);
+                        match &known.listing {
+                            Some(listing) => {
+                                planner.with_listings(listing, known.recorded.as_ref())
+                            }
+                            None => planner,
+                        }
+                        .plan()
+                    })?
+                }
             };
             report.checkout_trusted = known.checkout_trusted;
             let (head, listing, tracked) = (known.head, known.listing, known.tracked);
@@ -391,6 +393,16 @@ pub fn sync_looked(
             if changes.iter().any(|n| *n > 0) {
                 delta::forget(&options.to);
             }
+            // The tree's record, written while the files are copied (on a share, tens of ms for
+            // 100,000 files): it names its commit, and is read only where the sync's state
+            // names that commit as synced, which only a sync that finished writes.
+            let recording_tree = match (&head, &options.next_manifest, tracked) {
+                (Some(_), Some(_), Some(tracked)) => {
+                    let to = options.to.clone();
+                    Some(std::thread::spawn(move || tracked.write(&to)))
+                }
+                _ => None,
+            };
             progress.start_applying(plan.copies.len(), report.bytes_copied);
             let changed = |error| SyncFailure {
                 error,
@@ -413,8 +425,8 @@ pub fn sync_looked(
                     if let Some(listing) = &listing {
                         listing::write_if_new(&options.to, listing);
                     }
-                    if let Some(tracked) = &tracked {
-                        tracked.write(&options.to);
+                    if let Some(recording) = recording_tree {
+                        let _ = recording.join();
                     }
                     delta::record(
                         options,
@@ -468,15 +480,19 @@ fn read_ledger(path: &Path) -> Manifest {
 /// Logs the plan's warnings and changes, and counts them into `report`.
 fn report_plan(
     plan: &Plan,
-    previous: &Manifest,
-    ledger: &Manifest,
+    previous: &manifest::Lazy,
+    ledger: &manifest::Lazy,
     options: &SyncOptions,
     report: &mut SyncReport,
 ) {
     for warning in &plan.warnings {
         warn!("{warning}");
     }
-    for (entry, link) in plan.through_links(previous, ledger) {
+    let links = match plan.target_links.is_empty() {
+        true => Vec::new(),
+        false => plan.through_links(previous.get(), ledger.get()),
+    };
+    for (entry, link) in links {
         warn!(
             "a manifest lists {entry}, inside {link}, which is a link in the target: refused, \
              links in the target are never followed"
@@ -493,7 +509,7 @@ fn report_plan(
 /// Every path kuduhook synced into a target and has not yet seen confirmed gone.
 struct Ledger<'a> {
     path: &'a Path,
-    entries: &'a Manifest,
+    entries: &'a manifest::Lazy<'a>,
     platform: Platform,
 }
 
@@ -502,10 +518,10 @@ impl Ledger<'_> {
     fn record_ahead(&self, next: &[String], known: Option<(bool, bool)>) {
         let grows = match known {
             Some((grows, _)) => grows,
-            None => next.iter().any(|entry| !self.entries.contains(entry)),
+            None => next.iter().any(|entry| !self.entries.get().contains(entry)),
         };
         if grows {
-            let mut ahead: Vec<String> = self.entries.entries().map(String::from).collect();
+            let mut ahead: Vec<String> = self.entries.get().entries().map(String::from).collect();
             ahead.extend(next.iter().cloned());
             self.write(&ahead);
         }
@@ -516,8 +532,8 @@ impl Ledger<'_> {
         let current = match known {
             Some((_, changed)) => !changed,
             None => {
-                self.entries.len() == next.len()
-                    && next.iter().all(|entry| self.entries.contains(entry))
+                let entries = self.entries.get();
+                entries.len() == next.len() && next.iter().all(|entry| entries.contains(entry))
             }
         };
         if !current {
