@@ -281,10 +281,12 @@ fn a_check_begun_early_counts_only_for_the_env_it_ran_with() {
         .assert_ok()
         .assert_lacks("begun while the env was validated");
     // An app that needs kudupkg 2.0: the check begun with the live env (1.0) fails, and does
-    // not count: the env built with 2.0 is checked.
+    // not count: the env built with 2.0 is checked. What the stopped check's import made is
+    // taken away too (else the second import would find it there, and the sync copy it).
     site.write(
         "app.py",
-        "import kudupkg\nassert kudupkg.__version__ == '2.0', kudupkg.__version__\n\n\
+        "import kudupkg\nopen('made-by-import.txt', 'w').write('x')\n\
+         assert kudupkg.__version__ == '2.0', kudupkg.__version__\n\n\
          def app():\n    return 'three'\n",
     );
     site.write("requirements.txt", "kudupkg==2.0\n");
@@ -293,6 +295,8 @@ fn a_check_begun_early_counts_only_for_the_env_it_ran_with() {
         .assert_lacks("begun while the env was validated")
         .assert_lacks("AssertionError");
     assert!(served_app(&site).contains("three"));
+    assert!(!site.target_file("made-by-import.txt").exists());
+    assert!(!site.repo.join("made-by-import.txt").exists());
     assert_eq!(site.imported_version("kudupkg").as_deref(), Some("2.0"));
     // An app that cannot import, with the env unchanged: refused by the check begun early, and
     // the site keeps serving the previous files.

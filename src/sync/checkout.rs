@@ -328,8 +328,16 @@ fn try_check(source: &Path, head_tree: &str, trust: &Trust) -> Result<Verdict, S
     // Only the tracked folders: an empty one git does not track is no file to copy.
     let holds = read.holds();
     let mut times = walk.folders.into_inner().unwrap_or_default();
+    let mut cannot_vouch = HashSet::new();
+    for untracked in times.keys().filter(|f| !holds.contains_key(f.as_str())) {
+        let mut parent = parent_of(untracked);
+        while !holds.contains_key(parent) {
+            parent = parent_of(parent);
+        }
+        cannot_vouch.insert(parent.to_string());
+    }
     times.retain(|folder, _| holds.contains_key(folder.as_str()));
-    let folders = folders(source, &clock, times);
+    let folders = folders(source, &clock, times, &cannot_vouch);
     if to_hash.len() > MAX_HASHED {
         return Ok(Verdict::Listed {
             why: format!(
@@ -458,27 +466,34 @@ fn trusted(
             .map(|e| (e.path.as_str(), e))
             .collect(),
     };
-    to_read
+    let listed: Vec<(&str, bool)> = to_read
         .into_par_iter()
-        .try_for_each(|folder| read_again(source, folder, &tracked, holds))?;
+        .map(|folder| read_again(source, folder, &tracked, holds).map(|empty| (folder, empty)))
+        .collect::<Result<_, String>>()?;
+    let cannot_vouch: HashSet<String> = listed
+        .into_iter()
+        .filter(|(_, holds_untracked)| *holds_untracked)
+        .map(|(folder, _)| folder.to_string())
+        .collect();
     Ok(Verdict::Trusted {
         files: index.entries.len(),
         relisted,
-        folders: folders(source, clock, times),
+        folders: folders(source, clock, times, &cannot_vouch),
         index: read.clone(),
     })
 }
 
 /// Reads `folder` again: every name tracked (a file as a file, a link as a link, a folder as
-/// a tracked folder), and as many as the index tracks there.
+/// a tracked folder), and as many as the index tracks there. `true`: it also holds a folder
+/// git does not track, with no file in it.
 fn read_again(
     source: &Path,
     folder: &str,
     tracked: &HashMap<&str, &Entry>,
     holds: &HashMap<String, (usize, usize)>,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let listing = std::fs::read_dir(source.join(folder)).map_err(|e| format!("{folder}: {e}"))?;
-    let (mut files, mut folders) = (0, 0);
+    let (mut files, mut folders, mut untracked) = (0, 0, false);
     for entry in listing {
         let entry = entry.map_err(|e| format!("{folder}: {e}"))?;
         let name = entry.file_name();
@@ -504,12 +519,12 @@ fn read_again(
             (true, false) => files += 1,
             // A folder with no file in it, as the check file by file lets it be (git tracks
             // no folder, and `git status` shows none).
-            (false, true) if holds_no_file(&source.join(&path))? => {}
+            (false, true) if holds_no_file(&source.join(&path))? => untracked = true,
             (false, _) => return Err(format!("{path} is not tracked by git")),
         }
     }
     match holds.get(folder) == Some(&(files, folders)) {
-        true => Ok(()),
+        true => Ok(untracked),
         false => Err(format!("files git tracks in {folder}/ are missing")),
     }
 }
@@ -558,7 +573,15 @@ struct Clock {
 /// the clock's tick), or more than [`RACY`] before the check started. Kudu's checkout writes
 /// the folders it changes and then the index: those vouch at once, and the next deployment
 /// reads again only what moved since.
-fn folders(source: &Path, clock: &Clock, times: HashMap<String, u128>) -> Folders {
+///
+/// A folder holding a folder git does not track (an empty one: the check let it be) never
+/// vouches (`cannot_vouch`): a file added in that one later moves only that one's time.
+fn folders(
+    source: &Path,
+    clock: &Clock,
+    times: HashMap<String, u128>,
+    cannot_vouch: &HashSet<String>,
+) -> Folders {
     let racy = RACY.as_nanos();
     let vouches = |time: u128| time < clock.index_written || time + racy < clock.started;
     Folders {
@@ -566,7 +589,10 @@ fn folders(source: &Path, clock: &Clock, times: HashMap<String, u128>) -> Folder
         taken: clock.started,
         times: times
             .into_iter()
-            .map(|(folder, time)| (folder, vouches(time).then_some(time)))
+            .map(|(folder, time)| {
+                let vouches = vouches(time) && !cannot_vouch.contains(&folder);
+                (folder, vouches.then_some(time))
+            })
             .collect(),
     }
 }
@@ -1167,6 +1193,24 @@ mod tests {
             kudu_check(root, &mut record),
             Verdict::Trusted { relisted: 1, .. }
         ));
+    }
+
+    #[test]
+    fn a_file_left_later_in_an_empty_folder_git_does_not_track_is_found() {
+        let (dir, mut record) = checked_once();
+        let root = dir.path();
+        // An empty folder made on the server: the check lets it be (no file to copy) ...
+        std::fs::create_dir(root.join("static/empty")).unwrap();
+        kudu_checkout(root);
+        assert!(matches!(
+            kudu_check(root, &mut record),
+            Verdict::Trusted { relisted: 1, .. }
+        ));
+        // ... but a file left in it later moves only its time, not its parent's.
+        std::fs::write(root.join("static/empty/new.js"), "").unwrap();
+        kudu_checkout(root);
+        let why = left_to_git(kudu_check(root, &mut record));
+        assert!(why.contains("static/empty"), "{why}");
     }
 
     #[test]
