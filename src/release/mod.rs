@@ -299,11 +299,12 @@ impl<'a> Release<'a> {
                 e.explain().what
             );
         }
-        // Once no record names them.
-        let removing = std::thread::spawn(move || history::remove_dropped(&dropped));
         if files_undo {
             finish_recording(target, id);
         }
+        // Once no record names them, and this release's undo log is in its folder (which is
+        // among them when this release is the oldest kept).
+        let removing = std::thread::spawn(move || history::remove_dropped(&dropped));
         match (&self.archives, &self.live_archive) {
             (Some(archives), Some(live)) => {
                 let mut keep = releases.kept_archives();
