@@ -103,6 +103,8 @@ pub struct IndexRead {
     /// Each folder holding tracked files, with how many files and folders it holds: worked
     /// out once per read.
     holds: std::sync::OnceLock<HashMap<String, (usize, usize)>>,
+    /// Each tracked file's path, mode and blob: listed once per read.
+    tracked: std::sync::OnceLock<Arc<[TrackedFile]>>,
 }
 
 impl PartialEq for IndexRead {
@@ -116,16 +118,16 @@ impl Eq for IndexRead {}
 impl IndexRead {
     /// Each tracked file's path, mode and blob: the commit's tree, once the index is proven
     /// to be it (for the next sync's diff, [`super::gitfiles`]).
-    pub fn tracked_files(&self) -> Vec<TrackedFile> {
-        self.index
-            .entries
-            .iter()
-            .map(|e| TrackedFile {
+    pub fn tracked_files(&self) -> Arc<[TrackedFile]> {
+        let list = || {
+            let files = self.index.entries.iter().map(|e| TrackedFile {
                 path: e.path.clone(),
                 mode: e.mode,
                 oid: e.oid,
-            })
-            .collect()
+            });
+            files.collect()
+        };
+        self.tracked.get_or_init(list).clone()
     }
 
     /// Each folder that holds tracked files (the top one too), with how many files and
@@ -283,6 +285,7 @@ fn try_check(source: &Path, head_tree: &str, trust: &Trust) -> Result<Verdict, S
                 file: identity,
                 index: parse(&bytes)?,
                 holds: Default::default(),
+                tracked: Default::default(),
             })
         }
     };
@@ -328,14 +331,11 @@ fn try_check(source: &Path, head_tree: &str, trust: &Trust) -> Result<Verdict, S
     // Only the tracked folders: an empty one git does not track is no file to copy.
     let holds = read.holds();
     let mut times = walk.folders.into_inner().unwrap_or_default();
-    let mut cannot_vouch = HashSet::new();
-    for untracked in times.keys().filter(|f| !holds.contains_key(f.as_str())) {
-        let mut parent = parent_of(untracked);
-        while !holds.contains_key(parent) {
-            parent = parent_of(parent);
-        }
-        cannot_vouch.insert(parent.to_string());
-    }
+    let cannot_vouch: HashSet<String> = times
+        .keys()
+        .filter(|f| !holds.contains_key(f.as_str()))
+        .map(|untracked| tracked_above(untracked, holds).to_string())
+        .collect();
     times.retain(|folder, _| holds.contains_key(folder.as_str()));
     let folders = folders(source, &clock, times, &cannot_vouch);
     if to_hash.len() > MAX_HASHED {
@@ -449,11 +449,7 @@ fn trusted(
         .keys()
         .filter(|f| !holds.contains_key(f.as_str()))
     {
-        let mut parent = gone.as_str();
-        while !holds.contains_key(parent) {
-            parent = parent_of(parent);
-        }
-        to_read.insert(parent);
+        to_read.insert(tracked_above(gone, holds));
     }
     let relisted = to_read.len();
     // The tracked files of the folders read again (of 100,000, often those of one folder).
@@ -527,6 +523,15 @@ fn read_again(
         true => Ok(untracked),
         false => Err(format!("files git tracks in {folder}/ are missing")),
     }
+}
+
+/// The nearest folder above `path` that holds tracked files (at worst the top one).
+fn tracked_above<'a>(path: &'a str, holds: &HashMap<String, (usize, usize)>) -> &'a str {
+    let mut parent = parent_of(path);
+    while !holds.contains_key(parent) {
+        parent = parent_of(parent);
+    }
+    parent
 }
 
 /// The folder `path` (relative, `/`-separated) is in; the top one is empty.

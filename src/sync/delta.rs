@@ -31,7 +31,7 @@ use sha2::{Digest, Sha256};
 
 use super::SyncOptions;
 use super::checkout::IndexRead;
-use super::gitfiles::{Tracked, TrackedFile};
+use super::gitfiles::Tracked;
 use super::listing::{self, Listing};
 use super::plan::{FileCopy, Kind, Plan, Removal};
 use crate::sync::manifest;
@@ -213,13 +213,7 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
             clean: Some(Ok(proven)),
             process_ran: true,
             ..
-        }) => {
-            let again = Again {
-                index: proven.index,
-                tracked: proven.tracked,
-            };
-            Ok((head, spawn_check(options, tree, Some(again))))
-        }
+        }) => Ok((head, spawn_check(options, tree, Some(proven.index)))),
         Some(GitLook {
             head: Ok((head, _)),
             clean: Some(clean),
@@ -246,12 +240,9 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
 /// The read of the tree the last sync recorded, under way.
 pub(super) type Recorded = Option<std::thread::JoinHandle<Option<Tracked>>>;
 
-/// What this deployment's first check of the checkout read (git's index, and the tracked
-/// files from it; `None`: not read), for a check again after a process ran in the checkout.
-struct Again {
-    index: Option<Arc<IndexRead>>,
-    tracked: Option<Vec<TrackedFile>>,
-}
+/// This deployment's first check of the checkout, for a check again after a process ran in
+/// it: git's index as that check read it (`None`: it did not).
+type Again = Option<Arc<IndexRead>>;
 
 /// [`check_clean`] in a thread of its own, in the step's span (its lines are the step's in the
 /// log).
@@ -337,9 +328,9 @@ pub struct Proven {
     pub trusted: bool,
     /// The files git tracks, when git's index was read (not when `git status` answered).
     pub files: Option<usize>,
-    /// Their paths, modes and blobs (the commit's tree), for the diff with the next commit.
-    tracked: Option<Vec<TrackedFile>>,
-    /// Git's index as the check read it, for a check again in this deployment.
+    /// Git's index as the check read it: the tracked files' paths, modes and blobs (the
+    /// commit's tree, for the diff with the next commit), and a check again in this
+    /// deployment.
     index: Option<Arc<IndexRead>>,
     /// What the log says of how it was proven, once (the caller says it where it belongs).
     said: Option<String>,
@@ -416,9 +407,9 @@ pub(super) fn without_walk(
         .join()
         .unwrap_or_else(|_| Err(WhyFull::NoGit("git's check panicked".into())));
     let tracked = match &mut clean {
-        Ok(proven) => proven.tracked.take().map(|files| Tracked {
+        Ok(proven) => proven.index.as_ref().map(|index| Tracked {
             commit: head.clone(),
-            files,
+            files: index.tracked_files(),
         }),
         Err(_) => None,
     };
@@ -708,25 +699,20 @@ fn check_clean(
         .commit_id
         .as_deref()
         .is_some_and(|c| !c.is_empty());
-    let (again, first) = match again {
-        Some(first) => (true, Some(first)),
-        None => (false, None),
-    };
     let trust = Trust {
         named_by_kudu,
         previous: Folders::read(&record),
-        proven_in_this_deployment: again,
-        index: first.as_ref().and_then(|first| first.index.clone()),
+        proven_in_this_deployment: again.is_some(),
+        index: again.flatten(),
     };
-    // The tracked files as the first check listed them, while git's index is the one it read.
-    let tracked = |index: &Arc<IndexRead>| match first {
-        Some(Again {
-            index: Some(read),
-            tracked: Some(tracked),
-        }) if Arc::ptr_eq(&read, index) => tracked,
-        _ => index.tracked_files(),
-    };
-    match super::checkout::check(source, head_tree, &trust) {
+    let again = trust.proven_in_this_deployment;
+    let verdict = super::checkout::check(source, head_tree, &trust);
+    // The tracked files listed now, in the look the pipeline takes beside the Python steps:
+    // the sync's diff needs them (once per read of the index).
+    if let Verdict::Trusted { index, .. } | Verdict::Clean { index, .. } = &verdict {
+        index.tracked_files();
+    }
+    match verdict {
         Verdict::Trusted {
             files,
             relisted,
@@ -748,7 +734,6 @@ fn check_clean(
             Ok(Proven {
                 trusted: true,
                 files: Some(files),
-                tracked: Some(tracked(&index)),
                 index: Some(index),
                 said,
             })
@@ -770,7 +755,6 @@ fn check_clean(
             Ok(Proven {
                 trusted: false,
                 files: Some(files),
-                tracked: Some(tracked(&index)),
                 index: Some(index),
                 said,
             })
@@ -782,7 +766,6 @@ fn check_clean(
             Ok(Proven {
                 trusted: false,
                 files: None,
-                tracked: None,
                 index: None,
                 said: Some(format!(
                     "git status found the checkout clean, where git's index alone could not \
@@ -795,7 +778,6 @@ fn check_clean(
             Ok(Proven {
                 trusted: false,
                 files: None,
-                tracked: None,
                 index: None,
                 said: Some(format!(
                     "git status found the checkout clean, where git's index alone could not \

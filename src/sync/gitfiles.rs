@@ -91,7 +91,8 @@ pub struct TrackedFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracked {
     pub commit: String,
-    pub files: Vec<TrackedFile>,
+    /// Shared with the git index it was listed from ([`super::checkout::IndexRead`]).
+    pub files: std::sync::Arc<[TrackedFile]>,
 }
 
 /// One path that differs between two [`Tracked`] lists, as `git diff --raw` reports it.
@@ -153,7 +154,7 @@ impl Tracked {
         out.push(b'\n');
         out.extend_from_slice(self.commit.as_bytes());
         out.push(b'\n');
-        for file in &self.files {
+        for file in self.files.iter() {
             let mut octal = [0u8; 11];
             let mut at = octal.len();
             let mut mode = file.mode;
@@ -208,7 +209,10 @@ impl Tracked {
             });
         }
         let sorted = files.windows(2).all(|w| w[0].path < w[1].path);
-        (is_object_id(&commit) && sorted).then_some(Tracked { commit, files })
+        (is_object_id(&commit) && sorted).then(|| Tracked {
+            commit,
+            files: files.into(),
+        })
     }
 
     /// The record of the tree the last sync of `target` copied, if any and readable.
@@ -275,9 +279,9 @@ mod tests {
             mode,
             oid: [blob; 20],
         };
-        let tracked = |files| Tracked {
+        let tracked = |files: Vec<TrackedFile>| Tracked {
             commit: "a".repeat(40),
-            files,
+            files: files.into(),
         };
         let old = tracked(vec![
             file("a.py", 0o100644, 1),

@@ -488,11 +488,7 @@ fn report_plan(
     for warning in &plan.warnings {
         warn!("{warning}");
     }
-    let links = match plan.target_links.is_empty() {
-        true => Vec::new(),
-        false => plan.through_links(previous.get(), ledger.get()),
-    };
-    for (entry, link) in links {
+    for (entry, link) in plan.through_links(previous, ledger) {
         warn!(
             "a manifest lists {entry}, inside {link}, which is a link in the target: refused, \
              links in the target are never followed"

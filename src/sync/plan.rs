@@ -99,11 +99,16 @@ impl Plan {
     }
 
     /// Manifest entries that would reach through a link in the target.
-    pub fn through_links(&self, previous: &Manifest, ledger: &Manifest) -> Vec<(String, String)> {
+    pub fn through_links(
+        &self,
+        previous: &super::manifest::Lazy,
+        ledger: &super::manifest::Lazy,
+    ) -> Vec<(String, String)> {
         let mut found = Vec::new();
+        // (The manifests are parsed only when the target has a link.)
         for link in &self.target_links {
             let prefix = format!("{}/", link.to_lowercase());
-            for entry in previous.entries().chain(ledger.entries()) {
+            for entry in previous.get().entries().chain(ledger.get().entries()) {
                 if entry.starts_with(&prefix) {
                     found.push((entry.to_string(), link.clone()));
                 }
