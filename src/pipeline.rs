@@ -381,7 +381,7 @@ fn early_check(
     {
         return None;
     }
-    let interpreter = deployment.runtime.as_ref()?.interpreter.clone();
+    let stack = &deployment.runtime.as_ref()?.interpreter;
     let commit = config.commit_id.as_deref()?;
     let state = crate::ground::paths::local_state_dir(&config.target.value);
     let passed = crate::steps::check_memo::read(&state);
@@ -390,19 +390,13 @@ fn early_check(
     }
     let options = config.release.clone();
     let platform = config.platform;
-    let live = config.env_dir();
-    let stack = interpreter.clone();
-    start_check::Early::begin(config, &config.source.value, &stack, move || {
+    let (live, interpreter) = (config.env_dir(), stack.clone());
+    start_check::Early::begin(config, &config.source.value, stack, move || {
         let minor = interpreter.version.minor_version();
         Some(start_check::LiveEnv {
             python: crate::env::venv::env_python(&live, platform),
-            archived: Release::current_archive(&options, &minor).map(|archive| {
-                start_check::ArchivedEnv {
-                    archive,
-                    interpreter: interpreter.path.clone(),
-                    minor,
-                }
-            }),
+            archived: Release::current_archive(&options, &minor)
+                .map(|archive| start_check::ArchivedEnv::new(archive, &interpreter)),
         })
     })
 }
@@ -682,12 +676,7 @@ impl Deployment<'_> {
                 let archived = match (&r.pending_env, &r.archives, &r.store) {
                     (None, Some(archives), Some(store)) => {
                         archives.current_for(&store.live).map(|archive| {
-                            let interpreter = &runtime().interpreter;
-                            start_check::ArchivedEnv {
-                                archive,
-                                interpreter: interpreter.path.clone(),
-                                minor: interpreter.version.minor_version(),
-                            }
+                            start_check::ArchivedEnv::new(archive, &runtime().interpreter)
                         })
                     }
                     _ => None,

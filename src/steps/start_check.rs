@@ -30,7 +30,7 @@ use crate::ground::error::DeployError;
 use crate::ground::logging::seconds;
 use crate::platform::entry;
 use crate::process::Runner;
-use crate::python::Interpreter;
+use crate::python::{Interpreter, PythonVersion};
 use crate::settings::Platform;
 use crate::steps::Outcome;
 use crate::steps::check_memo;
@@ -140,11 +140,7 @@ pub fn run(
         },
         StartCheck::Command(command) => Check::Command(command.clone()),
         StartCheck::Auto => {
-            let rules = entry::Rules {
-                env_name: config.env_name.value.clone(),
-                python: stack.map(|i| i.version),
-                fastapi_disabled: entry::disables_fastapi(config.env.get(entry::DISABLE_FASTAPI)),
-            };
+            let rules = platform_rules(config, stack.map(|i| i.version));
             let detected = entry::detect(app, &rules);
             if let Some(advice) = entry::asgi_advice(app, &rules, detected.as_ref()) {
                 warn!("{advice}");
@@ -308,13 +304,6 @@ pub fn run(
             timed_out: Some(limit.as_secs()),
         }
         .into()),
-        // Only a check begun early is stopped, and then it is not this one.
-        Finished::Stopped => Err(StepError::StartCheckFailed {
-            what,
-            output: vec!["(the check was stopped before it finished)".into()],
-            timed_out: None,
-        }
-        .into()),
     }
 }
 
@@ -442,13 +431,7 @@ impl Early {
         let running = std::thread::spawn(move || {
             let _entered = span.enter();
             let entry = entry.or_else(|| {
-                let rules = entry::Rules {
-                    env_name: config.env_name.value.clone(),
-                    python: Some(version),
-                    fastapi_disabled: entry::disables_fastapi(
-                        config.env.get(entry::DISABLE_FASTAPI),
-                    ),
-                };
+                let rules = platform_rules(&config, Some(version));
                 entry::detect(&app_dir, &rules).map(|entry| entry.module)
             })?;
             let env = env()?;
@@ -492,11 +475,7 @@ impl Early {
         if !same {
             return None;
         }
-        let begun = self.running.take()?.join().ok()??;
-        match begun.finished {
-            Ok(Finished::Stopped) => None,
-            _ => Some(begun),
-        }
+        self.running.take()?.join().ok()?
     }
 }
 
@@ -512,6 +491,16 @@ impl Drop for Early {
             take_away_created(&self.report, &self.app);
         }
         let _ = std::fs::remove_file(&self.report);
+    }
+}
+
+/// How the platform finds the entry of an app on Python `python`, with this deployment's
+/// settings.
+fn platform_rules(config: &DeployConfig, python: Option<PythonVersion>) -> entry::Rules {
+    entry::Rules {
+        env_name: config.env_name.value.clone(),
+        python,
+        fastapi_disabled: entry::disables_fastapi(config.env.get(entry::DISABLE_FASTAPI)),
     }
 }
 
@@ -551,6 +540,17 @@ pub struct ArchivedEnv {
     pub archive: PathBuf,
     pub interpreter: PathBuf,
     pub minor: String,
+}
+
+impl ArchivedEnv {
+    /// The env's archive `archive`, run by the stack's interpreter `stack`.
+    pub fn new(archive: PathBuf, stack: &Interpreter) -> ArchivedEnv {
+        ArchivedEnv {
+            archive,
+            interpreter: stack.path.clone(),
+            minor: stack.version.minor_version(),
+        }
+    }
 }
 
 /// The live env's archive extracted on local disk, as the platform extracts it at start: kept
@@ -671,12 +671,10 @@ enum Finished {
     Passed(String),
     Failed(String),
     TimedOut(String),
-    /// Stopped before it finished: a check begun early that is not needed.
-    Stopped,
 }
 
 /// Runs `cmd` (its output captured), stopping it and everything it started after `limit`, or
-/// once `stop` is set.
+/// once `stop` is set (an `Interrupted` error: a check begun early that is not needed).
 fn run_with_limit(
     cmd: &mut Command,
     limit: Duration,
@@ -709,7 +707,7 @@ fn run_with_limit(
         if stop.is_some_and(|stop| stop.load(Ordering::Relaxed)) {
             crate::process::kill_group(&mut child);
             let _ = child.wait();
-            return Ok(Finished::Stopped);
+            return Err(std::io::ErrorKind::Interrupted.into());
         }
         if Instant::now() >= deadline {
             crate::process::kill_group(&mut child);

@@ -91,7 +91,7 @@ pub struct TrackedFile {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracked {
     pub commit: String,
-    /// Shared with the git index it was listed from ([`super::checkout::IndexRead`]).
+    /// Shared with the read of git's index it was listed from (made once per read).
     pub files: std::sync::Arc<[TrackedFile]>,
 }
 
