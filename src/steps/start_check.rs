@@ -179,7 +179,7 @@ pub fn run(
     }
     // Nothing it depends on changed since the last check that passed: it would pass again.
     let state = crate::ground::paths::local_state_dir(&config.target.value);
-    let checked_at = SystemTime::now();
+    let (checked_at, step_began) = (SystemTime::now(), Instant::now());
     let check_text = format!("{what}; timeout {}s", config.start_check_timeout.value);
     let memo = check_memo::key(
         app,
@@ -235,8 +235,8 @@ pub fn run(
     // The same check begun early (the same command) is the one that counts; another is
     // stopped, and this one runs.
     let (checked_at, beside, begun) = match early.and_then(|early| early.finish(&cmd)) {
-        Some(begun) => (begun.at, BEGUN_EARLY, begun),
-        None => (checked_at, "", Begun::run(&mut cmd, limit, None)),
+        Some(begun) => (begun.at, begun.ahead_of(step_began), begun),
+        None => (checked_at, String::new(), Begun::run(&mut cmd, limit, None)),
     };
     let (finished, took) = (begun.finished, begun.took);
     // Whatever the outcome: the app is checked from the repository, which must stay as Kudu
@@ -354,6 +354,7 @@ fn in_app(cmd: &mut Command, app: &Path) {
 struct Begun {
     /// When it started (a file changed after this may be one it did not see).
     at: SystemTime,
+    started: Instant,
     took: Duration,
     finished: std::io::Result<Finished>,
 }
@@ -365,14 +366,26 @@ impl Begun {
         let finished = run_with_limit(cmd, limit, stop);
         Begun {
             at,
+            started,
             took: started.elapsed(),
             finished,
         }
     }
-}
 
-/// Said of a check begun early, after its time.
-const BEGUN_EARLY: &str = ", begun while the env was validated";
+    /// Said after the time of a check begun before its step (`step`: when the step began):
+    /// how much of it ran while the env was validated, so that the step's own time, shorter
+    /// than the check's, reads right.
+    fn ahead_of(&self, step: Instant) -> String {
+        let ahead = step.saturating_duration_since(self.started);
+        match ahead >= self.took {
+            true => ", begun while the env was validated: all of it before this step".into(),
+            false => format!(
+                ", begun while the env was validated: {} of it before this step",
+                seconds(ahead)
+            ),
+        }
+    }
+}
 
 /// The start check begun before its step, while validate-env runs (on App Service most of
 /// that step is waiting on the share, most of the check is Python importing the app): with
