@@ -59,6 +59,12 @@ struct World {
     /// Zip mode: every deployment syncs from a fresh extraction of the repository (new files,
     /// times cut to a zip's 2 seconds), planned from the record of the last sync.
     zip: bool,
+    /// Folder mode: every deployment syncs the same folder, not a git checkout (`kuduhook sync`
+    /// from any folder), planned from the record of the last sync, which is made to look taken
+    /// 10 s later (as if the next deployment came then): its folders vouch for their entries.
+    folder: bool,
+    /// Syncs that took some folder's entries from the record instead of reading the folder.
+    vouched: usize,
     /// Syncs planned without a walk (from git's diff, or the record of the last sync).
     planned: usize,
     /// Kudu mode (a git world too): the repository above is the developer's; each deployment
@@ -91,6 +97,8 @@ impl World {
             git: false,
             ignored: BTreeMap::new(),
             zip: false,
+            folder: false,
+            vouched: 0,
             planned: 0,
             kudu: false,
             left_on_server: 0,
@@ -116,6 +124,27 @@ impl World {
         let mut world = World::new(seed, root);
         world.zip = true;
         world
+    }
+
+    /// A world deploying the same folder every time, planned from the record of the last sync.
+    fn with_folder(seed: u64, root: &Path) -> World {
+        let mut world = World::new(seed, root);
+        world.folder = true;
+        world
+    }
+
+    /// Makes the record of the last sync look taken 10 s later than it was, as if this
+    /// deployment came then: the folders not changed since vouch for their entries.
+    fn age_the_record(&self) {
+        let path =
+            kuduhook::ground::paths::state_dir(&self.dst()).join(kuduhook::sync::listing::FILE);
+        let Ok(text) = fs::read_to_string(&path) else {
+            return;
+        };
+        let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
+        let taken: u64 = lines[1].parse().unwrap();
+        lines[1] = (taken + 10_000_000_000).to_string();
+        fs::write(&path, lines.join("\n")).unwrap();
     }
 
     /// A zip world whose targets are on an SMB-like share, synced from the record and by a
@@ -365,8 +394,10 @@ impl World {
                 let pinned = self.rng.below(2) == 0;
                 // A zip deployment checked against the model: half the pinned changes keep the
                 // size too (only the content can tell; a walk would miss it, the record may not).
-                let same_size =
-                    self.zip && !self.side_by_side() && pinned && self.rng.below(2) == 0;
+                let same_size = (self.zip || self.folder)
+                    && !self.side_by_side()
+                    && pinned
+                    && self.rng.below(2) == 0;
                 match content.last_mut() {
                     Some(last) if same_size => *last = if *last == b'!' { b'?' } else { b'!' },
                     _ => content.push(b'!'),
@@ -558,7 +589,7 @@ impl World {
         options.previous_manifest = Some(self.previous.clone());
         options.next_manifest = Some(next.clone());
         options.listed_changes = 0;
-        if self.git || self.zip {
+        if self.git || self.zip || self.folder {
             options.ignore = Patterns::new(&[".git"]).unwrap();
             // As the pipeline does: the top folder's time when the deployment starts, and the
             // record sealed only when the deployment succeeds.
@@ -579,6 +610,12 @@ impl World {
             ),
             Ok(report) => {
                 self.planned += usize::from(report.planned_from.is_some());
+                self.vouched += usize::from(
+                    report
+                        .planned_from
+                        .as_ref()
+                        .is_some_and(|p| p.contains("others as recorded")),
+                );
                 self.trusted += usize::from(report.checkout_trusted);
             }
         }
@@ -595,8 +632,11 @@ impl World {
                 panic!("the walking sync failed: {}", e.error);
             }
         }
-        if (self.git || self.zip) && !fails_later {
+        if (self.git || self.zip || self.folder) && !fails_later {
             kuduhook::sync::delta::seal(&self.dst());
+        }
+        if self.folder {
+            self.age_the_record();
         }
         if !fails_later {
             self.previous = next;
@@ -721,6 +761,24 @@ fn random_histories_match_the_model() {
 /// planned without a walk, and how many of those trusted Kudu's checkout.
 fn histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -> (usize, usize) {
     let (mut planned, mut trusted) = (0, 0);
+    histories_with(seeds, steps, world_at, |world| {
+        planned += world.planned;
+        trusted += world.trusted;
+    });
+    eprintln!(
+        "{planned} of {} syncs planned without a walk, {trusted} trusting Kudu's checkout",
+        seeds as usize * steps
+    );
+    (planned, trusted)
+}
+
+/// [`histories`], handing each world to `done` when its history ends.
+fn histories_with(
+    seeds: u64,
+    steps: usize,
+    world_at: impl Fn(u64, &Path) -> World,
+    mut done: impl FnMut(&World),
+) {
     for seed in 1..=seeds {
         let root = tempfile::Builder::new()
             .prefix("kuduhook-model-")
@@ -736,14 +794,8 @@ fn histories(seeds: u64, steps: usize, world_at: impl Fn(u64, &Path) -> World) -
             world.deploy(fails_later);
             world.check(seed, step);
         }
-        planned += world.planned;
-        trusted += world.trusted;
+        done(&world);
     }
-    eprintln!(
-        "{planned} of {} syncs planned without a walk, {trusted} trusting Kudu's checkout",
-        seeds as usize * steps
-    );
-    (planned, trusted)
 }
 
 /// Zip deployments: every sync from a fresh extraction (2-second times, no modes), planned
@@ -755,6 +807,24 @@ fn zip_histories_match_the_model() {
     assert!(
         planned >= 120,
         "only {planned} of 360 zip syncs were planned from the record"
+    );
+}
+
+/// The same folder deployed again and again (not a git checkout): planned from the record of
+/// the last sync, whose folders, when their times and inode are as recorded, are not read
+/// again (their files are still stat'ed: one rewritten in place, even with the same size and
+/// time, is found). The target is the model's after every step.
+#[test]
+fn folder_histories_taking_unchanged_folders_from_the_record_match_the_model() {
+    let (mut planned, mut vouched) = (0, 0);
+    histories_with(30, 12, World::with_folder, |world| {
+        planned += world.planned;
+        vouched += world.vouched;
+    });
+    eprintln!("of 360 syncs, {planned} planned from the record, {vouched} took folders from it");
+    assert!(
+        planned >= 120 && vouched >= 60,
+        "of 360 syncs, {planned} were planned from the record, {vouched} took folders from it"
     );
 }
 

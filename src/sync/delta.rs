@@ -187,17 +187,17 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
     if plans_from_record(options) {
         let options = options.clone();
         return Some(Checking::Files(std::thread::spawn(move || {
-            // The record is read while the source is listed (unless the caller listed it);
-            // then what the record cannot vouch for is hashed. The sync's workers, sized for
-            // the source's filesystem (each mostly waits on a stat): more than the cores.
+            // The record first: the folders it vouches for are not read (unless the caller
+            // listed the source already); then what it cannot vouch for is hashed. The sync's
+            // workers, sized for the source's filesystem, started while it is read.
             let to = options.to.clone();
             let reading = std::thread::spawn(move || listing::read(&to));
             let pool = super::thread_pool(&options.from);
+            let previous = reading.join().ok().flatten();
             let stated = match stated {
                 Some(stated) => Ok(stated),
-                None => pool.install(|| listing::stat(&options)),
+                None => pool.install(|| listing::stat(&options, previous.as_ref())),
             };
-            let previous = reading.join().ok().flatten();
             stated
                 .and_then(|stated| {
                     pool.install(|| listing::finish(&options, stated, previous.as_ref()))
@@ -486,7 +486,9 @@ fn from_files(
         let plan = plan_changes(options, &changes, previous_text, previous, folds_case)?;
         Ok(DeltaPlan {
             plan,
-            basis: Basis::Record,
+            basis: Basis::Record {
+                folders_read: now.folders_read(),
+            },
             changed: count,
         })
     });
@@ -515,8 +517,12 @@ pub(super) struct DeltaPlan {
 pub(super) enum Basis {
     /// Git's diff between the commit last synced and this one.
     Git { from: String, to: String },
-    /// The record of the files the last sync copied, with the source's listing.
-    Record,
+    /// The record of the files the last sync copied, with the source's listing; how many of
+    /// the source's folders were read (the others it vouched for), when the listing was
+    /// taken here.
+    Record {
+        folders_read: Option<(usize, usize)>,
+    },
 }
 
 impl DeltaPlan {
@@ -525,7 +531,15 @@ impl DeltaPlan {
     pub fn describe(&self) -> String {
         let changed = crate::ground::logging::plural(self.changed, "changed path");
         match &self.basis {
-            Basis::Record => format!("from the record of the last sync, {changed}"),
+            Basis::Record { folders_read } => {
+                let read = match folders_read {
+                    Some((read, all)) if read < all => {
+                        format!(", {read} of {all} folders read (the others as recorded)")
+                    }
+                    _ => String::new(),
+                };
+                format!("from the record of the last sync, {changed}{read}")
+            }
             Basis::Git { from, to } => {
                 format!("from git {}..{}, {changed}", short(from), short(to))
             }
@@ -591,32 +605,18 @@ pub(super) fn record(options: &SyncOptions, commit: &str, manifest_text: &[u8], 
         format: FORMAT,
         commit: commit.to_string(),
         manifest_sha256: sha256(manifest_text),
-        options: fingerprint(options),
+        options: options.fingerprint(),
         sealed: sealed.then(|| target_stamp(&options.to)).flatten(),
     };
-    let _ = write_state(&state_path(&options.to), &state);
+    // An unchanged redeploy's state is the one recorded: not written again.
+    let path = state_path(&options.to);
+    if read_state(&path).as_ref() != Some(&state) {
+        let _ = write_state(&path, &state);
+    }
 }
 
 fn sha256(bytes: &[u8]) -> String {
     crate::ground::digest::hex(&Sha256::digest(bytes))
-}
-
-/// What decides a sync's result besides the two trees.
-fn fingerprint(options: &SyncOptions) -> String {
-    let protected: Vec<&str> = options.protected.iter().map(|p| p.name.as_str()).collect();
-    let text = format!(
-        "{}\n{}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{}",
-        options.from.display(),
-        options.to.display(),
-        options.ignore.shown(),
-        options.full_compare.shown(),
-        options.checksum,
-        protected,
-        options.outside_links,
-        options.platform,
-        env!("CARGO_PKG_VERSION"),
-    );
-    sha256(text.as_bytes())
 }
 
 /// Runs git in the source: its output, or why it failed.
@@ -883,7 +883,10 @@ fn manifest_lines(text: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(text)
         .trim_start_matches('\u{feff}')
         .lines()
-        .map(|l| l.trim().replace('\\', "/"))
+        .map(|l| match l.trim() {
+            l if l.contains('\\') => l.replace('\\', "/"),
+            l => l.to_string(),
+        })
         .filter(|l| !l.is_empty())
         .collect()
 }
@@ -996,7 +999,7 @@ fn proven(
     if state.format != FORMAT {
         return Err(WhyFull::OtherFormat);
     }
-    if state.options != fingerprint(options) {
+    if state.options != options.fingerprint() {
         return Err(WhyFull::OptionsChanged);
     }
     let Some(sealed) = state.sealed else {

@@ -3,18 +3,23 @@
 //! any folder.
 //!
 //! What the last sync copied is recorded beside the site ([`FILE`], in kuduhook's state folder
-//! for the target): every file's path, size and SHA-256, and the identity of the file it was
-//! read from (size, modification and change times, inode). The next sync lists the source (on
-//! local disk, where a zip is extracted: cheap) and compares it with that record instead of
-//! listing the site (on App Service's share: a round trip per folder and per file). What
-//! differs is what `delta.rs` turns into a plan, as it does git's diff.
+//! for the target): every file's path, size and SHA-256, the identity of the file it was read
+//! from (size, modification and change times, inode: its [`Stamp`]), and every folder's stamp.
+//! The next sync lists the source (on local disk, where a zip is extracted: cheap) and compares
+//! it with that record instead of listing the site (on App Service's share: a round trip per
+//! folder and per file). What differs is what `delta.rs` turns into a plan, as it does git's
+//! diff.
 //!
-//! Exact, never trusting a time alone: a file whose identity is the recorded one (git's own
-//! rule: a change time cannot be set back, so an unchanged change time and inode mean an
-//! unchanged file) keeps its recorded hash, unless its change time is within [`RACY`] of when
-//! the record was taken; every other file is hashed. A zip's extraction writes every file
-//! anew (new change times, new inodes), so each is hashed: a file whose content changed within
-//! the same 2-second zip time is still copied.
+//! Exact, never trusting a time alone (git's own rule: a change time cannot be set back, so an
+//! unchanged change time and inode mean an unchanged file or folder), and nothing changed within
+//! [`RACY`] of when the record was taken is trusted:
+//! - a file whose stamp is the recorded one keeps its recorded hash; every other file is
+//!   hashed. A zip's extraction writes every file anew (new change times, new inodes), so each is
+//!   hashed: a file whose content changed within the same 2-second zip time is still copied;
+//! - a folder whose stamp is the recorded one holds the entries recorded in it (adding, removing
+//!   or renaming an entry changes its folder's times): on a local Linux filesystem its files are
+//!   stat'ed by their recorded names, without reading the folder, when the record was taken with
+//!   the same options. A file rewritten in place moves no folder's time: every file is stat'ed.
 //!
 //! Anything the walk decides in a way this path does not (links, a committed virtual
 //! environment, an entry the site keeps for kuduhook, another kind of file, names that differ
@@ -34,22 +39,52 @@ use crate::ground::digest::{hex, unhex};
 pub const FILE: &str = "synced-files";
 
 /// The record's first line: a record of another format is not trusted.
-const HEADER: &str = "kuduhook synced files 2";
+const HEADER: &str = "kuduhook synced files 3";
 
-/// A file changed this close to when the record was taken may have changed again within the
-/// same tick of its change time (2 s: the coarsest a share keeps): it is hashed, not trusted.
+/// A file or folder changed this close to when the record was taken may have changed again
+/// within the same tick of its change time (2 s: the coarsest a share keeps): not trusted.
 const RACY: Duration = Duration::from_secs(2);
+
+/// What says a file or folder was not touched since it was recorded: its modification and change
+/// times (ns since the epoch) and inode. All 0 where the platform gives none: never trusted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub mtime: u64,
+    pub ctime: u64,
+    pub ino: u64,
+}
+
+impl Stamp {
+    /// Whether this recorded stamp vouches for what was recorded with it, the entry's stamp
+    /// being `now`: the same, and changed before `trusted_before`.
+    fn vouches_for(&self, now: &Stamp, trusted_before: u64) -> bool {
+        self == now && self.ctime != 0 && self.ctime < trusted_before
+    }
+}
 
 /// One file as read from the source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FileId {
     pub size: u64,
-    /// Modification and change times (ns since the epoch), and inode: the identity of the
-    /// file the content was read from.
-    pub mtime: u64,
-    pub ctime: u64,
-    pub ino: u64,
+    /// The file the content was read from.
+    pub stamp: Stamp,
     pub sha256: [u8; 32],
+}
+
+/// An entry of a listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entry {
+    Folder(Stamp),
+    File(FileId),
+}
+
+impl Entry {
+    pub fn file(&self) -> Option<&FileId> {
+        match self {
+            Entry::File(file) => Some(file),
+            Entry::Folder(_) => None,
+        }
+    }
 }
 
 /// The source as a sync saw it: every folder and file it syncs, by path (`/`-separated),
@@ -58,36 +93,56 @@ pub struct FileId {
 pub struct Listing {
     /// When the listing was taken (ns since the epoch).
     taken: u64,
-    /// `None`: a folder.
-    pub entries: Vec<(String, Option<FileId>)>,
+    /// The options it was taken with ([`SyncOptions::fingerprint`]).
+    options: String,
+    /// The source folder's own stamp.
+    root: Stamp,
+    pub entries: Vec<(String, Entry)>,
     /// What it holds ([`Listing::id`]), computed once.
     id: String,
     /// Files read and hashed to take it (the others were vouched for by the record).
     hashed: usize,
+    /// Folders read to take it (the others were vouched for by the record), of all of them
+    /// (the source's own included), when it was taken here.
+    folders_read: Option<(usize, usize)>,
     /// Exactly the record it was compared with: nothing to write.
     as_recorded: bool,
 }
 
 impl Listing {
-    fn new(taken: u64, entries: Vec<(String, Option<FileId>)>) -> Listing {
+    fn new(taken: u64, options: String, root: Stamp, entries: Vec<(String, Entry)>) -> Listing {
         let id = Listing::id_of(&entries);
+        Listing::with_id(taken, options, root, entries, id)
+    }
+
+    /// A listing of `entries`, whose id is `id`.
+    fn with_id(
+        taken: u64,
+        options: String,
+        root: Stamp,
+        entries: Vec<(String, Entry)>,
+        id: String,
+    ) -> Listing {
         Listing {
             taken,
+            options,
+            root,
             entries,
             id,
             hashed: 0,
+            folders_read: None,
             as_recorded: false,
         }
     }
 
     /// The id of `entries`: a hash of each path, what it is, and each file's size and content.
-    fn id_of(entries: &[(String, Option<FileId>)]) -> String {
+    fn id_of(entries: &[(String, Entry)]) -> String {
         let mut hash = Sha256::new();
         for (path, entry) in entries {
             hash.update(path.as_bytes());
             match entry {
-                None => hash.update(b"\0dir\n"),
-                Some(file) => {
+                Entry::Folder(_) => hash.update(b"\0dir\n"),
+                Entry::File(file) => {
                     hash.update(b"\0");
                     hash.update(file.size.to_le_bytes());
                     hash.update(file.sha256);
@@ -98,34 +153,75 @@ impl Listing {
         format!("files:{}", hex(&hash.finalize()))
     }
 
+    /// How many of the source's folders were read to take the listing, of all of them (the
+    /// others were as recorded), when it was taken here.
+    pub fn folders_read(&self) -> Option<(usize, usize)> {
+        self.folders_read
+    }
+
     /// What the listing holds, whatever files it was read from: the paths, what each is, and
     /// each file's size and content. Two syncs of the same content have the same id.
     pub fn id(&self) -> &str {
         &self.id
     }
 
-    /// The entry for `path`: `Some(None)` for a folder.
-    pub fn get(&self, path: &str) -> Option<&Option<FileId>> {
+    /// The entry for `path`.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries
             .binary_search_by(|(p, _)| p.as_str().cmp(path))
             .ok()
             .map(|i| &self.entries[i].1)
     }
 
-    /// The record's text: a header, when it was taken, its id, then one line per entry, the
-    /// path last (`<size> <mtime> <ctime> <inode> <sha256> <path>` for a file, `- <path>` for a
-    /// folder).
+    /// The stamp of folder `relative` ("": the source itself), and the entries recorded
+    /// directly in it.
+    #[cfg(target_os = "linux")]
+    fn folder(&self, relative: &str) -> Option<(Stamp, impl Iterator<Item = &(String, Entry)>)> {
+        let stamp = match relative {
+            "" => self.root,
+            _ => match self.get(relative)? {
+                Entry::Folder(stamp) => *stamp,
+                Entry::File(_) => return None,
+            },
+        };
+        let prefix = match relative {
+            "" => String::new(),
+            _ => format!("{relative}/"),
+        };
+        let start = self
+            .entries
+            .partition_point(|(p, _)| p.as_str() < prefix.as_str());
+        let children = self.entries[start..]
+            .iter()
+            .take_while(move |(p, _)| p.starts_with(&prefix))
+            .filter(move |(p, _)| {
+                !p[relative.len() + usize::from(!relative.is_empty())..].contains('/')
+            });
+        Some((stamp, children))
+    }
+
+    /// The record's text: a header, when it was taken, the options, its id, then one line per
+    /// entry, the path last (`- <mtime> <ctime> <inode> <path>` for a folder, the source itself
+    /// first with an empty path; `<size> <mtime> <ctime> <inode> <sha256> <path>` for a file).
     fn render(&self) -> String {
-        let mut out = format!("{HEADER}\n{}\n{}\n", self.taken, self.id);
+        let mut out = String::with_capacity(64 + self.entries.len() * 140);
+        let folder = |out: &mut String, path: &str, s: &Stamp| {
+            out.push_str(&format!("- {} {} {} {path}\n", s.mtime, s.ctime, s.ino));
+        };
+        out.push_str(&format!(
+            "{HEADER}\n{}\n{}\n{}\n",
+            self.taken, self.options, self.id
+        ));
+        folder(&mut out, "", &self.root);
         for (path, entry) in &self.entries {
             match entry {
-                None => out.push_str(&format!("- {path}\n")),
-                Some(f) => out.push_str(&format!(
+                Entry::Folder(stamp) => folder(&mut out, path, stamp),
+                Entry::File(f) => out.push_str(&format!(
                     "{} {} {} {} {} {path}\n",
                     f.size,
-                    f.mtime,
-                    f.ctime,
-                    f.ino,
+                    f.stamp.mtime,
+                    f.stamp.ctime,
+                    f.stamp.ino,
                     hex(&f.sha256)
                 )),
             }
@@ -134,53 +230,72 @@ impl Listing {
     }
 
     fn parse(text: &str) -> Option<Listing> {
-        let mut lines = text.split('\n');
+        let mut lines = text.splitn(5, '\n');
         if lines.next()? != HEADER {
             return None;
         }
         let taken = lines.next()?.parse().ok()?;
+        let options = lines.next()?.to_string();
         // Kept with the entries it was computed from (this file is kuduhook's own): not
         // hashed again at every read.
         let id = lines.next()?.to_string();
-        // One pass over each line's bytes (a record of 10,000 files is read at every sync):
-        // the numbers and the hash read in place, the path the rest of the line.
-        let mut entries = Vec::with_capacity(text.bytes().filter(|b| *b == b'\n').count());
-        for line in lines.filter(|l| !l.is_empty()) {
-            if let Some(path) = line.strip_prefix("- ") {
-                entries.push((path.to_string(), None));
-                continue;
+        // The source itself first (an empty path), then the entries, sorted.
+        let rest = lines.next()?;
+        let (first, rest) = rest.split_once('\n')?;
+        let root = match parse_line(first)? {
+            ("", Entry::Folder(stamp)) => stamp,
+            _ => return None,
+        };
+        // A record of 10,000 files is read at every sync, before the source is listed: each
+        // line in one pass over its bytes (the numbers and the hash read in place, the path the
+        // rest of the line).
+        let mut entries: Vec<(String, Entry)> = Vec::with_capacity(rest.len() / 100);
+        for line in rest.split('\n').filter(|l| !l.is_empty()) {
+            let (path, entry) = parse_line(line)?;
+            if entries
+                .last()
+                .is_some_and(|(last, _)| last.as_str() >= path)
+                || path.is_empty()
+            {
+                return None;
             }
-            let mut rest = line.as_bytes();
-            let mut number = || -> Option<u64> {
-                let end = rest.iter().position(|b| *b == b' ')?;
-                let value = decimal(&rest[..end])?;
-                rest = &rest[end + 1..];
-                Some(value)
-            };
-            let (size, mtime, ctime, ino) = (number()?, number()?, number()?, number()?);
+            entries.push((path.to_string(), entry));
+        }
+        Some(Listing::with_id(taken, options, root, entries, id))
+    }
+}
+
+/// One line of the record: its path and entry.
+fn parse_line(line: &str) -> Option<(&str, Entry)> {
+    let (folder, mut rest) = match line.strip_prefix("- ") {
+        Some(rest) => (true, rest.as_bytes()),
+        None => (false, line.as_bytes()),
+    };
+    let mut number = || -> Option<u64> {
+        let end = rest.iter().position(|b| *b == b' ')?;
+        let value = decimal(&rest[..end])?;
+        rest = &rest[end + 1..];
+        Some(value)
+    };
+    let size = if folder { 0 } else { number()? };
+    let stamp = Stamp {
+        mtime: number()?,
+        ctime: number()?,
+        ino: number()?,
+    };
+    let (entry, path) = match folder {
+        true => (Entry::Folder(stamp), rest),
+        false => {
             let (sha, path) = (rest.get(..64)?, rest.get(64..)?);
-            let sha256 = unhex(sha)?;
-            let path = std::str::from_utf8(path.strip_prefix(b" ")?).ok()?;
             let file = FileId {
                 size,
-                mtime,
-                ctime,
-                ino,
-                sha256,
+                stamp,
+                sha256: unhex(sha)?,
             };
-            entries.push((path.to_string(), Some(file)));
+            (Entry::File(file), path.strip_prefix(b" ")?)
         }
-        entries
-            .windows(2)
-            .all(|w| w[0].0 < w[1].0)
-            .then_some(Listing {
-                taken,
-                entries,
-                id,
-                hashed: 0,
-                as_recorded: false,
-            })
-    }
+    };
+    Some((std::str::from_utf8(path).ok()?, entry))
 }
 
 /// The listing the last sync of `target` recorded, if any and readable.
@@ -202,94 +317,98 @@ fn path(target: &Path) -> std::path::PathBuf {
     crate::ground::paths::state_dir(target).join(FILE)
 }
 
-/// Every folder and file of the source, with each file's size and identity, before any is
-/// read: what [`finish`] completes once the record is read (the two overlap).
+/// Every folder and file of the source, with each one's stamp and each file's size, before
+/// any is read (the files' hashes are not known yet): what [`finish`] completes.
 pub struct Stated {
-    entries: Vec<(String, Option<Stat>)>,
+    entries: Vec<(String, Entry)>,
+    root: Stamp,
     /// When the listing started (ns since the epoch).
     taken: u64,
+    /// Folders taken as the record has them, not read.
+    vouched: usize,
 }
 
 impl Stated {
     /// Each file's path, size and modification time (ns since the epoch), by path.
     pub fn files(&self) -> impl Iterator<Item = (&str, u64, u64)> {
-        self.entries
-            .iter()
-            .filter_map(|(path, stat)| stat.map(|s| (path.as_str(), s.size, s.mtime)))
+        self.entries.iter().filter_map(|(path, entry)| {
+            entry.file().map(|f| (path.as_str(), f.size, f.stamp.mtime))
+        })
     }
 }
 
-/// A file's size, modification and change times and inode.
-#[derive(Debug, Clone, Copy)]
-struct Stat {
-    size: u64,
-    mtime: u64,
-    ctime: u64,
-    ino: u64,
+/// What a listing asks of the record of the last one: the folders it vouches for (on Linux,
+/// where folders are given stamps).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+struct Vouching<'a> {
+    record: &'a Listing,
+    trusted_before: u64,
 }
 
-/// Lists the source as the sync would copy it: one stat per file, asked of its folder's
-/// handle, the folders in parallel.
-pub fn stat(options: &SyncOptions) -> Result<Stated, String> {
+/// Lists the source as the sync would copy it: one stat per file, the folders in parallel.
+/// With `record`, the last sync's (when taken with these options), a folder whose stamp it
+/// vouches for is not read: its recorded files are stat'ed by name.
+pub fn stat(options: &SyncOptions, record: Option<&Listing>) -> Result<Stated, String> {
     let taken = now();
-    // On local disk a stat takes ~2 us, less than a task costs: a few dozen per task. On a
-    // network filesystem each is a round trip: one per task, as many at once as workers.
-    let per_task = match crate::env::files::network_filesystem(&options.from) {
-        Some(_) => 1,
-        None => 32,
+    let network = crate::env::files::network_filesystem(&options.from).is_some();
+    let fingerprint = record.map(|_| options.fingerprint());
+    let vouching = record
+        .filter(|r| !network && Some(&r.options) == fingerprint.as_ref())
+        .map(|record| Vouching {
+            record,
+            trusted_before: record.taken.saturating_sub(RACY.as_nanos() as u64),
+        });
+    let lister = Lister {
+        options,
+        network,
+        vouching,
+        vouched: std::sync::atomic::AtomicUsize::new(0),
     };
-    let mut entries = folder(options, "", per_task)?;
+    let (root, mut entries) = lister.folder("")?;
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(Stated { entries, taken })
+    Ok(Stated {
+        entries,
+        root,
+        taken,
+        vouched: lister.vouched.into_inner(),
+    })
 }
 
-/// The listing of `stated`: each file's recorded hash where `previous`
-/// vouches for it (the same size, times and inode, changed more than [`RACY`] before the record
-/// was taken), else its content hashed, in parallel.
+/// The listing of `stated`: each file's recorded hash where `previous` vouches for it (its
+/// stamp the recorded one, changed more than [`RACY`] before the record was taken), else its
+/// content hashed, in parallel.
 pub fn finish(
     options: &SyncOptions,
     stated: Stated,
     previous: Option<&Listing>,
 ) -> Result<Listing, String> {
     let taken = stated.taken;
+    let fingerprint = options.fingerprint();
     let trusted_before = previous.map_or(0, |p| p.taken.saturating_sub(RACY.as_nanos() as u64));
-    // Both sorted by path: one pass pairs each file with its recorded entry.
+    // Both sorted by path: one pass pairs each entry with its recorded one, and tells whether
+    // every entry is the recorded one.
     let recorded = previous.map_or(&[][..], |p| p.entries.as_slice());
     let mut at = 0;
+    let mut as_recorded = previous.is_some_and(|p| {
+        p.options == fingerprint && p.root == stated.root && p.entries.len() == stated.entries.len()
+    });
     let mut to_hash = Vec::new();
-    let mut entries: Vec<(String, Option<FileId>)> = Vec::with_capacity(stated.entries.len());
-    for (path, stat) in stated.entries {
-        let Some(s) = stat else {
-            entries.push((path, None));
-            continue;
-        };
-        while at < recorded.len() && recorded[at].0 < path {
+    // Completed in place (a new vector of 10,000 entries costs its memory's page faults).
+    let mut entries = stated.entries;
+    for (i, (path, entry)) in entries.iter_mut().enumerate() {
+        while at < recorded.len() && recorded[at].0 < *path {
             at += 1;
         }
-        let known = recorded
-            .get(at)
-            .filter(|(p, _)| *p == path)
-            .and_then(|(_, e)| e.as_ref());
-        let file = FileId {
-            size: s.size,
-            mtime: s.mtime,
-            ctime: s.ctime,
-            ino: s.ino,
-            sha256: [0; 32],
-        };
-        match known {
-            Some(known)
-                if known.size == s.size
-                    && (known.mtime, known.ctime, known.ino) == (s.mtime, s.ctime, s.ino)
-                    && s.ctime != 0
-                    && s.ctime < trusted_before =>
+        let known = recorded.get(at).filter(|(p, _)| p == path).map(|(_, e)| e);
+        match (&*entry, known) {
+            (Entry::Folder(_), _) => as_recorded &= known == Some(entry),
+            (Entry::File(file), Some(Entry::File(known)))
+                if known.size == file.size
+                    && known.stamp.vouches_for(&file.stamp, trusted_before) =>
             {
-                entries.push((path, Some(*known)))
+                *entry = Entry::File(*known)
             }
-            _ => {
-                to_hash.push(entries.len());
-                entries.push((path, Some(file)));
-            }
+            (Entry::File(_), _) => to_hash.push(i),
         }
     }
     let hashes: Vec<[u8; 32]> = to_hash
@@ -300,47 +419,74 @@ pub fn finish(
         })
         .collect::<Result<_, String>>()?;
     for (i, sha256) in to_hash.iter().zip(hashes) {
-        if let Some(file) = entries[*i].1.as_mut() {
+        if let Entry::File(file) = &mut entries[*i].1 {
             file.sha256 = sha256;
         }
     }
     let hashed = to_hash.len();
+    let folders = 1 + entries.iter().filter(|(_, e)| e.file().is_none()).count();
+    let folders_read = Some((folders - stated.vouched.min(folders), folders));
     match previous {
         // Exactly the record: its time and id stand (nothing to rewrite or hash again).
-        Some(p) if hashed == 0 && p.entries == entries => Ok(Listing {
+        Some(p) if hashed == 0 && as_recorded => Ok(Listing {
             taken: p.taken,
+            options: fingerprint,
+            root: stated.root,
             entries,
             id: p.id.clone(),
             hashed,
+            folders_read,
             as_recorded: true,
         }),
         _ => {
-            let mut listing = Listing::new(taken, entries);
+            let mut listing = Listing::new(taken, fingerprint, stated.root, entries);
             listing.hashed = hashed;
+            listing.folders_read = folders_read;
             Ok(listing)
         }
     }
 }
 
-/// The entries of folder `relative` of the source and of everything under it, its files
-/// stat'ed `per_task` to a task.
-fn folder(
-    options: &SyncOptions,
-    relative: &str,
-    per_task: usize,
-) -> Result<Vec<(String, Option<Stat>)>, String> {
-    let dir = options.from.join(relative);
-    let read = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut children = Vec::new();
-    for entry in read {
-        let entry = entry.map_err(|e| format!("{relative}: {e}"))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+/// One listing of the source under way.
+struct Lister<'a> {
+    options: &'a SyncOptions,
+    /// The source is on a network filesystem: each stat is a round trip.
+    network: bool,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    vouching: Option<Vouching<'a>>,
+    vouched: std::sync::atomic::AtomicUsize,
+}
+
+/// Folder `relative`'s stamp, its files (each with its stamp and size) and its folders.
+type FolderRead = (Stamp, Vec<(String, Entry)>, Vec<String>);
+
+impl Lister<'_> {
+    /// Folder `relative`'s stamp, and the entries of it and of everything under it, its
+    /// folders in parallel.
+    fn folder(&self, relative: &str) -> Result<(Stamp, Vec<(String, Entry)>), String> {
+        let (stamp, mut found, folders) = self.read_folder(relative)?;
+        let under: Vec<Vec<(String, Entry)>> = folders
+            .into_par_iter()
+            .map(|child| {
+                let (stamp, mut under) = self.folder(&child)?;
+                under.push((child, Entry::Folder(stamp)));
+                Ok(under)
+            })
+            .collect::<Result<_, String>>()?;
+        found.extend(under.into_iter().flatten());
+        Ok((stamp, found))
+    }
+
+    /// The path of entry `name` of folder `relative`, if the sync copies it (`None`:
+    /// ignored), or why this path cannot describe it.
+    fn admit(&self, relative: &str, name: &str, kind: Kind) -> Result<Option<String>, String> {
+        let options = self.options;
         let child = match relative {
-            "" => name.clone(),
+            "" => name.to_string(),
             _ => format!("{relative}/{name}"),
         };
-        if options.ignore.matches(&child, &name) {
-            continue;
+        if options.ignore.matches(&child, name) {
+            return Ok(None);
         }
         if options
             .protected
@@ -352,51 +498,202 @@ fn folder(
         if child.contains('\n') {
             return Err(format!("a name holds a line break ({child:?})"));
         }
-        let file_type = entry.file_type().map_err(|e| format!("{child}: {e}"))?;
-        if file_type.is_symlink() {
-            return Err(format!("the source has a link ({child})"));
+        match kind {
+            Kind::Link => Err(format!("the source has a link ({child})")),
+            _ if name.eq_ignore_ascii_case("pyvenv.cfg") => {
+                Err(format!("the source has a virtual environment ({child})"))
+            }
+            Kind::Other => Err(format!("{child} is neither a file nor a folder")),
+            Kind::File | Kind::Folder => Ok(Some(child)),
         }
-        if name.eq_ignore_ascii_case("pyvenv.cfg") {
-            return Err(format!("the source has a virtual environment ({child})"));
-        }
-        if !file_type.is_dir() && !file_type.is_file() {
-            return Err(format!("{child} is neither a file nor a folder"));
-        }
-        children.push((child, entry, file_type.is_dir()));
     }
-    let (folders, files): (Vec<_>, Vec<_>) =
-        children.into_iter().partition(|(_, _, is_dir)| *is_dir);
-    let mut found: Vec<(String, Option<Stat>)> = files
-        .into_par_iter()
-        .with_min_len(per_task)
-        .map(|(child, entry, _)| {
-            // Asked of the folder's handle: no walk of the path again.
-            let meta = entry.metadata().map_err(|e| format!("{child}: {e}"))?;
-            let (mtime, ctime, ino) = identity(&meta);
-            let stat = Stat {
-                size: meta.len(),
-                mtime,
-                ctime,
-                ino,
+
+    /// Reads folder `relative` of the source.
+    fn read_folder(&self, relative: &str) -> Result<FolderRead, String> {
+        #[cfg(target_os = "linux")]
+        if !self.network {
+            return self.read_folder_linux(relative);
+        }
+        self.read_folder_std(relative)
+    }
+
+    /// On a local Linux filesystem one task reads a folder and stats its files, asked of the
+    /// folder's handle (a stat there costs ~2 us, less than handing it to another thread: the
+    /// folders are what run in parallel). A folder the record vouches for is not read.
+    #[cfg(target_os = "linux")]
+    fn read_folder_linux(&self, relative: &str) -> Result<FolderRead, String> {
+        use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, StatxFlags, open, statx};
+        let path = self.options.from.join(relative);
+        let failed =
+            |e: rustix::io::Errno| format!("{}: {}", path.display(), std::io::Error::from(e));
+        let fd = open(
+            &path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(failed)?;
+        let wanted = StatxFlags::TYPE
+            | StatxFlags::SIZE
+            | StatxFlags::MTIME
+            | StatxFlags::CTIME
+            | StatxFlags::INO;
+        let nanos = |t: rustix::fs::StatxTimestamp| {
+            (t.tv_sec.max(0) as u64) * 1_000_000_000 + u64::from(t.tv_nsec)
+        };
+        let file_of = |s: &rustix::fs::Statx| {
+            let stamp = Stamp {
+                mtime: nanos(s.stx_mtime),
+                ctime: nanos(s.stx_ctime),
+                ino: s.stx_ino,
             };
-            Ok((child, Some(stat)))
-        })
-        .collect::<Result<_, String>>()?;
-    let under: Vec<Vec<(String, Option<Stat>)>> = folders
-        .into_par_iter()
-        .map(|(child, _, _)| {
-            let mut under = folder(options, &child, per_task)?;
-            under.push((child, None));
-            Ok(under)
-        })
-        .collect::<Result<_, String>>()?;
-    found.extend(under.into_iter().flatten());
-    Ok(found)
+            let file = FileId {
+                size: s.stx_size,
+                stamp,
+                sha256: [0; 32],
+            };
+            (
+                FileType::from_raw_mode(s.stx_mode.into()),
+                Entry::File(file),
+            )
+        };
+        // The folder's own stamp, before its entries are read: a change while they are
+        // read leaves a stamp the next listing does not trust.
+        let own = statx(&fd, c"", AtFlags::EMPTY_PATH, wanted).map_err(failed)?;
+        let stamp = match file_of(&own) {
+            (_, Entry::File(file)) => file.stamp,
+            (_, Entry::Folder(stamp)) => stamp,
+        };
+        // Vouched for: its recorded files stat'ed by name, its recorded folders listed in
+        // turn. Anything not as recorded (changed since its folder was stat'ed) and the folder
+        // is read after all.
+        if let Some(vouching) = &self.vouching
+            && let Some((recorded, children)) = vouching.record.folder(relative)
+            && recorded.vouches_for(&stamp, vouching.trusted_before)
+        {
+            let (mut files, mut folders) = (Vec::new(), Vec::new());
+            let name_at = relative.len() + usize::from(!relative.is_empty());
+            let complete = children.into_iter().all(|(child, entry)| match entry {
+                Entry::Folder(_) => {
+                    folders.push(child.clone());
+                    true
+                }
+                Entry::File(_) => {
+                    match statx(&fd, &child[name_at..], AtFlags::SYMLINK_NOFOLLOW, wanted) {
+                        Ok(s) => match file_of(&s) {
+                            (FileType::RegularFile, entry) => {
+                                files.push((child.clone(), entry));
+                                true
+                            }
+                            _ => false,
+                        },
+                        Err(_) => false,
+                    }
+                }
+            });
+            if complete {
+                self.vouched
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Ok((stamp, files, folders));
+            }
+        }
+        let mut dir = Dir::new(fd).map_err(failed)?;
+        let (mut files, mut folders) = (Vec::new(), Vec::new());
+        while let Some(entry) = dir.read() {
+            let entry = entry.map_err(failed)?;
+            let name = entry.file_name();
+            if name == c"." || name == c".." {
+                continue;
+            }
+            let text = name.to_string_lossy();
+            let listed = entry.file_type();
+            // A file is stat'ed anyway: its type is taken from the stat (some filesystems'
+            // listings give none).
+            let stat = match listed {
+                FileType::Directory | FileType::Symlink => None,
+                _ => Some(
+                    statx(
+                        dir.fd().map_err(failed)?,
+                        name,
+                        AtFlags::SYMLINK_NOFOLLOW,
+                        wanted,
+                    )
+                    .map_err(|e| format!("{relative}/{text}: {}", std::io::Error::from(e)))?,
+                ),
+            };
+            let found = stat.as_ref().map(file_of);
+            let kind = match found.as_ref().map_or(listed, |(kind, _)| *kind) {
+                FileType::RegularFile => Kind::File,
+                FileType::Directory => Kind::Folder,
+                FileType::Symlink => Kind::Link,
+                _ => Kind::Other,
+            };
+            match (self.admit(relative, &text, kind)?, found) {
+                (None, _) => {}
+                (Some(child), Some((_, entry))) if kind == Kind::File => files.push((child, entry)),
+                (Some(child), _) => folders.push(child),
+            }
+        }
+        Ok((stamp, files, folders))
+    }
+
+    /// Reads folder `relative` with the standard library, its files stat'ed in parallel (on
+    /// a network filesystem each stat is a round trip: one per task, as many at once as
+    /// workers). Folders are given no stamp: the record vouches for none of them.
+    fn read_folder_std(&self, relative: &str) -> Result<FolderRead, String> {
+        let dir = self.options.from.join(relative);
+        let read = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let (mut files, mut folders) = (Vec::new(), Vec::new());
+        for entry in read {
+            let entry = entry.map_err(|e| format!("{relative}: {e}"))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let file_type = entry
+                .file_type()
+                .map_err(|e| format!("{relative}/{name}: {e}"))?;
+            let kind = if file_type.is_symlink() {
+                Kind::Link
+            } else if file_type.is_dir() {
+                Kind::Folder
+            } else if file_type.is_file() {
+                Kind::File
+            } else {
+                Kind::Other
+            };
+            match self.admit(relative, &name, kind)? {
+                Some(child) if kind == Kind::File => files.push((child, entry)),
+                Some(child) => folders.push(child),
+                None => {}
+            }
+        }
+        let per_task = if self.network { 1 } else { 32 };
+        let files = files
+            .into_par_iter()
+            .with_min_len(per_task)
+            .map(|(child, entry)| {
+                // Asked of the folder's handle: no walk of the path again.
+                let meta = entry.metadata().map_err(|e| format!("{child}: {e}"))?;
+                let file = FileId {
+                    size: meta.len(),
+                    stamp: stamp_of(&meta),
+                    sha256: [0; 32],
+                };
+                Ok((child, Entry::File(file)))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok((Stamp::default(), files, folders))
+    }
 }
 
-/// A file's modification time, change time and inode (0 where the platform has none: such
-/// a file is always hashed).
-fn identity(meta: &std::fs::Metadata) -> (u64, u64, u64) {
+/// What an entry of the source is, as its folder's listing says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    File,
+    Folder,
+    Link,
+    Other,
+}
+
+/// A file's stamp (times 0 where the platform has none: such a file is always hashed).
+fn stamp_of(meta: &std::fs::Metadata) -> Stamp {
     let nanos = |t: std::io::Result<SystemTime>| {
         t.ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -406,11 +703,19 @@ fn identity(meta: &std::fs::Metadata) -> (u64, u64, u64) {
     {
         use std::os::unix::fs::MetadataExt;
         let ctime = (meta.ctime().max(0) as u64) * 1_000_000_000 + meta.ctime_nsec().max(0) as u64;
-        (nanos(meta.modified()), ctime, meta.ino())
+        Stamp {
+            mtime: nanos(meta.modified()),
+            ctime,
+            ino: meta.ino(),
+        }
     }
     #[cfg(not(unix))]
     {
-        (nanos(meta.modified()), 0, 0)
+        Stamp {
+            mtime: nanos(meta.modified()),
+            ctime: 0,
+            ino: 0,
+        }
     }
 }
 
@@ -475,16 +780,16 @@ pub fn differences(old: &Listing, new: &Listing) -> Vec<Difference> {
         match order {
             Less => {
                 let (path, before) = a.next().expect("peeked");
-                out.push(change(path, true, false, before.is_none()));
+                out.push(change(path, true, false, before.file().is_none()));
             }
             Greater => {
                 let (path, now) = b.next().expect("peeked");
-                out.push(change(path, false, true, now.is_none()));
+                out.push(change(path, false, true, now.file().is_none()));
             }
             Equal => {
                 let ((path, before), (_, now)) =
                     (a.next().expect("peeked"), b.next().expect("peeked"));
-                match (before, now) {
+                match (before.file(), now.file()) {
                     (Some(x), Some(y)) if x.size == y.size && x.sha256 == y.sha256 => {}
                     (None, None) => {}
                     (Some(_), Some(_)) => out.push(change(path, true, true, false)),
@@ -504,15 +809,29 @@ pub fn differences(old: &Listing, new: &Listing) -> Vec<Difference> {
 mod tests {
     use super::*;
 
-    /// The source listed and hashed in one go.
+    /// The source listed and hashed in one go, with the record `previous` (which may vouch
+    /// for folders).
     fn take(options: &SyncOptions, previous: Option<&Listing>) -> Result<Listing, String> {
-        finish(options, stat(options)?, previous)
+        finish(options, stat(options, previous)?, previous)
     }
 
     fn options(from: &Path) -> SyncOptions {
         let mut options = SyncOptions::new(from, from.join("../target"));
         options.ignore = super::super::Patterns::new(&[".git"]).unwrap();
         options
+    }
+
+    /// `listing` as a record taken `later` ns after it was, through its text as on disk.
+    fn recorded(listing: &Listing, later: u64) -> Listing {
+        let mut record = listing.clone();
+        record.taken += later;
+        Listing::parse(&record.render()).unwrap()
+    }
+
+    const SECONDS_10: u64 = 10 * 1_000_000_000;
+
+    fn file(listing: &Listing, path: &str) -> FileId {
+        *listing.get(path).unwrap().file().unwrap()
     }
 
     #[test]
@@ -522,8 +841,15 @@ mod tests {
         std::fs::create_dir_all(app.join("pkg/empty")).unwrap();
         std::fs::write(app.join("pkg/a.py"), "A = 1\n").unwrap();
         let first = take(&options(&app), None).unwrap();
-        assert_eq!(first.entries.iter().filter(|(_, e)| e.is_some()).count(), 1);
-        assert_eq!(first.get("pkg/empty"), Some(&None));
+        assert_eq!(
+            first
+                .entries
+                .iter()
+                .filter(|(_, e)| e.file().is_some())
+                .count(),
+            1
+        );
+        assert!(matches!(first.get("pkg/empty"), Some(Entry::Folder(_))));
         // The same size, the same (zip-like, 2-second) modification time, other content.
         let time = std::fs::metadata(app.join("pkg/a.py"))
             .unwrap()
@@ -536,7 +862,9 @@ mod tests {
             .unwrap()
             .set_modified(time)
             .unwrap();
-        let second = take(&options(&app), Some(&first)).unwrap();
+        // Even with a record old enough to vouch for the folder (its entries are the same),
+        // the file itself is looked at.
+        let second = take(&options(&app), Some(&recorded(&first, SECONDS_10))).unwrap();
         assert_ne!(first.id(), second.id());
         let changed = differences(&first, &second);
         assert_eq!(
@@ -559,22 +887,79 @@ mod tests {
         std::fs::write(app.join("a.py"), "A = 1\n").unwrap();
         let first = take(&options(&app), None).unwrap();
         // A record taken long after the file last changed vouches for it: a wrong hash in the
-        // record shows it was not read again. The record goes through its text, as on disk.
-        let recorded = |taken: u64| {
-            let mut entries = first.entries.clone();
-            entries[0].1.as_mut().unwrap().sha256 = [7; 32];
-            Listing::parse(&Listing::new(taken, entries).render()).unwrap()
+        // record shows it was not read again.
+        let with_wrong_hash = |later: u64| {
+            let mut listing = first.clone();
+            if let Entry::File(file) = &mut listing.entries[0].1 {
+                file.sha256 = [7; 32];
+            }
+            recorded(&listing, later)
         };
-        let sha = |l: &Listing| l.get("a.py").unwrap().as_ref().unwrap().sha256;
-        let old_enough = recorded(first.taken + 10 * 1_000_000_000);
+        let old_enough = with_wrong_hash(SECONDS_10);
         let second = take(&options(&app), Some(&old_enough)).unwrap();
-        assert_eq!(sha(&second), [7; 32]);
+        assert_eq!(file(&second, "a.py").sha256, [7; 32]);
         assert_eq!((second.hashed, second.as_recorded), (0, true));
         // Taken within 2 s of the file's change: not trusted, read again.
-        let racy = recorded(first.taken);
+        let racy = with_wrong_hash(0);
         let third = take(&options(&app), Some(&racy)).unwrap();
-        assert_ne!(sha(&third), [7; 32]);
+        assert_ne!(file(&third, "a.py").sha256, [7; 32]);
         assert_eq!((third.hashed, third.as_recorded), (1, false));
+    }
+
+    /// A record of `app` that says folder `pkg` holds only `a.py`, as if taken `later` ns
+    /// after the listing.
+    fn record_without_b(app: &Path, later: u64) -> (Listing, Listing) {
+        std::fs::create_dir_all(app.join("pkg")).unwrap();
+        std::fs::write(app.join("pkg/a.py"), "A = 1\n").unwrap();
+        std::fs::write(app.join("pkg/b.py"), "B = 1\n").unwrap();
+        let first = take(&options(app), None).unwrap();
+        let mut listing = first.clone();
+        listing.entries.retain(|(path, _)| path != "pkg/b.py");
+        (first, recorded(&listing, later))
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")] // where folders are given stamps
+    fn a_folder_is_taken_from_the_record_only_while_its_stamp_vouches_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        // A record that lacks pkg/b.py with pkg's own stamp: the listing follows the record for
+        // pkg (a record kuduhook wrote has every entry: this one shows pkg was not read), and
+        // still stats the files it names (a.py rewritten in place is found).
+        let (first, record) = record_without_b(&at("app"), SECONDS_10);
+        std::fs::write(
+            at("app/pkg/a.py"),
+            "A = 22
+",
+        )
+        .unwrap();
+        let listing = take(&options(&at("app")), Some(&record)).unwrap();
+        assert_eq!(listing.get("pkg/b.py"), None);
+        let sha = |l: &Listing| file(l, "pkg/a.py").sha256;
+        assert_ne!(sha(&listing), sha(&first));
+        assert_eq!(listing.folders_read(), Some((0, 2)));
+        // Each of these has pkg read, and b.py found: a record taken with other options (another
+        // ignore list); an entry added since (the folder's times move); the same stamp, but
+        // changed within 2 s of when the record was taken.
+        let mut other = options(&at("app"));
+        other.ignore = super::super::Patterns::new(&[".git", "*.pyc"]).unwrap();
+        let (_, added) = record_without_b(&at("added"), SECONDS_10);
+        std::fs::write(
+            at("added/pkg/c.py"),
+            "C = 1
+",
+        )
+        .unwrap();
+        let (_, racy) = record_without_b(&at("racy"), 0);
+        for (options, record) in [
+            (other, &record),
+            (options(&at("added")), &added),
+            (options(&at("racy")), &racy),
+        ] {
+            let listing = take(&options, Some(record)).unwrap();
+            assert!(listing.get("pkg/b.py").is_some(), "{:?}", options.from);
+            assert_eq!(listing.folders_read().map(|(read, _)| read > 0), Some(true));
+        }
     }
 
     #[test]
@@ -589,33 +974,37 @@ mod tests {
         );
     }
 
+    fn test_file(size: u64, n: u8) -> FileId {
+        FileId {
+            size,
+            stamp: Stamp {
+                mtime: 1_700_000_000_123_456_789,
+                ctime: 1_700_000_001_000_000_000,
+                ino: u64::from(n),
+            },
+            sha256: [n.wrapping_mul(37); 32],
+        }
+    }
+
+    fn listing(entries: Vec<(&str, Entry)>) -> Listing {
+        let entries = entries
+            .into_iter()
+            .map(|(p, e)| (p.to_string(), e))
+            .collect();
+        Listing::new(42, "options".into(), Stamp::default(), entries)
+    }
+
     #[test]
     fn differences_name_added_removed_and_changed_entries() {
-        let file = |sha: u8| {
-            Some(FileId {
-                size: 1,
-                mtime: 0,
-                ctime: 0,
-                ino: 0,
-                sha256: [sha; 32],
-            })
-        };
-        let listing = |entries: Vec<(&str, Option<FileId>)>| {
-            Listing::new(
-                0,
-                entries
-                    .into_iter()
-                    .map(|(p, e)| (p.to_string(), e))
-                    .collect(),
-            )
-        };
+        let file = |n: u8| Entry::File(test_file(1, n));
+        let folder = Entry::Folder(Stamp::default());
         let old = listing(vec![
             ("a", file(1)),
-            ("d", None),
+            ("d", folder),
             ("d/b", file(2)),
-            ("x", None),
+            ("x", folder),
         ]);
-        let new = listing(vec![("a", file(1)), ("d", file(3)), ("e", None)]);
+        let new = listing(vec![("a", file(1)), ("d", file(3)), ("e", folder)]);
         let got: Vec<(String, bool, bool, bool)> = differences(&old, &new)
             .into_iter()
             .map(|d| (d.path, d.existed, d.exists, d.dir))
@@ -635,31 +1024,35 @@ mod tests {
 
     #[test]
     fn the_record_reads_back_what_was_written_and_a_damaged_one_is_not_trusted() {
-        let file = |n: u8| FileId {
-            size: u64::MAX,
-            mtime: 1_700_000_000_123_456_789,
-            ctime: 1_700_000_001_000_000_000,
-            ino: u64::from(n),
-            sha256: [n.wrapping_mul(37); 32],
+        let mut listing = listing(vec![
+            ("a b.txt", Entry::File(test_file(u64::MAX, 1))),
+            (
+                "static",
+                Entry::Folder(Stamp {
+                    mtime: 1,
+                    ctime: 2,
+                    ino: 3,
+                }),
+            ),
+            ("static/\u{e9}t\u{e9} 2.css", Entry::File(test_file(7, 250))),
+        ]);
+        listing.root = Stamp {
+            mtime: 4,
+            ctime: 5,
+            ino: 6,
         };
-        let listing = Listing::new(
-            42,
-            vec![
-                ("a b.txt".to_string(), Some(file(1))),
-                ("static".to_string(), None),
-                ("static/\u{e9}t\u{e9} 2.css".to_string(), Some(file(250))),
-            ],
-        );
         let text = listing.render();
         assert_eq!(Listing::parse(&text), Some(listing));
         // Each damage the next sync could meet: the record is not used (the sync walks).
         let damaged = [
-            text.replacen("kuduhook synced files 2", "kuduhook synced files 1", 1),
+            text.replacen("kuduhook synced files 3", "kuduhook synced files 2", 1),
             text.replacen(" 1700000001000000000 ", " 17000000010000x0000 ", 1),
             text.replacen("18446744073709551615", "18446744073709551616", 1),
             text.replacen(&hex(&[37; 32]), &hex(&[37; 31]), 1),
             text.replacen(&hex(&[37; 32]), &format!("g{}", &hex(&[37; 32])[1..]), 1),
-            text.replacen("- static\n", "- zz\n", 1),
+            text.replacen("- 1 2 3 static\n", "- 1 2 3 zz\n", 1),
+            text.replacen("- 4 5 6 \n", "", 1),
+            text.replacen("- 4 5 6 \n", "- 4 5 \n", 1),
         ];
         for text in damaged {
             assert_eq!(Listing::parse(&text), None, "{text}");

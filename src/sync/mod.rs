@@ -117,6 +117,26 @@ pub struct SyncOptions {
 }
 
 impl SyncOptions {
+    /// What decides a sync's result besides the two trees: a record of a sync taken with
+    /// other options is not trusted.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let protected: Vec<&str> = self.protected.iter().map(|p| p.name.as_str()).collect();
+        let text = format!(
+            "{}\n{}\n{:?}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{}",
+            self.from.display(),
+            self.to.display(),
+            self.ignore.shown(),
+            self.full_compare.shown(),
+            self.checksum,
+            protected,
+            self.outside_links,
+            self.platform,
+            env!("CARGO_PKG_VERSION"),
+        );
+        crate::ground::digest::hex(&Sha256::digest(text.as_bytes()))
+    }
+
     /// Options with KuduSync's defaults for syncing `from` into `to`.
     pub fn new(from: impl Into<PathBuf>, to: impl Into<PathBuf>) -> SyncOptions {
         SyncOptions {
@@ -261,7 +281,7 @@ pub fn look_at_source(options: &SyncOptions) -> Option<Looked> {
         return Some(Looked::Git(delta::GitLook::take(options)));
     }
     thread_pool(&options.from)
-        .install(|| listing::stat(options))
+        .install(|| listing::stat(options, None))
         .ok()
         .map(Looked::Files)
 }

@@ -57,7 +57,8 @@ impl Patterns {
 
     /// Whether the entry `name` at `relative` (`/`-separated, from the root) matches.
     pub fn matches(&self, relative: &str, name: &str) -> bool {
-        self.names.is_match(name) || (!self.paths.is_empty() && self.paths.is_match(relative))
+        (!self.names.is_empty() && self.names.is_match(name))
+            || (!self.paths.is_empty() && self.paths.is_match(relative))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -559,7 +559,7 @@ impl<'a> Planner<'a> {
         listing: &Listing,
         recorded: Option<&Listing>,
     ) -> Result<bool, DeployError> {
-        let listed = |l: &Listing| l.get(relative).cloned().flatten();
+        let listed = |l: &Listing| l.get(relative).and_then(|e| e.file()).copied();
         let source = listed(listing);
         let target_time = target
             .meta
@@ -569,7 +569,7 @@ impl<'a> Planner<'a> {
             .map(|d| d.as_nanos() as u64);
         let as_recorded = recorded
             .and_then(listed)
-            .filter(|r| r.size == target.meta.len() && Some(r.mtime) == target_time);
+            .filter(|r| r.size == target.meta.len() && Some(r.stamp.mtime) == target_time);
         match (source, as_recorded) {
             (Some(source), Some(recorded)) => Ok(source.sha256 == recorded.sha256),
             // A time finer than a zip's tells, as in any walk.
