@@ -46,10 +46,14 @@ declare -A full unchanged changed
 for round in $(seq "$rounds"); do
   reset
   for tool in "${tools[@]}" cp_a; do full[$tool]+="$(ms "$tool") "; done
+  # The full copies' writeback (four copies of the tree) finished before the re-syncs are timed,
+  # as it would be between two deployments.
+  sync
   for tool in "${tools[@]}"; do unchanged[$tool]+="$(ms "$tool") "; done
   find "$src" -type f | shuf -n 100 --random-source=<(yes "$round") | while read -r f; do
     head -c "$(stat -c %s "$f")" /dev/urandom >"$f"
   done
+  sync
   for tool in "${tools[@]}"; do changed[$tool]+="$(ms "$tool") "; done
   echo "round $round done"
 done
