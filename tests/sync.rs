@@ -175,6 +175,44 @@ fn kudusync_flags_sync_delete_what_the_manifest_lists_and_keep_app_files() {
         .assert_lacks("Copying file");
 }
 
+/// A folder whose times and inode are as the record has them, unchanged for 2 seconds before
+/// it was taken, is not read again, and the log says how many; a file rewritten in place there
+/// (same size, same time) is still found, and a folder that got a new file is read.
+#[test]
+fn a_resync_reads_only_the_folders_changed_since_the_record() {
+    let d = Dirs::new();
+    d.write("app.py", "print('v1')\n");
+    let module = d.write("pkg/m0.py", "X = 1\n");
+    d.write("static/site.css", "body {}\n");
+    d.deploy("none", "one").assert_ok();
+    // Everything changed just before the first record: a later one vouches for it.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    d.deploy("one", "two")
+        .assert_ok()
+        .assert_contains("Nothing changed")
+        .assert_lacks("folders not read");
+    let time = fs::metadata(&module).unwrap().modified().unwrap();
+    fs::write(&module, "X = 2\n").unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&module)
+        .unwrap()
+        .set_modified(time)
+        .unwrap();
+    d.write("static/new.css", "p {}\n");
+    d.deploy("two", "three")
+        .assert_ok()
+        .assert_contains(
+            "2 of the source's 3 folders not read: their times and inode are as the record of \
+             the last sync has them",
+        )
+        .assert_contains("Copying file: 'pkg/m0.py'")
+        .assert_contains("Copying file: 'static/new.css'")
+        .assert_contains("(from the record of the last sync, 2 changed paths, without walking");
+    assert_eq!(d.target("pkg/m0.py").as_deref(), Some("X = 2\n"));
+    assert_eq!(d.target("static/new.css").as_deref(), Some("p {}\n"));
+}
+
 /// Given both manifests, a re-sync is planned from the record of the files the last sync
 /// copied (by content), without walking the target; anything the record cannot vouch for walks,
 /// and says why.

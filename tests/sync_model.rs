@@ -610,12 +610,7 @@ impl World {
             ),
             Ok(report) => {
                 self.planned += usize::from(report.planned_from.is_some());
-                self.vouched += usize::from(
-                    report
-                        .planned_from
-                        .as_ref()
-                        .is_some_and(|p| p.contains("others as recorded")),
-                );
+                self.vouched += usize::from(report.folders_as_recorded > 0);
                 self.trusted += usize::from(report.checkout_trusted);
             }
         }

@@ -466,6 +466,17 @@ fn from_files(
             return WithoutWalk::default();
         }
     };
+    if let Some((read, all)) = now.folders_read()
+        && read < all
+        && options.listed_changes > 0
+    {
+        tracing::info!(
+            "{} of the source's {all} folders not read: their times and inode are as the record \
+             of the last sync has them (no entry added, removed or renamed since); every file \
+             stat'ed",
+            all - read
+        );
+    }
     let planned = proven(options, &options.delta, previous_text).and_then(|state| {
         let recorded = recorded
             .as_ref()
@@ -486,9 +497,7 @@ fn from_files(
         let plan = plan_changes(options, &changes, previous_text, previous, folds_case)?;
         Ok(DeltaPlan {
             plan,
-            basis: Basis::Record {
-                folders_read: now.folders_read(),
-            },
+            basis: Basis::Record,
             changed: count,
         })
     });
@@ -517,12 +526,8 @@ pub(super) struct DeltaPlan {
 pub(super) enum Basis {
     /// Git's diff between the commit last synced and this one.
     Git { from: String, to: String },
-    /// The record of the files the last sync copied, with the source's listing; how many of
-    /// the source's folders were read (the others it vouched for), when the listing was
-    /// taken here.
-    Record {
-        folders_read: Option<(usize, usize)>,
-    },
+    /// The record of the files the last sync copied, with the source's listing.
+    Record,
 }
 
 impl DeltaPlan {
@@ -531,15 +536,7 @@ impl DeltaPlan {
     pub fn describe(&self) -> String {
         let changed = crate::ground::logging::plural(self.changed, "changed path");
         match &self.basis {
-            Basis::Record { folders_read } => {
-                let read = match folders_read {
-                    Some((read, all)) if read < all => {
-                        format!(", {read} of {all} folders read (the others as recorded)")
-                    }
-                    _ => String::new(),
-                };
-                format!("from the record of the last sync, {changed}{read}")
-            }
+            Basis::Record => format!("from the record of the last sync, {changed}"),
             Basis::Git { from, to } => {
                 format!("from git {}..{}, {changed}", short(from), short(to))
             }

@@ -389,8 +389,14 @@ pub fn finish(
     // every entry is the recorded one.
     let recorded = previous.map_or(&[][..], |p| p.entries.as_slice());
     let mut at = 0;
+    // A folder as recorded but changed too close to the record is read at every sync until
+    // the record is taken again: one not old enough leaves it to be rewritten.
+    let old_enough = |stamp: &Stamp| stamp.ctime < trusted_before;
     let mut as_recorded = previous.is_some_and(|p| {
-        p.options == fingerprint && p.root == stated.root && p.entries.len() == stated.entries.len()
+        p.options == fingerprint
+            && p.root == stated.root
+            && old_enough(&p.root)
+            && p.entries.len() == stated.entries.len()
     });
     let mut to_hash = Vec::new();
     // Completed in place (a new vector of 10,000 entries costs its memory's page faults).
@@ -401,7 +407,7 @@ pub fn finish(
         }
         let known = recorded.get(at).filter(|(p, _)| p == path).map(|(_, e)| e);
         match (&*entry, known) {
-            (Entry::Folder(_), _) => as_recorded &= known == Some(entry),
+            (Entry::Folder(stamp), _) => as_recorded &= known == Some(entry) && old_enough(stamp),
             (Entry::File(file), Some(Entry::File(known)))
                 if known.size == file.size
                     && known.stamp.vouches_for(&file.stamp, trusted_before) =>

@@ -178,6 +178,8 @@ pub struct SyncReport {
     pub planned_from: Option<String>,
     /// The repository was trusted as Kudu's `git checkout --force` wrote it: no stat per file.
     pub checkout_trusted: bool,
+    /// Folders of the source not read: as the record of the last sync has them.
+    pub folders_as_recorded: usize,
 }
 
 impl SyncReport {
@@ -390,6 +392,11 @@ pub fn sync_looked(
                 }
             };
             report.checkout_trusted = known.checkout_trusted;
+            report.folders_as_recorded = known
+                .listing
+                .as_ref()
+                .and_then(|l| l.folders_read())
+                .map_or(0, |(read, all)| all - read);
             let (head, listing, tracked) = (known.head, known.listing, known.tracked);
             report.planning = started.elapsed();
             report_plan(&plan, &previous, ledger, options, &mut report);
