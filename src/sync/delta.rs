@@ -187,22 +187,27 @@ pub(super) fn start(options: &SyncOptions, looked: Option<super::Looked>) -> Opt
     if plans_from_record(options) {
         let options = options.clone();
         return Some(Checking::Files(std::thread::spawn(move || {
-            // The record first: the folders it vouches for are not read (unless the caller
-            // listed the source already); then what it cannot vouch for is hashed. The sync's
-            // workers, sized for the source's filesystem, started while it is read.
+            // The record first (unless the caller listed the source with it already): the
+            // folders it vouches for are not read; then what it cannot vouch for is hashed.
+            // The sync's workers, sized for the source's filesystem, started while it is read.
             let to = options.to.clone();
-            let reading = std::thread::spawn(move || listing::read(&to));
+            let reading = stated
+                .is_none()
+                .then(|| std::thread::spawn(move || listing::read(&to)));
             let pool = super::thread_pool(&options.from);
-            let previous = reading.join().ok().flatten();
-            let stated = match stated {
-                Some(stated) => Ok(stated),
-                None => pool.install(|| listing::stat(&options, previous.as_ref())),
+            let stated = match (stated, reading) {
+                (Some(stated), _) => Ok(stated),
+                (None, reading) => {
+                    let record = reading.and_then(|r| r.join().ok()).flatten();
+                    pool.install(|| listing::stat(&options, record))
+                }
             };
             stated
-                .and_then(|stated| {
+                .and_then(|mut stated| {
+                    let previous = stated.take_record();
                     pool.install(|| listing::finish(&options, stated, previous.as_ref()))
+                        .map(|now| (now, previous))
                 })
-                .map(|now| (now, previous))
                 .map_err(WhyFull::Unsupported)
         })));
     }
@@ -470,11 +475,17 @@ fn from_files(
         && read < all
         && options.listed_changes > 0
     {
+        let (which, their) = match all {
+            1 => ("The source's folder".to_string(), "its"),
+            _ => (
+                format!("{} of the source's {all} folders", all - read),
+                "their",
+            ),
+        };
         tracing::info!(
-            "{} of the source's {all} folders not read: their times and inode are as the record \
-             of the last sync has them (no entry added, removed or renamed since); every file \
-             stat'ed",
-            all - read
+            "{which} not read: {their} times and inode are as the record of the last sync \
+             has them (no entry added, removed or renamed since); each file's size and times \
+             still checked"
         );
     }
     let planned = proven(options, &options.delta, previous_text).and_then(|state| {

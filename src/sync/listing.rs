@@ -102,9 +102,8 @@ pub struct Listing {
     id: String,
     /// Files read and hashed to take it (the others were vouched for by the record).
     hashed: usize,
-    /// Folders read to take it (the others were vouched for by the record), of all of them
-    /// (the source's own included), when it was taken here.
-    folders_read: Option<(usize, usize)>,
+    /// Folders not read to take it (the record vouched for them), when it was taken here.
+    folders_not_read: Option<usize>,
     /// Exactly the record it was compared with: nothing to write.
     as_recorded: bool,
 }
@@ -130,7 +129,7 @@ impl Listing {
             entries,
             id,
             hashed: 0,
-            folders_read: None,
+            folders_not_read: None,
             as_recorded: false,
         }
     }
@@ -156,7 +155,13 @@ impl Listing {
     /// How many of the source's folders were read to take the listing, of all of them (the
     /// others were as recorded), when it was taken here.
     pub fn folders_read(&self) -> Option<(usize, usize)> {
-        self.folders_read
+        let folders = 1 + self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.file().is_none())
+            .count();
+        self.folders_not_read
+            .map(|not_read| (folders - not_read.min(folders), folders))
     }
 
     /// What the listing holds, whatever files it was read from: the paths, what each is, and
@@ -326,9 +331,17 @@ pub struct Stated {
     taken: u64,
     /// Folders taken as the record has them, not read.
     vouched: usize,
+    /// The record of the last sync it was listed against: read once, for the listing and for
+    /// what it completes ([`Stated::take_record`]).
+    record: Option<Listing>,
 }
 
 impl Stated {
+    /// The record of the last sync this listing was taken against, for [`finish`].
+    pub fn take_record(&mut self) -> Option<Listing> {
+        self.record.take()
+    }
+
     /// Each file's path, size and modification time (ns since the epoch), by path.
     pub fn files(&self) -> impl Iterator<Item = (&str, u64, u64)> {
         self.entries.iter().filter_map(|(path, entry)| {
@@ -347,12 +360,14 @@ struct Vouching<'a> {
 
 /// Lists the source as the sync would copy it: one stat per file, the folders in parallel.
 /// With `record`, the last sync's (when taken with these options), a folder whose stamp it
-/// vouches for is not read: its recorded files are stat'ed by name.
-pub fn stat(options: &SyncOptions, record: Option<&Listing>) -> Result<Stated, String> {
+/// vouches for is not read: its recorded files are stat'ed by name. The record is kept with
+/// the listing.
+pub fn stat(options: &SyncOptions, record: Option<Listing>) -> Result<Stated, String> {
     let taken = now();
     let network = crate::env::files::network_filesystem(&options.from).is_some();
-    let fingerprint = record.map(|_| options.fingerprint());
+    let fingerprint = record.as_ref().map(|_| options.fingerprint());
     let vouching = record
+        .as_ref()
         .filter(|r| !network && Some(&r.options) == fingerprint.as_ref())
         .map(|record| Vouching {
             record,
@@ -366,11 +381,13 @@ pub fn stat(options: &SyncOptions, record: Option<&Listing>) -> Result<Stated, S
     };
     let (root, mut entries) = lister.folder("")?;
     entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let vouched = lister.vouched.into_inner();
     Ok(Stated {
         entries,
         root,
         taken,
-        vouched: lister.vouched.into_inner(),
+        vouched,
+        record,
     })
 }
 
@@ -430,8 +447,7 @@ pub fn finish(
         }
     }
     let hashed = to_hash.len();
-    let folders = 1 + entries.iter().filter(|(_, e)| e.file().is_none()).count();
-    let folders_read = Some((folders - stated.vouched.min(folders), folders));
+    let folders_not_read = Some(stated.vouched);
     match previous {
         // Exactly the record: its time and id stand (nothing to rewrite or hash again).
         Some(p) if hashed == 0 && as_recorded => Ok(Listing {
@@ -441,13 +457,13 @@ pub fn finish(
             entries,
             id: p.id.clone(),
             hashed,
-            folders_read,
+            folders_not_read,
             as_recorded: true,
         }),
         _ => {
             let mut listing = Listing::new(taken, fingerprint, stated.root, entries);
             listing.hashed = hashed;
-            listing.folders_read = folders_read;
+            listing.folders_not_read = folders_not_read;
             Ok(listing)
         }
     }
@@ -462,6 +478,10 @@ struct Lister<'a> {
     vouching: Option<Vouching<'a>>,
     vouched: std::sync::atomic::AtomicUsize,
 }
+
+/// A folder's files (each with its stamp and size) and folders, by path.
+#[cfg(target_os = "linux")]
+type Children = (Vec<(String, Entry)>, Vec<String>);
 
 /// Folder `relative`'s stamp, its files (each with its stamp and size) and its folders.
 type FolderRead = (Stamp, Vec<(String, Entry)>, Vec<String>);
@@ -505,12 +525,12 @@ impl Lister<'_> {
             return Err(format!("a name holds a line break ({child:?})"));
         }
         match kind {
-            Kind::Link => Err(format!("the source has a link ({child})")),
+            Kind::Symlink => Err(format!("the source has a link ({child})")),
             _ if name.eq_ignore_ascii_case("pyvenv.cfg") => {
                 Err(format!("the source has a virtual environment ({child})"))
             }
             Kind::Other => Err(format!("{child} is neither a file nor a folder")),
-            Kind::File | Kind::Folder => Ok(Some(child)),
+            Kind::File | Kind::Dir => Ok(Some(child)),
         }
     }
 
@@ -528,7 +548,7 @@ impl Lister<'_> {
     /// folders are what run in parallel). A folder the record vouches for is not read.
     #[cfg(target_os = "linux")]
     fn read_folder_linux(&self, relative: &str) -> Result<FolderRead, String> {
-        use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, StatxFlags, open, statx};
+        use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, open, statx};
         let path = self.options.from.join(relative);
         let failed =
             |e: rustix::io::Errno| format!("{}: {}", path.display(), std::io::Error::from(e));
@@ -538,69 +558,18 @@ impl Lister<'_> {
             Mode::empty(),
         )
         .map_err(failed)?;
-        let wanted = StatxFlags::TYPE
-            | StatxFlags::SIZE
-            | StatxFlags::MTIME
-            | StatxFlags::CTIME
-            | StatxFlags::INO;
-        let nanos = |t: rustix::fs::StatxTimestamp| {
-            (t.tv_sec.max(0) as u64) * 1_000_000_000 + u64::from(t.tv_nsec)
-        };
-        let file_of = |s: &rustix::fs::Statx| {
-            let stamp = Stamp {
-                mtime: nanos(s.stx_mtime),
-                ctime: nanos(s.stx_ctime),
-                ino: s.stx_ino,
-            };
-            let file = FileId {
-                size: s.stx_size,
-                stamp,
-                sha256: [0; 32],
-            };
-            (
-                FileType::from_raw_mode(s.stx_mode.into()),
-                Entry::File(file),
-            )
-        };
         // The folder's own stamp, before its entries are read: a change while they are
         // read leaves a stamp the next listing does not trust.
-        let own = statx(&fd, c"", AtFlags::EMPTY_PATH, wanted).map_err(failed)?;
-        let stamp = match file_of(&own) {
-            (_, Entry::File(file)) => file.stamp,
-            (_, Entry::Folder(stamp)) => stamp,
-        };
-        // Vouched for: its recorded files stat'ed by name, its recorded folders listed in
-        // turn. Anything not as recorded (changed since its folder was stat'ed) and the folder
-        // is read after all.
+        let stamp =
+            statx_stamp(&statx(&fd, c"", AtFlags::EMPTY_PATH, STATX_WANTED).map_err(failed)?);
         if let Some(vouching) = &self.vouching
             && let Some((recorded, children)) = vouching.record.folder(relative)
             && recorded.vouches_for(&stamp, vouching.trusted_before)
+            && let Some((files, folders)) = as_recorded(&fd, relative, children)
         {
-            let (mut files, mut folders) = (Vec::new(), Vec::new());
-            let name_at = relative.len() + usize::from(!relative.is_empty());
-            let complete = children.into_iter().all(|(child, entry)| match entry {
-                Entry::Folder(_) => {
-                    folders.push(child.clone());
-                    true
-                }
-                Entry::File(_) => {
-                    match statx(&fd, &child[name_at..], AtFlags::SYMLINK_NOFOLLOW, wanted) {
-                        Ok(s) => match file_of(&s) {
-                            (FileType::RegularFile, entry) => {
-                                files.push((child.clone(), entry));
-                                true
-                            }
-                            _ => false,
-                        },
-                        Err(_) => false,
-                    }
-                }
-            });
-            if complete {
-                self.vouched
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                return Ok((stamp, files, folders));
-            }
+            self.vouched
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok((stamp, files, folders));
         }
         let mut dir = Dir::new(fd).map_err(failed)?;
         let (mut files, mut folders) = (Vec::new(), Vec::new());
@@ -611,31 +580,23 @@ impl Lister<'_> {
                 continue;
             }
             let text = name.to_string_lossy();
-            let listed = entry.file_type();
-            // A file is stat'ed anyway: its type is taken from the stat (some filesystems'
+            // A file is stat'ed anyway: its kind is taken from the stat (some filesystems'
             // listings give none).
-            let stat = match listed {
-                FileType::Directory | FileType::Symlink => None,
-                _ => Some(
-                    statx(
-                        dir.fd().map_err(failed)?,
-                        name,
-                        AtFlags::SYMLINK_NOFOLLOW,
-                        wanted,
-                    )
-                    .map_err(|e| format!("{relative}/{text}: {}", std::io::Error::from(e)))?,
-                ),
+            let (kind, file) = match entry.file_type() {
+                FileType::Directory => (Kind::Dir, None),
+                FileType::Symlink => (Kind::Symlink, None),
+                _ => {
+                    let fd = dir.fd().map_err(failed)?;
+                    let stat = statx(fd, name, AtFlags::SYMLINK_NOFOLLOW, STATX_WANTED)
+                        .map_err(|e| format!("{relative}/{text}: {}", std::io::Error::from(e)))?;
+                    (Kind::of_mode(stat.stx_mode.into()), Some(statx_file(&stat)))
+                }
             };
-            let found = stat.as_ref().map(file_of);
-            let kind = match found.as_ref().map_or(listed, |(kind, _)| *kind) {
-                FileType::RegularFile => Kind::File,
-                FileType::Directory => Kind::Folder,
-                FileType::Symlink => Kind::Link,
-                _ => Kind::Other,
-            };
-            match (self.admit(relative, &text, kind)?, found) {
+            match (self.admit(relative, &text, kind)?, file) {
                 (None, _) => {}
-                (Some(child), Some((_, entry))) if kind == Kind::File => files.push((child, entry)),
+                (Some(child), Some(file)) if kind == Kind::File => {
+                    files.push((child, Entry::File(file)))
+                }
                 (Some(child), _) => folders.push(child),
             }
         }
@@ -655,15 +616,7 @@ impl Lister<'_> {
             let file_type = entry
                 .file_type()
                 .map_err(|e| format!("{relative}/{name}: {e}"))?;
-            let kind = if file_type.is_symlink() {
-                Kind::Link
-            } else if file_type.is_dir() {
-                Kind::Folder
-            } else if file_type.is_file() {
-                Kind::File
-            } else {
-                Kind::Other
-            };
+            let kind = Kind::of(file_type);
             match self.admit(relative, &name, kind)? {
                 Some(child) if kind == Kind::File => files.push((child, entry)),
                 Some(child) => folders.push(child),
@@ -689,13 +642,101 @@ impl Lister<'_> {
     }
 }
 
-/// What an entry of the source is, as its folder's listing says.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
+/// What an entry is, as its folder's listing (or its stat) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
     File,
-    Folder,
-    Link,
+    Dir,
+    Symlink,
     Other,
+}
+
+impl Kind {
+    pub(super) fn of(file_type: std::fs::FileType) -> Kind {
+        if file_type.is_symlink() {
+            Kind::Symlink
+        } else if file_type.is_dir() {
+            Kind::Dir
+        } else if file_type.is_file() {
+            Kind::File
+        } else {
+            Kind::Other
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn of_mode(mode: u32) -> Kind {
+        use rustix::fs::FileType;
+        match FileType::from_raw_mode(mode) {
+            FileType::RegularFile => Kind::File,
+            FileType::Directory => Kind::Dir,
+            FileType::Symlink => Kind::Symlink,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// What the Linux listing asks of each stat: the kind, size, times and inode.
+#[cfg(target_os = "linux")]
+const STATX_WANTED: rustix::fs::StatxFlags = rustix::fs::StatxFlags::TYPE
+    .union(rustix::fs::StatxFlags::SIZE)
+    .union(rustix::fs::StatxFlags::MTIME)
+    .union(rustix::fs::StatxFlags::CTIME)
+    .union(rustix::fs::StatxFlags::INO);
+
+#[cfg(target_os = "linux")]
+fn statx_stamp(s: &rustix::fs::Statx) -> Stamp {
+    let nanos = |t: rustix::fs::StatxTimestamp| {
+        (t.tv_sec.max(0) as u64) * 1_000_000_000 + u64::from(t.tv_nsec)
+    };
+    Stamp {
+        mtime: nanos(s.stx_mtime),
+        ctime: nanos(s.stx_ctime),
+        ino: s.stx_ino,
+    }
+}
+
+/// A file as its stat gives it, not yet hashed.
+#[cfg(target_os = "linux")]
+fn statx_file(s: &rustix::fs::Statx) -> FileId {
+    FileId {
+        size: s.stx_size,
+        stamp: statx_stamp(s),
+        sha256: [0; 32],
+    }
+}
+
+/// The files and folders of folder `relative` (open as `fd`) as the record has them
+/// (`children`), each recorded file stat'ed by name; `None` when one is gone or no longer a
+/// file (changed since its folder was stat'ed): the folder is read after all.
+#[cfg(target_os = "linux")]
+fn as_recorded<'a>(
+    fd: &rustix::fd::OwnedFd,
+    relative: &str,
+    children: impl Iterator<Item = &'a (String, Entry)>,
+) -> Option<Children> {
+    use rustix::fs::{AtFlags, statx};
+    let name_at = relative.len() + usize::from(!relative.is_empty());
+    let (mut files, mut folders) = (Vec::new(), Vec::new());
+    for (child, entry) in children {
+        match entry {
+            Entry::Folder(_) => folders.push(child.clone()),
+            Entry::File(_) => {
+                let stat = statx(
+                    fd,
+                    &child[name_at..],
+                    AtFlags::SYMLINK_NOFOLLOW,
+                    STATX_WANTED,
+                )
+                .ok()?;
+                if Kind::of_mode(stat.stx_mode.into()) != Kind::File {
+                    return None;
+                }
+                files.push((child.clone(), Entry::File(statx_file(&stat))));
+            }
+        }
+    }
+    Some((files, folders))
 }
 
 /// A file's stamp (times 0 where the platform has none: such a file is always hashed).
@@ -818,7 +859,7 @@ mod tests {
     /// The source listed and hashed in one go, with the record `previous` (which may vouch
     /// for folders).
     fn take(options: &SyncOptions, previous: Option<&Listing>) -> Result<Listing, String> {
-        finish(options, stat(options, previous)?, previous)
+        finish(options, stat(options, previous.cloned())?, previous)
     }
 
     fn options(from: &Path) -> SyncOptions {

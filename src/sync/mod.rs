@@ -282,8 +282,11 @@ pub fn look_at_source(options: &SyncOptions) -> Option<Looked> {
     if !delta::plans_from_record(options) {
         return Some(Looked::Git(delta::GitLook::take(options)));
     }
+    // With the record of the last sync (kept with the listing for the sync): the folders it
+    // vouches for are not read.
+    let record = listing::read(&options.to);
     thread_pool(&options.from)
-        .install(|| listing::stat(options, None))
+        .install(|| listing::stat(options, record))
         .ok()
         .map(Looked::Files)
 }

@@ -5,7 +5,7 @@
 //! sync of that kind leaves the target exactly as it was.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, FileType, Metadata, Permissions};
+use std::fs::{self, Metadata, Permissions};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -21,27 +21,7 @@ use crate::sync::error::SyncError;
 use crate::sync::listing::Listing;
 use crate::sync::manifest::Manifest;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    File,
-    Dir,
-    Symlink,
-    Other,
-}
-
-impl Kind {
-    fn of(file_type: FileType) -> Kind {
-        if file_type.is_symlink() {
-            Kind::Symlink
-        } else if file_type.is_dir() {
-            Kind::Dir
-        } else if file_type.is_file() {
-            Kind::File
-        } else {
-            Kind::Other
-        }
-    }
-}
+pub(super) use crate::sync::listing::Kind;
 
 /// A target entry to delete (a folder only after everything in it).
 #[derive(Debug)]
