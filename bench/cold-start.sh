@@ -32,7 +32,7 @@ trap '[ -n "$server" ] && kill -- "-$server" 2>/dev/null; [ -n "$mounted" ] && u
 # deploy WWWROOT: the example, deployed offline; prints the env's form there.
 deploy() {
   PIP_NO_INDEX=1 PIP_FIND_LINKS=$PWD/target/tools/wheels/flask-app \
-    target/release/kuduhook deploy --source examples/flask-app --target "$1" >"$work/deploy.log"
+    "$kuduhook" deploy --source examples/flask-app --target "$1" >"$work/deploy.log"
   if grep -q '^compressedVirtualEnvFile' "$1/oryx-manifest.toml"; then
     echo "env archive extracted"
   else

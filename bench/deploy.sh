@@ -24,11 +24,10 @@ python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -
 python=${python:-$(command -v python3.11)}
 
 echo "== setup (not timed)"
-cargo build --release --quiet
-bash tests/setup.sh
+source bench/lib.sh
+build_kuduhook
 work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-deploy.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-source bench/lib.sh
 
 wheels=$(dozen_wheels "$python" "$cache")
 app=$work/app
@@ -39,7 +38,6 @@ echo "app: $(find "$app" -type f | wc -l) files; $(ls "$wheels"/*.whl | wc -l) w
 
 export PIP_NO_INDEX=1 PIP_FIND_LINKS=$wheels PIP_DISABLE_PIP_VERSION_CHECK=1
 export KUDU_SYNC_CMD=$PWD/target/tools/node/node_modules/.bin/kudusync
-kuduhook=$PWD/target/release/kuduhook
 
 # TOOLS="port pip" times only those (default all three).
 read -r -a tools <<<"${TOOLS:-port pip uv}"

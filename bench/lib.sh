@@ -5,12 +5,21 @@
 python=$(ls -d "$HOME"/.pyenv/versions/3.11*/bin/python3.11 2>/dev/null | tail -n 1)
 python=${python:-$(command -v python3.11)}
 
-# bench_setup NAME: builds kuduhook and smbfs, installs the tests' tools, makes $work, and
-# on exit unmounts the share (if one is mounted) and removes $work.
+# build_kuduhook: installs the tests' tools, builds smbfs and the kuduhook users commit for a
+# Linux site (static, musl, with its allocator), and sets $kuduhook to it: the benchmarks time
+# the binary that runs on App Service.
+build_kuduhook() {
+  bash tests/setup.sh
+  cargo build --release --quiet -p smbfs
+  cargo build --release --quiet -p kuduhook --target x86_64-unknown-linux-musl
+  kuduhook=$PWD/target/x86_64-unknown-linux-musl/release/kuduhook
+}
+
+# bench_setup NAME: build_kuduhook, makes $work, and on exit unmounts the share (if one is
+# mounted) and removes $work.
 bench_setup() {
   echo "== setup (not timed)"
-  cargo build --release --quiet -p kuduhook -p smbfs
-  bash tests/setup.sh
+  build_kuduhook
   work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" "bench-$1.XXXXXX")
   mounted=""
   trap '[ -n "$mounted" ] && umount -l "$mounted"; rm -rf "$work"' EXIT

@@ -16,7 +16,6 @@ bench_setup lock
 wheels=$(dozen_wheels "$python" "$PWD/bench/.cache")
 export PIP_NO_INDEX=1 PIP_FIND_LINKS=$wheels PIP_DISABLE_PIP_VERSION_CHECK=1
 export KUDUHOOK_INSTALLER=uv KUDUHOOK_UV=$PWD/target/tools/bin/uv
-kuduhook=$PWD/target/release/kuduhook
 
 # The two apps.
 cp -r examples/flask-app "$work/requirements-app"

@@ -28,7 +28,6 @@ big=${4:-100000}
 
 source bench/lib.sh
 bench_setup redeploy
-kuduhook=$PWD/target/release/kuduhook
 kudusync=$PWD/target/tools/node/node_modules/.bin/kudusync
 site_like_env
 # No automatic gc: with 100,000 loose objects a commit would start one in the background,

@@ -20,7 +20,6 @@ files=${3:-10000}
 
 source bench/lib.sh
 bench_setup rollback
-kuduhook=$PWD/target/release/kuduhook
 site_like_env
 git_q() { git -C "$1" -c user.name=bench -c user.email=bench@example.com "${@:2}" >/dev/null; }
 

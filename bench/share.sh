@@ -25,7 +25,6 @@ app=$work/app
 cp -r examples/flask-app "$app"
 export PIP_NO_INDEX=1 PIP_FIND_LINKS=$wheels PIP_DISABLE_PIP_VERSION_CHECK=1
 export KUDU_SYNC_CMD=$PWD/target/tools/node/node_modules/.bin/kudusync
-kuduhook=$PWD/target/release/kuduhook
 
 
 # attempt TOOL SITE: like `ms deploy`, but prints "fails" when the tool cannot deploy there.

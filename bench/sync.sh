@@ -14,16 +14,14 @@ cd "$(dirname "$0")/.."
 rounds=${1:-5}
 
 echo "== setup (not timed)"
-cargo build --release --quiet
-bash tests/setup.sh
+source bench/lib.sh
+build_kuduhook
 command -v rsync >/dev/null || apt-get install -y -qq rsync >/dev/null
-kuduhook=$PWD/target/release/kuduhook
 kudusync=$PWD/target/tools/node/node_modules/.bin/kudusync
 work=$(mktemp -d -p "${BENCH_DIR:-$PWD/target}" bench-sync.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 src=$work/src
 
-source bench/lib.sh
 make_tree "$src" 100 100 $((10 * 1024)) $((1024 * 1024))
 echo "tree: $(find "$src" -type f | wc -l) files, $(du -sm "$src" | cut -f1) MB in $work"
 

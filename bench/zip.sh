@@ -22,7 +22,6 @@ files=${3:-10000}
 
 source bench/lib.sh
 bench_setup zip
-kuduhook=$PWD/target/release/kuduhook
 kudusync=$PWD/target/tools/node/node_modules/.bin/kudusync
 site_like_env
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests use besides Rust and the machine's Pythons: uv (from PyPI), which
 # the tests install with; node KuduSync (npm package `kudusync`), which they exchange
-# manifests with; Rust's musl target, for the static deploy/kuduhook a Linux site commits;
+# manifests with; Rust's musl target and Debian's musl-tools, for the static deploy/kuduhook a
+# Linux site commits (its allocator, mimalloc, is C built with musl-gcc);
 # the wheels of the apps the tests start the way App Service does (Flask, Django, gunicorn);
 # and for Windows sites, Rust's x86_64-pc-windows-gnu target with Debian's mingw-w64 and
 # Wine, which run kuduhook.exe in tests/windows.rs.
@@ -39,6 +40,7 @@ PY
 fi
 
 # A Linux site's deploy/kuduhook is a static (musl) binary: Kudu's container has an older glibc.
+# (Its allocator's C code is compiled by musl-gcc, from Debian's musl-tools: installed below.)
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
   echo "installing Rust's x86_64-unknown-linux-musl target"
   rustup target add x86_64-unknown-linux-musl
@@ -76,6 +78,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu
 fi
 wine64=/usr/lib/wine/wine64
 missing=()
+command -v musl-gcc >/dev/null || missing+=(musl-tools)
 command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
 [ -x "$wine64" ] || missing+=(wine64)
 if [ "${#missing[@]}" -gt 0 ]; then
