@@ -213,6 +213,51 @@ fn a_resync_reads_only_the_folders_changed_since_the_record() {
     assert_eq!(d.target("static/new.css").as_deref(), Some("p {}\n"));
 }
 
+/// An unchanged re-sync given KuduSync's one manifest for both writes nothing: not the site's
+/// folder (once the last sync's state says whether its names ignore case, it is not probed
+/// again), not the manifest, not the records kept beside the site.
+#[test]
+fn an_unchanged_resync_writes_nothing() {
+    let d = Dirs::new();
+    d.write("app.py", "print('v1')\n");
+    d.write("pkg/m0.py", "X = 1\n");
+    // Older than the record by 2 s: the record vouches for them as they are.
+    std::thread::sleep(Duration::from_millis(2100));
+    let manifest = d.root.join("manifest");
+    let manifest = manifest.to_str().unwrap();
+    d.sync(&["-p", manifest, "-n", manifest]).assert_ok();
+    let before = times_beside_the_source(&d.root);
+    assert!(before.len() > 5, "{before:?}");
+    for _ in 0..2 {
+        d.sync(&["-p", manifest, "-n", manifest])
+            .assert_ok()
+            .assert_contains("Nothing changed")
+            .assert_contains("from the record of the last sync, 0 changed paths");
+        assert_eq!(times_beside_the_source(&d.root), before);
+    }
+}
+
+/// Every path under `root` but the source (`repository`), with its modification time.
+fn times_beside_the_source(root: &Path) -> Vec<(PathBuf, SystemTime)> {
+    let mut out = Vec::new();
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path == root.join("repository") {
+                continue;
+            }
+            let meta = fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                folders.push(path.clone());
+            }
+            out.push((path, meta.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Given both manifests, a re-sync is planned from the record of the files the last sync
 /// copied (by content), without walking the target; anything the record cannot vouch for walks,
 /// and says why.

@@ -55,6 +55,10 @@ pub struct SyncState {
     /// The target's modification time when the deployment ended (nanoseconds since the
     /// epoch): `None` until the deployment succeeded.
     pub sealed: Option<u128>,
+    /// Whether the target's names ignore case, as the sync's probe found (`None` in a state
+    /// an older kuduhook wrote).
+    #[serde(default)]
+    pub folds_case: Option<bool>,
 }
 
 /// Why the sync walks the whole site this time.
@@ -607,14 +611,31 @@ pub fn forget(target: &Path) {
     let _ = std::fs::remove_file(state_path(target));
 }
 
-/// Records the sync that just wrote `manifest_text` from `commit`.
-pub(super) fn record(options: &SyncOptions, commit: &str, manifest_text: &[u8], sealed: bool) {
+/// Whether the target's names ignore case, as the last sync found, when nothing has changed
+/// the target's top folder since its deployment succeeded (the same folder: no new probe,
+/// whose file would change the folder's time, and so the state, at every sync).
+pub(super) fn recorded_case(options: &SyncOptions) -> Option<bool> {
+    let state = read_state(&state_path(&options.to))?;
+    let at_start = options.delta.target_stamp_at_start?;
+    (state.format == FORMAT && state.sealed == Some(at_start)).then_some(state.folds_case)?
+}
+
+/// Records the sync that just wrote `manifest_text` from `commit`, to a target whose names
+/// ignore case or not (`folds_case`).
+pub(super) fn record(
+    options: &SyncOptions,
+    commit: &str,
+    manifest_text: &[u8],
+    sealed: bool,
+    folds_case: bool,
+) {
     let state = SyncState {
         format: FORMAT,
         commit: commit.to_string(),
         manifest_sha256: sha256(manifest_text),
         options: options.fingerprint(),
         sealed: sealed.then(|| target_stamp(&options.to)).flatten(),
+        folds_case: Some(folds_case),
     };
     // An unchanged redeploy's state is the one recorded: not written again.
     let path = state_path(&options.to);
@@ -1034,6 +1055,14 @@ fn plan_changes(
     folds_case: bool,
 ) -> Result<Plan, WhyFull> {
     let previous_text = previous_text.ok_or(WhyFull::FirstDeployment)?;
+    if changes.is_empty() {
+        // Nothing changed since the proven sync: nothing to do, the manifest as it was.
+        return Ok(Plan {
+            manifest_grows: Some((false, false)),
+            manifest_as_before: true,
+            ..Plan::default()
+        });
+    }
     // After a proven sync the ledger is exactly the previous manifest.
     let is_ours = |relative: &str| previous.get().contains(relative);
     let skipped = |relative: &str| -> bool {

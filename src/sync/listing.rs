@@ -300,7 +300,8 @@ fn parse_line(line: &str) -> Option<(&str, Entry)> {
             (Entry::File(file), path.strip_prefix(b" ")?)
         }
     };
-    Some((std::str::from_utf8(path).ok()?, entry))
+    // The path is the line's rest: what precedes it is ASCII, so it starts on a character.
+    Some((line.get(line.len() - path.len()..)?, entry))
 }
 
 /// The listing the last sync of `target` recorded, if any and readable.
@@ -379,8 +380,11 @@ pub fn stat(options: &SyncOptions, record: Option<Listing>) -> Result<Stated, St
         vouching,
         vouched: std::sync::atomic::AtomicUsize::new(0),
     };
-    let (root, mut entries) = lister.folder("")?;
-    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let (root, entries) = lister.folder("")?;
+    debug_assert!(
+        entries.is_sorted_by(|a, b| a.0 < b.0),
+        "the listing is in path order"
+    );
     let vouched = lister.vouched.into_inner();
     Ok(Stated {
         entries,
@@ -483,23 +487,62 @@ struct Lister<'a> {
 #[cfg(target_os = "linux")]
 type Children = (Vec<(String, Entry)>, Vec<String>);
 
+/// A piece of a folder's listing, to be put in path order: one entry (a file, or a folder's
+/// own), or everything under a folder (its path and '/', the key it sorts by, with its entries).
+enum Piece {
+    One((String, Entry)),
+    Under(String, Vec<(String, Entry)>),
+}
+
+impl Piece {
+    fn key(&self) -> &str {
+        match self {
+            Piece::One((path, _)) | Piece::Under(path, _) => path,
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Piece::One(_) => 1,
+            Piece::Under(_, entries) => entries.len(),
+        }
+    }
+}
+
 /// Folder `relative`'s stamp, its files (each with its stamp and size) and its folders.
 type FolderRead = (Stamp, Vec<(String, Entry)>, Vec<String>);
 
 impl Lister<'_> {
     /// Folder `relative`'s stamp, and the entries of it and of everything under it, its
-    /// folders in parallel.
+    /// folders in parallel, in the record's order (by path, as bytes).
     fn folder(&self, relative: &str) -> Result<(Stamp, Vec<(String, Entry)>), String> {
-        let (stamp, mut found, folders) = self.read_folder(relative)?;
-        let under: Vec<Vec<(String, Entry)>> = folders
+        let (stamp, files, folders) = self.read_folder(relative)?;
+        let under: Vec<[Piece; 2]> = folders
             .into_par_iter()
             .map(|child| {
-                let (stamp, mut under) = self.folder(&child)?;
-                under.push((child, Entry::Folder(stamp)));
-                Ok(under)
+                let (stamp, under) = self.folder(&child)?;
+                let key = format!("{child}/");
+                Ok([
+                    Piece::One((child, Entry::Folder(stamp))),
+                    Piece::Under(key, under),
+                ])
             })
             .collect::<Result<_, String>>()?;
-        found.extend(under.into_iter().flatten());
+        // In path order without a sort of the whole listing (10,000 paths: 1.2 ms on one core,
+        // while the listing's stats take 8 ms on two): each folder orders its own pieces, a
+        // folder's entry by its path and what is under it by the path and '/' ("a" < "a.txt" <
+        // "a/x").
+        let mut pieces: Vec<Piece> = files.into_iter().map(Piece::One).collect();
+        pieces.extend(under.into_iter().flatten());
+        pieces.sort_by(|a, b| a.key().cmp(b.key()));
+        let count = pieces.iter().map(Piece::len).sum();
+        let mut found = Vec::with_capacity(count);
+        for piece in pieces {
+            match piece {
+                Piece::One(entry) => found.push(entry),
+                Piece::Under(_, under) => found.extend(under),
+            }
+        }
         Ok((stamp, found))
     }
 
@@ -784,6 +827,17 @@ fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
+    // The record's numbers (times in nanoseconds: 19 digits): up to 19 digits cannot overflow,
+    // so only the digits are checked, once for all.
+    if digits.len() <= 19 {
+        let (mut n, mut bad) = (0u64, 0u8);
+        for d in digits {
+            let d = d.wrapping_sub(b'0');
+            bad |= u8::from(d > 9);
+            n = n.wrapping_mul(10).wrapping_add(u64::from(d));
+        }
+        return (bad == 0).then_some(n);
+    }
     digits.iter().try_fold(0u64, |n, d| {
         let d = d.checked_sub(b'0').filter(|d| *d < 10)?;
         n.checked_mul(10)?.checked_add(u64::from(d))
@@ -1007,6 +1061,36 @@ mod tests {
             assert!(listing.get("pkg/b.py").is_some(), "{:?}", options.from);
             assert_eq!(listing.folders_read().map(|(read, _)| read > 0), Some(true));
         }
+    }
+
+    #[test]
+    fn names_that_sort_around_a_folders_slash_are_listed_in_the_records_order() {
+        // As bytes, ' ' '-' '.' come before '/' and '0' after it: a folder's entry and what is
+        // under it are apart ("a" < "a b" < "a-b" < "a.txt" < "a/x" < "a0").
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        for file in [
+            "a/x", "a/y/z", "a/y.py", "a b", "a-b", "a.txt", "a.d/q", "a0", "b/c",
+        ] {
+            let path = app.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, file).unwrap();
+        }
+        let first = take(&options(&app), None).unwrap();
+        let paths: Vec<&str> = first.entries.iter().map(|(p, _)| p.as_str()).collect();
+        let mut sorted = paths.clone();
+        sorted.sort();
+        assert_eq!(paths, sorted);
+        assert_eq!(paths.len(), 13, "{paths:?}");
+        // Its record reads back (the order is checked), and an unchanged source listed again
+        // from it, its folders taken from the record where Linux gives them stamps, differs in
+        // nothing.
+        let record = recorded(&first, SECONDS_10);
+        let again = take(&options(&app), Some(&record)).unwrap();
+        assert!(differences(&record, &again).is_empty());
+        // (Where files have change times: elsewhere each is hashed again, the record rewritten.)
+        #[cfg(unix)]
+        assert!(again.as_recorded);
     }
 
     #[test]

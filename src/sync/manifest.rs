@@ -185,12 +185,12 @@ pub fn render(paths: &[String], platform: Platform) -> String {
 /// fsynced: after a power cut a manifest can at worst be empty, and an empty previous manifest
 /// only means nothing is deleted (the safe side).
 pub fn write(path: &Path, paths: &[String], platform: Platform) -> std::io::Result<()> {
-    write_text(path, &render(paths, platform))
+    write_text(path, render(paths, platform).as_bytes())
 }
 
 /// Writes manifest text made by [`render`], atomically, as [`write`] does.
-pub fn write_text(path: &Path, text: &str) -> std::io::Result<()> {
-    crate::ground::paths::write_atomically_in_place(path, text.as_bytes())
+pub fn write_text(path: &Path, text: &[u8]) -> std::io::Result<()> {
+    crate::ground::paths::write_atomically_in_place(path, text)
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ pub mod undo;
 use manifest::Manifest;
 use plan::{Plan, Planner};
 
+use std::borrow::Cow;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -349,8 +350,10 @@ pub fn sync_looked(
         &progress,
         options.progress_interval,
         || -> Result<(), SyncFailure> {
-            // Asked once of the target, for both ways of planning (on a share it is round trips).
-            let folds = plan::folds_case(&options.to, !options.what_if);
+            // Asked once of the target, for both ways of planning (on a share it is round trips),
+            // unless the last sync's state knows.
+            let folds = delta::recorded_case(options)
+                .unwrap_or_else(|| plan::folds_case(&options.to, !options.what_if));
             let known = delta::without_walk(
                 options,
                 checking,
@@ -440,11 +443,15 @@ pub fn sync_looked(
             };
             pool.install(|| apply::apply(options, &plan, &progress))
                 .map_err(changed)?;
-            let written = manifest::render(&plan.manifest, options.platform);
+            // A plan that leaves the manifest as it was keeps the previous one's text.
+            let written: Cow<[u8]> = match (&previous_text, plan.manifest_as_before) {
+                (Some(text), true) => Cow::Borrowed(text),
+                _ => Cow::Owned(manifest::render(&plan.manifest, options.platform).into_bytes()),
+            };
             // KuduSync's drop-in is often given one manifest for both: unchanged, it is not
             // written again.
             let unchanged = options.previous_manifest == options.next_manifest
-                && previous_text.as_deref() == Some(written.as_bytes());
+                && previous_text.as_deref() == Some(&written[..]);
             if let Some(next) = options.next_manifest.as_ref().filter(|_| !unchanged) {
                 manifest::write_text(next, &written)
                     .map_err(|e| changed(DeployError::io("write the manifest", next, e)))?;
@@ -461,8 +468,9 @@ pub fn sync_looked(
                     delta::record(
                         options,
                         head,
-                        written.as_bytes(),
+                        &written,
                         !options.delta.sealed_by_caller,
+                        folds,
                     )
                 }
                 _ => delta::forget(&options.to),
