@@ -827,21 +827,47 @@ fn decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() {
         return None;
     }
-    // The record's numbers (times in nanoseconds: 19 digits): up to 19 digits cannot overflow,
-    // so only the digits are checked, once for all.
+    // The record's numbers (times in nanoseconds: 19 digits; 40,000 of them in a record of
+    // 10,000 files): up to 19 digits cannot overflow, so only the digits are checked, and they
+    // are read eight at a time.
     if digits.len() <= 19 {
-        let (mut n, mut bad) = (0u64, 0u8);
-        for d in digits {
+        let (mut n, mut all_digits) = (0u64, true);
+        let mut eights = digits.chunks_exact(8);
+        for eight in &mut eights {
+            let word = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+            all_digits &= eight_digits(word);
+            n = n
+                .wrapping_mul(100_000_000)
+                .wrapping_add(value_of_eight(word));
+        }
+        for d in eights.remainder() {
             let d = d.wrapping_sub(b'0');
-            bad |= u8::from(d > 9);
+            all_digits &= d <= 9;
             n = n.wrapping_mul(10).wrapping_add(u64::from(d));
         }
-        return (bad == 0).then_some(n);
+        return all_digits.then_some(n);
     }
     digits.iter().try_fold(0u64, |n, d| {
         let d = d.checked_sub(b'0').filter(|d| *d < 10)?;
         n.checked_mul(10)?.checked_add(u64::from(d))
     })
+}
+
+/// Whether the 8 bytes of `word` are all ASCII digits: each byte's high half is 3, and its low
+/// half stays under 16 when 6 is added.
+fn eight_digits(word: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    word & HIGH == THREES && word.wrapping_add(0x0606_0606_0606_0606) & HIGH == THREES
+}
+
+/// The number 8 ASCII digits spell (the first, most significant, in the lowest byte): pairs,
+/// then fours, then the eight, each step in all lanes at once.
+fn value_of_eight(word: u64) -> u64 {
+    let v = word.wrapping_sub(0x3030_3030_3030_3030);
+    let v = v.wrapping_mul(10).wrapping_add(v >> 8) & 0x00FF_00FF_00FF_00FF;
+    let v = v.wrapping_mul(100).wrapping_add(v >> 16) & 0x0000_FFFF_0000_FFFF;
+    v.wrapping_mul(10_000).wrapping_add(v >> 32) & 0xFFFF_FFFF
 }
 
 fn now() -> u64 {
@@ -1188,5 +1214,36 @@ mod tests {
         for text in damaged {
             assert_eq!(Listing::parse(&text), None, "{text}");
         }
+    }
+
+    #[test]
+    fn the_records_numbers_read_back_and_any_other_byte_is_refused() {
+        let mut values = vec![
+            0,
+            1,
+            9,
+            10,
+            99_999_999,
+            100_000_000,
+            u64::MAX / 10,
+            u64::MAX,
+        ];
+        values.extend((1..20).map(|digits| 10u64.pow(digits - 1) * 7 + 3));
+        values.push(1_796_655_732_550_952_920);
+        for value in values {
+            let text = value.to_string();
+            assert_eq!(decimal(text.as_bytes()), Some(value), "{text}");
+            // One byte that is not a digit, anywhere, in each of the 8-digit groups and the rest.
+            for at in 0..text.len() {
+                for bad in [b'/', b':', b' ', b'a', 0xb0, 0x00] {
+                    let mut damaged = text.clone().into_bytes();
+                    damaged[at] = bad;
+                    assert_eq!(decimal(&damaged), None, "{damaged:?}");
+                }
+            }
+        }
+        assert_eq!(decimal(b""), None);
+        assert_eq!(decimal(b"18446744073709551616"), None);
+        assert_eq!(decimal(b"00000000000000000001"), Some(1));
     }
 }
