@@ -377,6 +377,7 @@ pub(super) fn without_walk(
     previous_text: Option<&[u8]>,
     previous: &manifest::Lazy,
     folds_case: bool,
+    state: Option<&SyncState>,
 ) -> WithoutWalk {
     let say = |why: &WhyFull| say_walking(options, why);
     let none = WithoutWalk::default();
@@ -386,7 +387,7 @@ pub(super) fn without_walk(
             let listed = listing
                 .join()
                 .unwrap_or_else(|_| Err(WhyFull::Unsupported("the listing panicked".into())));
-            return from_files(options, listed, previous_text, previous, folds_case);
+            return from_files(options, listed, previous_text, previous, folds_case, state);
         }
         None => {
             if !options.what_if
@@ -430,6 +431,7 @@ pub(super) fn without_walk(
         previous_text,
         previous,
         folds_case,
+        state,
     );
     match (planned, clean) {
         (Ok(planned), Ok(proven)) => WithoutWalk {
@@ -467,6 +469,7 @@ fn from_files(
     previous_text: Option<&[u8]>,
     previous: &manifest::Lazy,
     folds_case: bool,
+    state: Option<&SyncState>,
 ) -> WithoutWalk {
     let (now, recorded) = match listed {
         Ok(listed) => listed,
@@ -492,7 +495,7 @@ fn from_files(
              still checked"
         );
     }
-    let planned = proven(options, &options.delta, previous_text).and_then(|state| {
+    let planned = proven(options, &options.delta, previous_text, state).and_then(|state| {
         let recorded = recorded
             .as_ref()
             .filter(|r| r.id() == state.commit)
@@ -611,23 +614,29 @@ pub fn forget(target: &Path) {
     let _ = std::fs::remove_file(state_path(target));
 }
 
-/// Whether the target's names ignore case, as the last sync found, when nothing has changed
-/// the target's top folder since its deployment succeeded (the same folder: no new probe,
-/// whose file would change the folder's time, and so the state, at every sync).
-pub(super) fn recorded_case(options: &SyncOptions) -> Option<bool> {
-    let state = read_state(&state_path(&options.to))?;
-    let at_start = options.delta.target_stamp_at_start?;
-    (state.format == FORMAT && state.sealed == Some(at_start)).then_some(state.folds_case)?
+impl SyncState {
+    /// The state the last sync of `target` recorded, if any and readable: read once per sync.
+    pub(super) fn of(target: &Path) -> Option<SyncState> {
+        read_state(&state_path(target))
+    }
+
+    /// Whether the target's names ignore case, as the last sync found, when nothing has changed
+    /// the target's top folder since its deployment succeeded (the same folder: no new probe,
+    /// whose file would change the folder's time, and so the state, at every sync).
+    pub(super) fn folds_case(&self, options: &SyncOptions) -> Option<bool> {
+        let at_start = options.delta.target_stamp_at_start?;
+        (self.format == FORMAT && self.sealed == Some(at_start)).then_some(self.folds_case)?
+    }
 }
 
 /// Records the sync that just wrote `manifest_text` from `commit`, to a target whose names
-/// ignore case or not (`folds_case`).
+/// ignore case or not (`folds_case`); `on_disk` is the state the target has now, if known.
 pub(super) fn record(
     options: &SyncOptions,
-    commit: &str,
-    manifest_text: &[u8],
+    (commit, manifest_text): (&str, &[u8]),
     sealed: bool,
     folds_case: bool,
+    on_disk: Option<&SyncState>,
 ) {
     let state = SyncState {
         format: FORMAT,
@@ -638,9 +647,8 @@ pub(super) fn record(
         folds_case: Some(folds_case),
     };
     // An unchanged redeploy's state is the one recorded: not written again.
-    let path = state_path(&options.to);
-    if read_state(&path).as_ref() != Some(&state) {
-        let _ = write_state(&path, &state);
+    if on_disk != Some(&state) {
+        let _ = write_state(&state_path(&options.to), &state);
     }
 }
 
@@ -982,8 +990,9 @@ fn plan(
     previous_text: Option<&[u8]>,
     previous: &manifest::Lazy,
     folds_case: bool,
+    state: Option<&SyncState>,
 ) -> Result<DeltaPlan, WhyFull> {
-    let state = proven(options, inputs, previous_text)?;
+    let state = proven(options, inputs, previous_text, state)?;
     // The two trees' lists, when the last sync recorded its own: git's diff without git.
     let recorded = recorded.filter(|recorded| tracked.is_some() && recorded.commit == state.commit);
     let changes = match (tracked, recorded) {
@@ -1005,26 +1014,27 @@ fn plan(
     Ok(DeltaPlan {
         plan,
         basis: Basis::Git {
-            from: state.commit,
+            from: state.commit.clone(),
             to: head.to_string(),
         },
         changed: changes.len(),
     })
 }
 
-/// The record of the last sync, when it is proven to say what the target holds: that sync's
-/// deployment finished, wrote the previous manifest, with the same options, and nothing
-/// changed the target's top folder since.
-fn proven(
+/// The state of the last sync (`state`, as read when this one started), when it is proven to
+/// say what the target holds: that sync's deployment finished, wrote the previous manifest,
+/// with the same options, and nothing changed the target's top folder since.
+fn proven<'s>(
     options: &SyncOptions,
     inputs: &DeltaInputs,
     previous_text: Option<&[u8]>,
-) -> Result<SyncState, WhyFull> {
+    state: Option<&'s SyncState>,
+) -> Result<&'s SyncState, WhyFull> {
     if options.ignore_manifest {
         return Err(WhyFull::IgnoreManifest);
     }
     let previous_text = previous_text.ok_or(WhyFull::FirstDeployment)?;
-    let state = read_state(&state_path(&options.to)).ok_or(WhyFull::NoRecord)?;
+    let state = state.ok_or(WhyFull::NoRecord)?;
     if state.format != FORMAT {
         return Err(WhyFull::OtherFormat);
     }
@@ -1059,7 +1069,6 @@ fn plan_changes(
         // Nothing changed since the proven sync: nothing to do, the manifest as it was.
         return Ok(Plan {
             manifest_grows: Some((false, false)),
-            manifest_as_before: true,
             ..Plan::default()
         });
     }

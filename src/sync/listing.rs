@@ -193,15 +193,27 @@ impl Listing {
             "" => String::new(),
             _ => format!("{relative}/"),
         };
-        let start = self
-            .entries
-            .partition_point(|(p, _)| p.as_str() < prefix.as_str());
-        let children = self.entries[start..]
-            .iter()
-            .take_while(move |(p, _)| p.starts_with(&prefix))
-            .filter(move |(p, _)| {
-                !p[relative.len() + usize::from(!relative.is_empty())..].contains('/')
-            });
+        let entries = &self.entries;
+        let mut at = entries.partition_point(|(p, _)| p.as_str() < prefix.as_str());
+        // Everything under the folder is one run of the sorted entries, and everything under
+        // each of its folders a run within it: such a run is skipped in one search, not read
+        // entry by entry (the source's own folder would otherwise go through every entry).
+        let children = std::iter::from_fn(move || {
+            loop {
+                let (path, _) = entries.get(at)?;
+                let name = path.strip_prefix(prefix.as_str())?;
+                match name.find('/') {
+                    None => {
+                        at += 1;
+                        return Some(&entries[at - 1]);
+                    }
+                    Some(slash) => {
+                        let under = &path[..prefix.len() + slash + 1];
+                        at += entries[at..].partition_point(|(p, _)| p.starts_with(under));
+                    }
+                }
+            }
+        });
         Some((stamp, children))
     }
 

@@ -352,7 +352,10 @@ pub fn sync_looked(
         || -> Result<(), SyncFailure> {
             // Asked once of the target, for both ways of planning (on a share it is round trips),
             // unless the last sync's state knows.
-            let folds = delta::recorded_case(options)
+            let state = delta::SyncState::of(&options.to);
+            let folds = state
+                .as_ref()
+                .and_then(|state| state.folds_case(options))
                 .unwrap_or_else(|| plan::folds_case(&options.to, !options.what_if));
             let known = delta::without_walk(
                 options,
@@ -360,6 +363,7 @@ pub fn sync_looked(
                 previous_text.as_deref(),
                 &previous,
                 folds,
+                state.as_ref(),
             );
             // After a proven sync the ledger is the previous manifest: read only for a walk. (A
             // proven sync's previous manifest is the one it wrote: nothing in it is refused.)
@@ -423,7 +427,8 @@ pub fn sync_looked(
                 plan.folders.len(),
                 plan.links.len(),
             ];
-            if changes.iter().any(|n| *n > 0) {
+            let forgotten = changes.iter().any(|n| *n > 0);
+            if forgotten {
                 delta::forget(&options.to);
             }
             // The tree's record, written while the files are copied (on a share, tens of ms for
@@ -444,8 +449,8 @@ pub fn sync_looked(
             pool.install(|| apply::apply(options, &plan, &progress))
                 .map_err(changed)?;
             // A plan that leaves the manifest as it was keeps the previous one's text.
-            let written: Cow<[u8]> = match (&previous_text, plan.manifest_as_before) {
-                (Some(text), true) => Cow::Borrowed(text),
+            let written: Cow<[u8]> = match (&previous_text, plan.manifest_grows) {
+                (Some(text), Some((_, false))) => Cow::Borrowed(text),
                 _ => Cow::Owned(manifest::render(&plan.manifest, options.platform).into_bytes()),
             };
             // KuduSync's drop-in is often given one manifest for both: unchanged, it is not
@@ -467,10 +472,10 @@ pub fn sync_looked(
                     }
                     delta::record(
                         options,
-                        head,
-                        &written,
+                        (head, &written),
                         !options.delta.sealed_by_caller,
                         folds,
+                        state.as_ref().filter(|_| !forgotten),
                     )
                 }
                 _ => delta::forget(&options.to),

@@ -53,14 +53,12 @@ pub(super) struct Plan {
     pub copies: Vec<FileCopy>,
     /// Links to create: (relative path, what it points to).
     pub links: Vec<(String, PathBuf)>,
-    /// The next manifest: every file, folder and link synced (empty when
-    /// `manifest_as_before`).
+    /// The next manifest: every file, folder and link synced; left empty by a plan from the
+    /// record or git that changes nothing (`manifest_grows` says the manifest is the previous
+    /// one: nothing reads it then).
     pub manifest: Vec<String>,
-    /// The next manifest is the previous one, as written: a plan from the record or git that
-    /// changes nothing, which does not read the previous manifest's lines.
-    pub manifest_as_before: bool,
-    /// Known without comparing (a plan from git): whether the manifest gains entries, and
-    /// whether it differs from the previous one at all.
+    /// Known without comparing (a plan from git or the record): whether the manifest gains
+    /// entries, and whether it differs from the previous one at all.
     pub manifest_grows: Option<(bool, bool)>,
     pub unchanged: usize,
     pub kept: usize,
