@@ -70,6 +70,19 @@ if [ ! -f "$wheels/.complete-layouts-1" ]; then
   touch "$wheels/.complete-layouts-1"
 fi
 
+# Real wheels from the index, as their build backends wrote them (pandas' METADATA is 1,573
+# lines): tests/metadata_corpus.rs reads their dependencies beside importlib.metadata and
+# deploys an exact env of them. Pinned in tests/fixtures/corpus-requirements.txt (126 MB), plus
+# Flask 3.1.3, the one-package bump.
+if [ ! -f "$wheels/.complete-corpus-1" ]; then
+  echo "downloading the corpus of real wheels for Python 3.11 into $wheels/corpus (126 MB, once)"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --dest "$wheels/corpus" -r tests/fixtures/corpus-requirements.txt
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+    --dest "$wheels/corpus" flask==3.1.3
+  touch "$wheels/.complete-corpus-1"
+fi
+
 # Windows App Service: kuduhook.exe is cross-built for x86_64-pc-windows-gnu with Debian's
 # mingw-w64 (the linker), and tests/windows.rs runs it under Debian's Wine.
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-pc-windows-gnu; then

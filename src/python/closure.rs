@@ -19,6 +19,7 @@ use std::str::FromStr;
 
 use pep508_rs::{ExtraName, MarkerEnvironment, PackageName, Requirement, VerbatimUrl};
 
+use crate::python::metadata::Metadata;
 use crate::python::packages;
 use crate::python::requirements::{Root, canonical_url};
 use crate::settings::Platform;
@@ -34,6 +35,27 @@ pub struct Dist {
 }
 
 impl Dist {
+    /// The distribution whose `METADATA` holds `bytes`, installed at `dist_info`.
+    pub fn from_metadata(bytes: &[u8], dist_info: PathBuf) -> Result<Dist, String> {
+        let metadata = Metadata::parse_bytes(bytes);
+        let name = metadata.get("Name").unwrap_or_default();
+        let name = PackageName::from_str(name).map_err(|e| {
+            format!(
+                "{}: the name {name:?} could not be read: {e}",
+                dist_info.join("METADATA").display()
+            )
+        })?;
+        Ok(Dist {
+            name,
+            version: metadata.get("Version").unwrap_or_default().to_string(),
+            requires: metadata
+                .get_all("Requires-Dist")
+                .map(str::to_string)
+                .collect(),
+            dist_info,
+        })
+    }
+
     /// The site-packages folder the distribution's RECORD paths are relative to.
     fn site(&self) -> &Path {
         self.dist_info.parent().unwrap_or(Path::new("."))
@@ -52,6 +74,18 @@ impl Dist {
                 })
             })
             .collect()
+    }
+
+    /// What it depends on for `extras`: its `Requires-Dist` entries whose markers hold for
+    /// `markers` with those extras asked (none: its plain dependencies).
+    pub fn dependencies(
+        &self,
+        markers: &MarkerEnvironment,
+        extras: &[ExtraName],
+    ) -> Result<Vec<Requirement<VerbatimUrl>>, String> {
+        let mut applying = self.requires()?;
+        applying.retain(|requirement| requirement.evaluate_markers(markers, extras));
+        Ok(applying)
     }
 
     /// Whether one of its `Requires-Dist` entries names `name`, under any marker (one that
@@ -100,16 +134,6 @@ impl Dist {
     }
 }
 
-/// The values of a header field of a METADATA file (the headers end at the first blank line).
-fn header_values<'a>(text: &'a str, field: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    text.lines()
-        .take_while(|line| !line.trim().is_empty())
-        .filter_map(move |line| {
-            let (key, value) = line.split_once(':')?;
-            key.eq_ignore_ascii_case(field).then_some(value.trim())
-        })
-}
-
 /// The first field of a CSV line (RECORD quotes paths holding commas or quotes).
 fn first_csv_field(line: &str) -> String {
     let Some(quoted) = line.strip_prefix('"') else {
@@ -148,28 +172,10 @@ pub fn installed(env_dir: &Path, platform: Platform) -> Result<Vec<Dist>, String
             if !folder.ends_with(".dist-info") {
                 continue;
             }
-            let metadata = entry.path().join("METADATA");
-            let text = std::fs::read_to_string(&metadata)
-                .map_err(|e| format!("{} could not be read: {e}", metadata.display()))?;
-            let name = header_values(&text, "Name").next().unwrap_or_default();
-            let name = PackageName::from_str(name).map_err(|e| {
-                format!(
-                    "{}: the name {name:?} could not be read: {e}",
-                    metadata.display()
-                )
-            })?;
-            let version = header_values(&text, "Version")
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            dists.push(Dist {
-                name,
-                version,
-                dist_info: entry.path(),
-                requires: header_values(&text, "Requires-Dist")
-                    .map(str::to_string)
-                    .collect(),
-            });
+            let path = entry.path().join("METADATA");
+            let bytes = std::fs::read(&path)
+                .map_err(|e| format!("{} could not be read: {e}", path.display()))?;
+            dists.push(Dist::from_metadata(&bytes, entry.path())?);
         }
     }
     Ok(dists)
@@ -274,15 +280,13 @@ pub fn closure(
             continue;
         }
         let all_extras: Vec<ExtraName> = expanded[&name].iter().cloned().collect();
-        for requirement in dist.requires()? {
-            if requirement.evaluate_markers(markers, &all_extras) {
-                queue.push((
-                    requirement.name.clone(),
-                    requirement.extras.clone(),
-                    format!("{} {}", dist.name, dist.version),
-                ));
-                needed.requirements.push(requirement);
-            }
+        for requirement in dist.dependencies(markers, &all_extras)? {
+            queue.push((
+                requirement.name.clone(),
+                requirement.extras.clone(),
+                format!("{} {}", dist.name, dist.version),
+            ));
+            needed.requirements.push(requirement);
         }
     }
     needed.names = expanded.into_keys().collect();

@@ -5,6 +5,7 @@
 pub mod closure;
 pub mod dependencies;
 pub mod error;
+pub mod metadata;
 pub mod packages;
 pub mod requirements;
 
