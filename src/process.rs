@@ -16,7 +16,7 @@ use crate::ground::logging::CHILD_OUTPUT;
 use crate::settings::kudu::KuduEnv;
 
 /// Host variables that silently redirect an install or an interpreter: a child must never see
-/// them (Kudu's contract §4).
+/// them (docs/platform.md §4).
 pub const LEAKY_VARIABLES: [&str; 13] = [
     "VIRTUAL_ENV",
     "PYTHONHOME",

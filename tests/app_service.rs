@@ -25,7 +25,13 @@ fn the_flask_example_deploys_and_serves_its_page() {
         ("app.py", &example("app.py")),
         ("requirements.txt", &example("requirements.txt")),
         ("runtime.txt", &example("runtime.txt")),
+        (".deployment", &example(".deployment")),
     ]);
+    assert_eq!(
+        std::fs::read_to_string(r.app.join(".deployment")).unwrap(),
+        example(".deployment"),
+        "the example's .deployment is what init writes"
+    );
     assert!(r.wwwroot().join("hostingstart.html").is_file());
     r.settings(&[
         ("PIP_NO_INDEX", "1"),

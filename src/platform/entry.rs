@@ -1,5 +1,5 @@
 //! The app App Service Linux starts when no startup command is set, found as Oryx's startup
-//! script generator finds it (the Kudu contract, §8), in its order:
+//! script generator finds it (docs/platform.md §8), in its order:
 //!
 //! 1. Django: a top-level folder other than the env's holding `wsgi.py`: `<folder>.wsgi`.
 //! 2. FastAPI, on Python 3.14 and later unless `PYTHON_DISABLE_FASTAPI_DETECTION` is set: the

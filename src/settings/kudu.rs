@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Variables Kudu sets for the deployment command (see `shared/kudu-contract.md`).
+/// Variables Kudu sets for the deployment command (docs/platform.md §1).
 pub mod var {
     pub const DEPLOYMENT_SOURCE: &str = "DEPLOYMENT_SOURCE";
     pub const DEPLOYMENT_TARGET: &str = "DEPLOYMENT_TARGET";

@@ -2,7 +2,7 @@
 # App Service Linux's start of a Python site, played on this machine in a container of its
 # own: the judge of whether a deployment gives a site that starts (tests/support/
 # app_service_start.rs runs it; so does bench/cold-start.sh). Written from the platform's
-# documented behaviour (shared/kudu-contract.md §8, Oryx's startup script generator),
+# documented behaviour (docs/platform.md §8, Oryx's startup script generator),
 # independently of kuduhook's code, on purpose.
 #
 # The container, as the app's container on App Service is:

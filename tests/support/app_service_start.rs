@@ -3,7 +3,7 @@
 //! file (also run by `bench/cold-start.sh`): a container of its own, with the image's Python at
 //! `/opt/python/X.Y`, where the env the manifest names is used from wwwroot or extracted from
 //! its archive to `/<name>`, and gunicorn serves the entry the platform detects. Written from
-//! the platform's documented behaviour (`shared/kudu-contract.md` §8), independently of
+//! the platform's documented behaviour (docs/platform.md §8), independently of
 //! kuduhook's own code, on purpose: kuduhook writes what the platform reads, and this reads it
 //! the way the platform does.
 //!

@@ -1,6 +1,6 @@
 //! A local App Service to rehearse `git push` on: a folder laid out like App Service's `/home`,
 //! with a bare repository to push to whose receive hook does what Kudu does on a push (see
-//! `shared/kudu-contract.md` §1): check the commit out into `site/repository`, read
+//! docs/platform.md §1): check the commit out into `site/repository`, read
 //! `.deployment` and the app settings, run the deployment command with Kudu's variables, no TTY
 //! and no stdin, stream its output back to the pusher, kill it when idle, and keep each
 //! deployment's manifest, log and status.

@@ -1,5 +1,5 @@
 //! `kuduhook rehearse --serve`: starts the local App Service's site the way App Service Linux
-//! starts it (`shared/kudu-contract.md` §8), so that a user sees the deployed site answer before
+//! starts it (docs/platform.md §8), so that a user sees the deployed site answer before
 //! pushing to Azure.
 //!
 //! The platform does not activate the env: it appends the env's site-packages (the env the

@@ -1,5 +1,5 @@
 //! Zips as the tools that deploy them make them, and their extraction as KuduLite does it
-//! (`shared/kudu-contract.md` §1): a fresh local folder (`<temp>/zipdeploy/extracted`),
+//! (docs/platform.md §1): a fresh local folder (`<temp>/zipdeploy/extracted`),
 //! every file written anew with its entry's time (a DOS time: 2-second steps, no time zone,
 //! read as UTC as on App Service), a unix mode only where the zip carries one (a zip made on
 //! Windows carries none, so nothing in it is executable).
