@@ -56,8 +56,19 @@ pub enum Command {
     ///
     /// An old KuduScript deploy.cmd or deploy.sh is read: init says which step replaces each of
     /// its sections, turns the lines you added into run steps, and lists those it could not
-    /// translate. Nothing is overwritten without --force.
+    /// translate. Nothing is overwritten without --force. With --launcher, no binary is
+    /// committed: a launcher pinned to this kuduhook's version (and its wheel's SHA-256)
+    /// downloads it at the first deployment, from the package index the app's requirements
+    /// come from.
     Init(InitArgs),
+
+    /// Change the kuduhook a repository runs: the launcher's pin, or the binary in deploy/.
+    ///
+    /// With a launcher (deploy/launcher.py), pins --to VERSION (default: this kuduhook's
+    /// version), its wheel and the wheel's SHA-256, asked of the package index; with a
+    /// committed binary, replaces it with this kuduhook's for the same platform. Commit and
+    /// push the change to deploy with it.
+    Upgrade(UpgradeArgs),
 
     /// Set up a local App Service to rehearse `git push` on, and add it as a git remote; or
     /// deploy a zip to it (--zip).
@@ -117,9 +128,24 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE")]
     pub binary: Option<PathBuf>,
 
+    /// Commit a launcher pinned to this kuduhook's version instead of the binary
+    #[arg(long, conflicts_with = "binary")]
+    pub launcher: bool,
+
     /// Replace files that exist with other content
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpgradeArgs {
+    /// The app's repository [default: the current folder]
+    #[arg(value_name = "APP_DIR")]
+    pub app: Option<PathBuf>,
+
+    /// The kuduhook version a launcher pins [default: this kuduhook's]
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
 }
 
 /// The App Service platform a site runs on.

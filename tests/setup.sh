@@ -39,6 +39,36 @@ os.chmod(os.path.join(tools, "bin", "uv"), 0o755)
 PY
 fi
 
+# maturin, which packaging/build-wheels builds kuduhook's wheels with (its wheel holds one
+# static binary, like uv's; the wheel is kept as the offline build backend of `pip wheel .`),
+# and pipx, which tests/wheels.rs installs a wheel with, as users do.
+maturin_version=1.16.0
+if [ ! -x "$tools/bin/maturin" ] || [ "$("$tools/bin/maturin" --version | cut -d' ' -f2)" != "$maturin_version" ] ||
+  ! ls "$tools/maturin-wheel/maturin-$maturin_version-"*.whl >/dev/null 2>&1; then
+  echo "installing maturin $maturin_version into $tools/bin"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tools/maturin-wheel" "maturin==$maturin_version"
+  mkdir -p "$tools/bin"
+  python3 - "$tools" <<'PY'
+import glob, os, sys, zipfile
+tools = sys.argv[1]
+wheel = sorted(glob.glob(os.path.join(tools, "maturin-wheel", "maturin-*.whl")))[-1]
+with zipfile.ZipFile(wheel) as z:
+    member = next(n for n in z.namelist() if n.endswith(".data/scripts/maturin"))
+    with z.open(member) as src, open(os.path.join(tools, "bin", "maturin"), "wb") as dst:
+        dst.write(src.read())
+os.chmod(os.path.join(tools, "bin", "maturin"), 0o755)
+PY
+fi
+pipx_version=1.18.16
+if [ ! -x "$tools/pipx/bin/pipx" ] || [ "$("$tools/pipx/bin/pipx" --version)" != "$pipx_version" ]; then
+  echo "installing pipx $pipx_version into $tools/pipx"
+  rm -rf "$tools/pipx"
+  python3 -m venv "$tools/pipx"
+  "$tools/pipx/bin/pip" install --quiet --disable-pip-version-check "pipx==$pipx_version"
+  # The pip pipx puts in its shared env, which the tests' offline `pipx install` finds here.
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tools/wheels/pipx" pip
+fi
+
 # A Linux site's deploy/kuduhook is a static (musl) binary: Kudu's container has an older glibc.
 # (Its allocator's C code is compiled by musl-gcc, from Debian's musl-tools: installed below.)
 if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then

@@ -55,6 +55,15 @@ pub enum CommandError {
         interpreter: String,
         given: bool,
     },
+    /// `kuduhook init --launcher` or `kuduhook upgrade` could not get kuduhook's wheel from the
+    /// package index to pin it.
+    LauncherPinFailed {
+        requirement: String,
+        platform: crate::settings::Platform,
+        output: String,
+    },
+    /// `kuduhook upgrade` in a repository kuduhook does not deploy.
+    UpgradeNotInitialized { app: PathBuf },
     /// `kuduhook rehearse --serve` cannot start the deployed site.
     CannotServe { wwwroot: PathBuf, why: String },
     /// `kuduhook init` would replace files that differ, and `--force` was not given.
@@ -168,14 +177,52 @@ impl Failure for CommandError {
                     }
                 ),
                 format!(
-                    "build kuduhook for {} (cargo build --release --target {}) and pass it with \
-                     --binary, or pick the site's platform with --platform",
+                    "install kuduhook from its wheel (pipx install kuduhook, uv tool install \
+                     kuduhook: it carries the binary for each site platform), or build kuduhook \
+                     for {} (cargo build --release --target {}) and pass it with --binary; or \
+                     pick the site's platform with --platform",
                     wanted.name(),
                     match wanted {
                         crate::settings::Platform::Linux => "x86_64-unknown-linux-musl",
                         crate::settings::Platform::Windows => "x86_64-pc-windows-gnu",
                     }
                 ),
+            ),
+            CommandError::LauncherPinFailed {
+                requirement,
+                platform,
+                output,
+            } => (
+                format!(
+                    "the package index gave no wheel of {requirement} for App Service on {}",
+                    platform.name()
+                ),
+                format!(
+                    "the launcher pins the wheel the site will download and its SHA-256, so \
+                     kuduhook asks pip for it first, with this machine's index settings \
+                     (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, pip.conf); pip said: {}",
+                    output
+                        .trim()
+                        .lines()
+                        .rev()
+                        .take(4)
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                        .rev()
+                        .collect::<Vec<_>>()
+                        .join(" | ")
+                ),
+                "publish that version to the index the site installs from (or point \
+                 PIP_INDEX_URL at it), name another with --to, or commit the binary instead \
+                 (kuduhook init without --launcher); nothing was written"
+                    .to_string(),
+            ),
+            CommandError::UpgradeNotInitialized { app } => (
+                format!("{} is not deployed by kuduhook", app.display()),
+                "kuduhook upgrade changes the kuduhook a repository runs: deploy/launcher.py's \
+                 pin, or the binary in deploy/; neither is there"
+                    .to_string(),
+                "run kuduhook init (with --launcher to commit no binary) first".to_string(),
             ),
             CommandError::InitBinaryDynamic {
                 binary,
@@ -196,9 +243,11 @@ impl Failure for CommandError {
                         " (this kuduhook is the one running init)"
                     }
                 ),
-                "build the static one and pass it: rustup target add x86_64-unknown-linux-musl && \
-                 cargo build --release --target x86_64-unknown-linux-musl, then kuduhook init \
-                 --binary target/x86_64-unknown-linux-musl/release/kuduhook"
+                "install kuduhook from its wheel (pipx install kuduhook, uv tool install \
+                 kuduhook: its Linux binary is the static one), or build the static one and pass \
+                 it: rustup target add x86_64-unknown-linux-musl && cargo build --release \
+                 --target x86_64-unknown-linux-musl, then kuduhook init --binary \
+                 target/x86_64-unknown-linux-musl/release/kuduhook"
                     .to_string(),
             ),
             CommandError::CannotServe { wwwroot, why } => (

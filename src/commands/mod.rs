@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => status_command(&args),
         Command::Rollback(args) => rollback_command(&args),
         Command::Init(args) => init_command(&args),
+        Command::Upgrade(args) => upgrade_command(&args),
         Command::Rehearse(args) => rehearse_command(&args),
         Command::RehearseReceive(args) => rehearse_receive(&args),
     }
@@ -37,18 +38,30 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn init_command(args: &cli::InitArgs) -> ExitCode {
     let cwd = std::env::current_dir().unwrap_or_default();
+    let platform = match args.platform {
+        cli::SitePlatform::Linux => Platform::Linux,
+        cli::SitePlatform::Windows => Platform::Windows,
+    };
+    let running = std::env::current_exe().unwrap_or_else(|_| "kuduhook".into());
+    let launcher = match args.launcher {
+        true => match init::launcher::resolve(env!("CARGO_PKG_VERSION"), platform) {
+            Ok(pin) => Some(pin),
+            Err(e) => {
+                report(&e, None);
+                return ExitCode::FAILURE;
+            }
+        },
+        false => None,
+    };
     let options = init::InitOptions {
         app: paths::normalize(&cwd.join(args.app.clone().unwrap_or_default())),
-        platform: match args.platform {
-            cli::SitePlatform::Linux => Platform::Linux,
-            cli::SitePlatform::Windows => Platform::Windows,
-        },
+        platform,
         binary: args
             .binary
             .clone()
-            .or_else(|| std::env::current_exe().ok())
-            .unwrap_or_else(|| "kuduhook".into()),
+            .unwrap_or_else(|| init::default_binary(&running, platform)),
         binary_given: args.binary.is_some(),
+        launcher,
         force: args.force,
     };
     let result = init::plan(&options).and_then(|plan| {
@@ -61,6 +74,23 @@ fn init_command(args: &cli::InitArgs) -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e, None);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn upgrade_command(args: &cli::UpgradeArgs) -> ExitCode {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let app = paths::normalize(&cwd.join(args.app.clone().unwrap_or_default()));
+    let running = std::env::current_exe().unwrap_or_else(|_| "kuduhook".into());
+    let version = args.to.as_deref().unwrap_or(env!("CARGO_PKG_VERSION"));
+    match init::upgrade(&app, &running, version) {
+        Ok(said) => {
+            info!("{said}");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             report(&e, None);
             ExitCode::FAILURE

@@ -55,14 +55,17 @@ pub use delta::DeltaInputs;
 pub use patterns::{Patterns, split_list};
 
 /// Always left out of the site: KuduSync's default ignore list, and the deployment tools
-/// `kuduhook init` commits (they run from the repository, never from the site).
-pub const DEFAULT_SYNC_IGNORE: [&str; 8] = [
+/// `kuduhook init` commits (they run from the repository, never from the site): the binary,
+/// or the launcher (its wrappers and `launcher.py`), and uv.
+pub const DEFAULT_SYNC_IGNORE: [&str; 10] = [
     ".git",
     ".hg",
     ".deployment",
     "deploy.cmd",
     "deploy/kuduhook",
     "deploy/kuduhook.exe",
+    "deploy/kuduhook.cmd",
+    "deploy/launcher.py",
     "deploy/uv",
     "deploy/uv.exe",
 ];

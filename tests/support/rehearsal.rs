@@ -26,17 +26,38 @@ pub struct Rehearsal {
 impl Rehearsal {
     /// A repository holding `files`, set up with `kuduhook init` and `kuduhook rehearse`.
     pub fn new(files: &[(&str, impl AsRef<str>)]) -> Rehearsal {
-        Rehearsal::set_up(files, None)
+        Rehearsal::set_up(files, None, &Rehearsal::init_with_this_build)
+    }
+
+    /// Like [`Rehearsal::new`], with the repository set up for kuduhook by `init` (given the
+    /// rehearsal, its files written, before the first commit) instead of this build's
+    /// `kuduhook init --binary`.
+    pub fn initialized_by(
+        files: &[(&str, impl AsRef<str>)],
+        init: &dyn Fn(&Rehearsal),
+    ) -> Rehearsal {
+        Rehearsal::set_up(files, None, init)
     }
 
     /// Like [`Rehearsal::new`], with the local App Service's `site/` (the repository checkout,
     /// wwwroot, the deployments) on an SMB-like share, as App Service Linux's `/home/site` is,
     /// with `latency_ms` per metadata call.
     pub fn on_share(files: &[(&str, impl AsRef<str>)], latency_ms: f64) -> Rehearsal {
-        Rehearsal::set_up(files, Some(latency_ms))
+        Rehearsal::set_up(files, Some(latency_ms), &Rehearsal::init_with_this_build)
     }
 
-    fn set_up(files: &[(&str, impl AsRef<str>)], share: Option<f64>) -> Rehearsal {
+    /// `kuduhook init --binary <this build, static>`: what most tests commit.
+    fn init_with_this_build(&self) {
+        let binary = static_kuduhook();
+        self.kuduhook(&["init", "--binary", binary.to_str().unwrap()])
+            .assert_ok();
+    }
+
+    fn set_up(
+        files: &[(&str, impl AsRef<str>)],
+        share: Option<f64>,
+        init: &dyn Fn(&Rehearsal),
+    ) -> Rehearsal {
         let root = tempfile::Builder::new()
             .prefix("kuduhook-e2e-")
             .tempdir()
@@ -64,9 +85,7 @@ impl Rehearsal {
         r.git(&["init", "--quiet", "--initial-branch=main"]);
         r.git(&["config", "user.email", "dev@example.com"]);
         r.git(&["config", "user.name", "Dev"]);
-        let binary = static_kuduhook();
-        r.kuduhook(&["init", "--binary", binary.to_str().unwrap()])
-            .assert_ok();
+        init(&r);
         r.commit("first");
         r.kuduhook(&["rehearse", "--site", r.service.to_str().unwrap()])
             .assert_ok()
@@ -90,6 +109,16 @@ impl Rehearsal {
 
     pub fn kuduhook(&self, args: &[&str]) -> Run {
         kuduhook_in(&self.app, args)
+    }
+
+    /// `kuduhook ARGS` in the app's folder with `env` added to this process's environment.
+    pub fn kuduhook_with(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(kuduhook());
+        cmd.args(args)
+            .envs(env.iter().copied())
+            .current_dir(&self.app)
+            .stdin(Stdio::null());
+        Run::of(cmd)
     }
 
     pub fn commit(&self, message: &str) {

@@ -7,6 +7,7 @@
 //! and nothing is written.
 
 pub mod deploy_script;
+pub mod launcher;
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,8 @@ pub struct InitOptions {
     pub binary: PathBuf,
     /// Whether `binary` was given (`--binary`) rather than the running one.
     pub binary_given: bool,
+    /// Commit a launcher pinned to this kuduhook (`--launcher`) instead of the binary.
+    pub launcher: Option<launcher::Pin>,
     pub force: bool,
 }
 
@@ -64,14 +67,53 @@ pub fn binary_name(platform: Platform) -> &'static str {
     }
 }
 
+/// Where a kuduhook wheel installs the binary init commits for each site platform, from the
+/// folder of the installed `kuduhook` (`bin/` or `Scripts/` of the env it went into): the
+/// wheel's data, `<env>/share/kuduhook/sites/<platform>-x86_64/`.
+pub fn wheel_site_binary(running: &Path, platform: Platform) -> Option<PathBuf> {
+    let folder = match platform {
+        Platform::Linux => "linux-x86_64",
+        Platform::Windows => "windows-x86_64",
+    };
+    let name = Path::new(binary_name(platform)).file_name()?;
+    let bin = running.parent()?;
+    Some(bin.join("../share/kuduhook/sites").join(folder).join(name))
+}
+
+/// The binary init commits when `--binary` is not given: the running kuduhook when it is built
+/// for the site's platform (and, for Linux, static), else the one for that platform that the
+/// wheel it came from carries beside it; when neither fits, the running one, which
+/// [`plan`] refuses with the reason.
+pub fn default_binary(running: &Path, platform: Platform) -> PathBuf {
+    let fits = |path: &Path| {
+        std::fs::read(path).is_ok_and(|bytes| {
+            executable_platform(&bytes) == Some(platform)
+                && (platform != Platform::Linux || elf_interpreter(&bytes).is_none())
+        })
+    };
+    if fits(running) {
+        return running.to_path_buf();
+    }
+    match wheel_site_binary(running, platform) {
+        Some(beside) if fits(&beside) => crate::ground::paths::normalize(&beside),
+        _ => running.to_path_buf(),
+    }
+}
+
 /// The `.deployment` command that runs the copied binary on `platform`: the bare path, with
 /// no arguments (run by Kudu, kuduhook deploys). On Linux that is the one form Kudu makes
 /// executable before running it, which a zip made on Windows (no modes) needs; Windows runs it
 /// through `cmd /c`, which wants backslashes.
-pub fn deployment_command(platform: Platform) -> String {
+/// With a launcher the command runs its wrapper instead ([`launcher::wrapper_name`]), which on
+/// Linux has the binary's path.
+pub fn deployment_command(platform: Platform, launcher: bool) -> String {
+    let path = match launcher {
+        true => launcher::wrapper_name(platform),
+        false => binary_name(platform),
+    };
     match platform {
-        Platform::Linux => format!("./{}", binary_name(platform)),
-        Platform::Windows => binary_name(platform).replace('/', "\\"),
+        Platform::Linux => format!("./{path}"),
+        Platform::Windows => path.replace('/', "\\"),
     }
 }
 
@@ -81,6 +123,110 @@ pub fn plan(options: &InitOptions) -> Result<Plan, DeployError> {
     if !app.is_dir() {
         return Err(CommandError::InitAppMissing { app: app.clone() }.into());
     }
+    let runs = match &options.launcher {
+        Some(pin) => launcher::files(pin),
+        None => vec![(
+            binary_name(options.platform).to_string(),
+            checked_binary(options)?,
+            true,
+        )],
+    };
+    let existing_deployment = read_optional(&app.join(".deployment"))?;
+    let script = find_script(app, existing_deployment.as_deref(), options.platform)?;
+    let steps = steps_json(script.as_ref().map(|(name, t)| (name.as_str(), t)));
+    let command = deployment_command(options.platform, options.launcher.is_some());
+    let mut files = vec![
+        (
+            ".deployment".to_string(),
+            deployment_text(existing_deployment.as_deref(), &command).into_bytes(),
+            false,
+        ),
+        ("deploy/steps.json".to_string(), steps.into_bytes(), false),
+        (
+            "deploy/README.md".to_string(),
+            DEPLOY_README.as_bytes().to_vec(),
+            false,
+        ),
+    ];
+    files.extend(runs);
+    let files = files
+        .into_iter()
+        .map(|(path, content, executable)| {
+            let state = match std::fs::read(app.join(&path)) {
+                Ok(old) if old == content => FileState::Same,
+                Ok(_) => FileState::Differs,
+                Err(_) => FileState::New,
+            };
+            Planned {
+                path,
+                content,
+                executable,
+                state,
+            }
+        })
+        .collect();
+    Ok(Plan { files, script })
+}
+
+/// `kuduhook upgrade`: pins a launcher to `version` (asked of the package index), or replaces
+/// the committed binary with `running`'s for the same platform ([`default_binary`]). Says what
+/// changed.
+pub fn upgrade(app: &Path, running: &Path, version: &str) -> Result<String, DeployError> {
+    let write = |path: &str, content: &[u8], executable: bool| -> Result<(), DeployError> {
+        let path = app.join(path);
+        crate::ground::paths::write_atomically(&path, content)
+            .map_err(|e| DeployError::io("write", &path, e))?;
+        if executable {
+            crate::commands::rehearsal::make_executable(&path)
+                .map_err(|e| DeployError::io("make executable", &path, e))?;
+        }
+        Ok(())
+    };
+    if let Some(old) = launcher::read_pin(app) {
+        let new = launcher::resolve(version, old.platform)?;
+        for (path, content, executable) in launcher::files(&new) {
+            write(&path, &content, executable)?;
+        }
+        return Ok(format!(
+            "Pinned kuduhook {} -> {} in {} ({}, SHA-256 {}). Commit deploy/ and push: the \
+             next deployment downloads it once.",
+            old.version,
+            new.version,
+            launcher::PIN_FILE,
+            new.wheel,
+            new.sha256
+        ));
+    }
+    for platform in [Platform::Linux, Platform::Windows] {
+        if !app.join(binary_name(platform)).is_file() {
+            continue;
+        }
+        let options = InitOptions {
+            app: app.to_path_buf(),
+            platform,
+            binary: default_binary(running, platform),
+            binary_given: false,
+            launcher: None,
+            force: true,
+        };
+        let binary = checked_binary(&options)?;
+        write(binary_name(platform), &binary, true)?;
+        return Ok(format!(
+            "Replaced {} with kuduhook {} for App Service on {}. Commit deploy/ and push.",
+            binary_name(platform),
+            env!("CARGO_PKG_VERSION"),
+            platform.name()
+        ));
+    }
+    Err(CommandError::UpgradeNotInitialized {
+        app: app.to_path_buf(),
+    }
+    .into())
+}
+
+/// The binary init commits, read and checked to be built for the site's platform (static, for
+/// Linux).
+fn checked_binary(options: &InitOptions) -> Result<Vec<u8>, DeployError> {
     let binary = std::fs::read(&options.binary)
         .map_err(|e| DeployError::io("read the kuduhook binary", &options.binary, e))?;
     if let Some(actual) = executable_platform(&binary)
@@ -104,40 +250,7 @@ pub fn plan(options: &InitOptions) -> Result<Plan, DeployError> {
         }
         .into());
     }
-    let existing_deployment = read_optional(&app.join(".deployment"))?;
-    let script = find_script(app, existing_deployment.as_deref(), options.platform)?;
-    let steps = steps_json(script.as_ref().map(|(name, t)| (name.as_str(), t)));
-    let files = vec![
-        (
-            ".deployment".to_string(),
-            deployment_text(existing_deployment.as_deref(), options.platform).into_bytes(),
-            false,
-        ),
-        ("deploy/steps.json".to_string(), steps.into_bytes(), false),
-        (
-            "deploy/README.md".to_string(),
-            DEPLOY_README.as_bytes().to_vec(),
-            false,
-        ),
-        (binary_name(options.platform).to_string(), binary, true),
-    ];
-    let files = files
-        .into_iter()
-        .map(|(path, content, executable)| {
-            let state = match std::fs::read(app.join(&path)) {
-                Ok(old) if old == content => FileState::Same,
-                Ok(_) => FileState::Differs,
-                Err(_) => FileState::New,
-            };
-            Planned {
-                path,
-                content,
-                executable,
-                state,
-            }
-        })
-        .collect();
-    Ok(Plan { files, script })
+    Ok(binary)
 }
 
 /// Writes the plan's files: all of them, or (with files that differ and no `force`) none.
@@ -263,8 +376,8 @@ fn find_script(
 
 /// `.deployment` with its `command` set to kuduhook's: a new file, or the old one with every
 /// other line kept.
-fn deployment_text(existing: Option<&str>, platform: Platform) -> String {
-    let command = format!("command = {}", deployment_command(platform));
+fn deployment_text(existing: Option<&str>, command: &str) -> String {
+    let command = format!("command = {command}");
     let Some(old) = existing else {
         return format!("[config]\n{command}\n");
     };
@@ -410,12 +523,29 @@ pub fn describe(options: &InitOptions, plan: &Plan, written: bool) -> String {
             "Next: commit these files (git add .deployment deploy && git commit), then rehearse the \
              push locally with `kuduhook rehearse` or push to App Service. To deploy by zip \
              instead (az webapp deploy, GitHub Actions), put .deployment and deploy/ in the zip; \
-             `kuduhook rehearse --zip .` rehearses that. The binary is for {}.",
+             `kuduhook rehearse --zip .` rehearses that. {} for {}.",
+            match &options.launcher {
+                Some(pin) => format!(
+                    "The launcher runs kuduhook {} ({}, SHA-256 {}), downloaded at the first \
+                     deployment from the package index the app's requirements come from; \
+                     `kuduhook upgrade` changes the pin. It is",
+                    pin.version, pin.wheel, pin.sha256
+                ),
+                None => "The binary is".to_string(),
+            },
             match options.platform {
                 Platform::Linux => "App Service on Linux",
                 Platform::Windows => "App Service on Windows",
             }
         ));
+        let other = match options.platform {
+            Platform::Linux => None,
+            Platform::Windows if options.launcher.is_some() => Some(binary_name(Platform::Windows)),
+            Platform::Windows => Some(launcher::wrapper_name(Platform::Windows)),
+        };
+        if let Some(other) = other.filter(|o| options.app.join(o).exists()) {
+            out.push_str(&format!("\n{other} is no longer run: git rm {other}"));
+        }
     }
     out
 }
@@ -479,24 +609,32 @@ mod tests {
 
     #[test]
     fn deployment_keeps_other_keys_and_replaces_the_command() {
+        let linux = deployment_command(Platform::Linux, false);
+        let windows = deployment_command(Platform::Windows, false);
         assert_eq!(
-            deployment_text(None, Platform::Linux),
+            deployment_text(None, &linux),
             "[config]\ncommand = ./deploy/kuduhook\n"
         );
         assert_eq!(
             deployment_text(
                 Some("[config]\nCOMMAND = deploy.cmd\nproject = src\n"),
-                Platform::Windows
+                &windows
             ),
             "[config]\ncommand = deploy\\kuduhook.exe\nproject = src\n"
         );
         assert_eq!(
-            deployment_text(Some("[other]\nx=1\n"), Platform::Linux),
+            deployment_text(Some("[other]\nx=1\n"), &linux),
             "[other]\nx=1\n[config]\ncommand = ./deploy/kuduhook\n"
         );
         assert_eq!(
-            deployment_text(Some("[config]\nproject=src\n[other]\n"), Platform::Linux),
+            deployment_text(Some("[config]\nproject=src\n[other]\n"), &linux),
             "[config]\nproject=src\ncommand = ./deploy/kuduhook\n[other]\n"
+        );
+        // A launcher: the same bare path on Linux (a script there), its .cmd on Windows.
+        assert_eq!(deployment_command(Platform::Linux, true), linux);
+        assert_eq!(
+            deployment_command(Platform::Windows, true),
+            "deploy\\kuduhook.cmd"
         );
     }
 
