@@ -287,6 +287,10 @@ fn run_steps(
             config.target.value.display(),
             seconds(started.elapsed())
         );
+        info!(
+            "Space: {}",
+            deployment.release.space_report(false).summary()
+        );
     }
     Ok(())
 }
@@ -750,9 +754,10 @@ impl Deployment<'_> {
         // Not left writing its record while the site is put back.
         take_look(&mut self.early_look);
         self.early_check = None;
-        Failure {
-            error,
-            state: self.release.fail(),
+        let state = self.release.fail();
+        if error.disk_full() {
+            info!("{}", self.release.space_report(true).freeable());
         }
+        Failure { error, state }
     }
 }

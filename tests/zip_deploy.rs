@@ -326,3 +326,62 @@ fn a_missing_or_unreadable_zip_or_one_without_a_command_says_what_to_do() {
     .assert_contains("error: the zip names no deployment command")
     .assert_contains("put what it writes (.deployment and deploy/) in the zip");
 }
+
+/// A zip with an entry that climbs out of the folder (`../`), or a link out of it, is refused
+/// whole, naming the entry and calling the zip unsafe; nothing lands outside, nothing is
+/// deployed.
+#[test]
+fn a_zip_with_an_entry_or_a_link_outside_its_folder_is_refused_as_unsafe() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    let cases: [(&str, &str, Option<&str>, &str); 2] = [
+        (
+            "slip.zip",
+            "../../../escaped.txt",
+            None,
+            "its entry \"../../../escaped.txt\" would be written outside the folder it is extracted into",
+        ),
+        (
+            "link.zip",
+            "static/passwd",
+            Some("../../../../../../etc/passwd"),
+            "its entry \"static/passwd\" is a link to ../../../../../../etc/passwd, outside the folder",
+        ),
+    ];
+    for (name, entry, link, said) in cases {
+        let path = dir.path().join(name);
+        let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file(".deployment", options).unwrap();
+        zip.write_all(b"[config]\ncommand = ./deploy/kuduhook\n")
+            .unwrap();
+        zip.start_file("app.py", options).unwrap();
+        zip.write_all(WSGI_APP.as_bytes()).unwrap();
+        match link {
+            Some(target) => zip.add_symlink(entry, target, options).unwrap(),
+            None => {
+                zip.start_file(entry, options).unwrap();
+                zip.write_all(b"escaped").unwrap();
+            }
+        }
+        zip.finish().unwrap();
+        kuduhook_in(
+            dir.path(),
+            &["rehearse", "--site", site.to_str().unwrap(), "--zip", name],
+        )
+        .assert_failed()
+        .assert_contains(&format!("is unsafe: {said}"))
+        .assert_contains("nothing was extracted into the site")
+        .assert_lacks("check permissions and free disk space");
+        assert!(
+            !site.join("site/wwwroot/app.py").exists(),
+            "nothing deployed"
+        );
+    }
+    let escaped: Vec<_> = support::walk(dir.path())
+        .into_iter()
+        .filter(|(p, _)| p.contains("escaped"))
+        .collect();
+    assert!(escaped.is_empty(), "{escaped:?}");
+}

@@ -28,6 +28,13 @@ pub enum CommandError {
     ZipMissing { path: PathBuf },
     /// `kuduhook rehearse --zip` was given a file that is not a zip it can read.
     NotAZip { path: PathBuf, detail: String },
+    /// A zip whose entry would land outside the folder it is extracted into: a path with `..`
+    /// or a root, or a link pointing out.
+    UnsafeZip {
+        path: PathBuf,
+        entry: String,
+        why: String,
+    },
     /// The git remote the rehearsal would add already points elsewhere.
     RemoteTaken {
         remote: String,
@@ -123,6 +130,20 @@ impl Failure for CommandError {
                 format!("reading it said: {detail}"),
                 "give a zip made by `zip -r`, your editor or CI (deflated or stored), or your \
                  app's folder, which kuduhook zips as a tool on Windows does"
+                    .to_string(),
+            ),
+            CommandError::UnsafeZip { path, entry, why } => (
+                format!(
+                    "the zip {} is unsafe: its entry {entry:?} {why}",
+                    path.display()
+                ),
+                "an entry written outside the folder a zip is extracted into could replace any \
+                 file the deployment's user can write (a \"zip slip\"), so kuduhook refuses \
+                 the whole zip"
+                    .to_string(),
+                "make the zip from the app's own folder with a tool that stores relative paths \
+                 (az webapp deploy, zip -r, Compress-Archive), without links out of it; nothing \
+                 was extracted into the site"
                     .to_string(),
             ),
             CommandError::RemoteTaken {

@@ -19,6 +19,7 @@ use crate::python::packages::{self, Packages};
 use crate::release::Releases;
 use crate::release::error::ReleaseError;
 use crate::release::record::DeploymentRecord;
+use crate::release::space::SpaceReport;
 use crate::settings::Platform;
 use crate::settings::kudu::{KuduEnv, var};
 
@@ -32,6 +33,8 @@ pub struct Status {
     pub last_deployment: DeploymentRecord,
     /// The releases kept for `kuduhook rollback`, and the last rollback.
     pub releases: Releases,
+    /// What the deployments take on the site's disk, and the filesystem's space.
+    pub space: SpaceReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -77,8 +80,18 @@ pub fn read(target: &Path, platform: Platform, settings: &KuduEnv) -> Result<Sta
         resolves_to,
         path,
     };
+    let space = SpaceReport::measure(
+        target,
+        &env.path,
+        linux_start::platform_env(target)
+            .compressed
+            .map(|a| target.join(a))
+            .as_deref(),
+        true,
+    );
     Ok(Status {
         target: target.to_path_buf(),
+        space,
         env,
         platform_start: (platform == Platform::Linux).then(|| {
             linux_start::start_plan(
@@ -199,6 +212,10 @@ pub fn render(status: &Status) -> String {
     }
 
     render_releases(&mut out, &status.releases, now);
+    let _ = writeln!(out, "Space: {}", status.space.summary());
+    if let Some(warning) = status.space.warning() {
+        let _ = writeln!(out, "{warning}");
+    }
 
     let d = &status.last_deployment;
     let commit = d

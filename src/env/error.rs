@@ -23,6 +23,10 @@ pub enum EnvError {
         requirements: PathBuf,
         installer: String,
         status: String,
+        /// Set when the installer's output says it ran out of space: where it was writing
+        /// (its filesystem's space is measured when the failure is told, after the
+        /// deployment removed what it had built).
+        disk_full: Option<PathBuf>,
     },
     /// The env copied from the live one could not be proven to hold exactly what a fresh one
     /// would: the pipeline builds a fresh env instead (never shown as a failure).
@@ -31,6 +35,15 @@ pub enum EnvError {
     UvMissing {
         origin: Origin,
         searched: Vec<String>,
+    },
+    /// Before building the env: what it will take is more than the filesystem has free.
+    NotEnoughSpace {
+        /// Where the env would be written.
+        at: PathBuf,
+        /// What the estimate is made of, each with its bytes.
+        parts: Vec<(String, u64)>,
+        free: u64,
+        total: u64,
     },
     /// Another deployment of the same target held the deploy lock for the whole wait.
     Locked {
@@ -41,6 +54,17 @@ pub enum EnvError {
 }
 
 impl Failure for EnvError {
+    fn disk_full(&self) -> bool {
+        match self {
+            EnvError::InstallFailed { disk_full, .. } => disk_full.is_some(),
+            EnvError::NotEnoughSpace { .. } => true,
+            EnvError::EnvCreateFailed { detail, .. } => {
+                matches!(venv_failure_cause(detail), VenvFailure::NoSpace)
+            }
+            _ => false,
+        }
+    }
+
     fn explain(&self) -> Explanation {
         let (what, why, fix) = match self {
             EnvError::EnvCreateFailed {
@@ -55,9 +79,11 @@ impl Failure for EnvError {
                          (an SMB share without mfsymlinks): report this with the log, since \
                          kuduhook makes envs without links where links are refused"
                         .to_string(),
-                    VenvFailure::NoSpace => {
-                        "free space on the site's disk, then deploy again".to_string()
-                    }
+                    VenvFailure::NoSpace => format!(
+                        "the disk is full: {}; {}",
+                        crate::ground::disk::describe_space(env),
+                        crate::ground::error::DISK_FULL_FIX
+                    ),
                     VenvFailure::Other => "check the interpreter has the venv and ensurepip \
                          modules (on Debian: apt-get install python3-venv), and that the target \
                          is writable"
@@ -68,6 +94,23 @@ impl Failure for EnvError {
                 requirements,
                 installer,
                 status,
+                disk_full: Some(writing),
+            } => (
+                format!(
+                    "installing {} with {installer} failed ({status}): the disk is full",
+                    requirements.display()
+                ),
+                format!(
+                    "{installer} said it had no space left to write the packages; {}",
+                    crate::ground::disk::describe_space(writing)
+                ),
+                crate::ground::error::DISK_FULL_FIX.to_string(),
+            ),
+            EnvError::InstallFailed {
+                requirements,
+                installer,
+                status,
+                disk_full: None,
             } => (
                 format!(
                     "installing {} with {installer} failed ({status})",
@@ -80,6 +123,34 @@ impl Failure for EnvError {
                  built into a committed wheelhouse/ folder"
                     .to_string(),
             ),
+            EnvError::NotEnoughSpace {
+                at,
+                parts,
+                free,
+                total,
+            } => {
+                use crate::ground::logging::bytes;
+                let needed: u64 = parts.iter().map(|(_, b)| b).sum();
+                let made_of: Vec<String> = parts
+                    .iter()
+                    .map(|(what, b)| format!("{what} {}", bytes(*b)))
+                    .collect();
+                (
+                    format!(
+                        "not enough space to build the env: it needs about {} ({}) and the \
+                         filesystem holding {} has {} free of {}",
+                        bytes(needed),
+                        made_of.join(", "),
+                        at.display(),
+                        bytes(*free),
+                        bytes(*total)
+                    ),
+                    "kuduhook measures what the env will take before it writes anything, \
+                     rather than fail half-way with the disk full"
+                        .to_string(),
+                    crate::ground::error::DISK_FULL_FIX.to_string(),
+                )
+            }
             EnvError::ReuseUnproven { why } => (
                 format!("the env copied from the live one cannot be proven exact: {why}"),
                 "kuduhook removes only what it can prove the requirements no longer need".into(),

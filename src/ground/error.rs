@@ -23,6 +23,12 @@ pub struct Explanation {
 pub trait Failure: Any + fmt::Debug + Send + Sync {
     /// The text a user reads.
     fn explain(&self) -> Explanation;
+
+    /// Whether it was the disk (or its quota) filling up: the deployment then says what
+    /// kuduhook keeps there that could go.
+    fn disk_full(&self) -> bool {
+        false
+    }
 }
 
 /// A deployment failure: any layer's [`Failure`].
@@ -42,6 +48,11 @@ impl DeployError {
     /// The text a user reads.
     pub fn explain(&self) -> Explanation {
         self.0.explain()
+    }
+
+    /// Whether the failure was a full disk ([`Failure::disk_full`]).
+    pub fn disk_full(&self) -> bool {
+        self.0.disk_full()
     }
 
     /// The failure, when it is a `T`: for a caller that branches on one.
@@ -103,6 +114,12 @@ pub mod site_state {
         env: it runs the new one; the next deployment checks it before anything else.";
 }
 
+/// What to do when the disk is full, wherever it was met.
+pub const DISK_FULL_FIX: &str = "free space on that filesystem (`kuduhook status` shows what \
+    kuduhook keeps there: the kept releases' envs, KUDUHOOK_KEEP_RELEASES=1 keeps only the live \
+    one; env archives), or move the app to a plan with more storage (App Service: 1 GB on Free \
+    and Shared, 10 GB on Basic, 50 GB on Standard), then deploy again";
+
 /// What the operating system refused: a file operation, a file that stayed busy, a program that would not start.
 #[derive(Debug)]
 pub enum SystemError {
@@ -133,18 +150,55 @@ pub enum SystemError {
 }
 
 impl Failure for SystemError {
+    fn disk_full(&self) -> bool {
+        match self {
+            SystemError::Io { error, .. } | SystemError::Busy { error, .. } => {
+                crate::ground::disk::fault(error) == crate::ground::disk::Fault::Full
+            }
+            _ => false,
+        }
+    }
+
     fn explain(&self) -> Explanation {
         let (what, why, fix) = match self {
             SystemError::Io {
                 action,
                 path,
                 error,
-            } => (
-                format!("could not {action} {}", path.display()),
-                format!("the system said: {error}"),
-                "check permissions and free disk space on the target, then deploy again"
-                    .to_string(),
-            ),
+            } => {
+                use crate::ground::disk::{self, Fault};
+                let what = format!("could not {action} {}", path.display());
+                match disk::fault(error) {
+                    Fault::Full => (
+                        format!("{what}: the disk is full"),
+                        format!("{} (the system said: {error})", disk::describe_space(path)),
+                        DISK_FULL_FIX.to_string(),
+                    ),
+                    Fault::Io => (
+                        format!("{what}: the filesystem failed the operation (an I/O error)"),
+                        format!(
+                            "the system said: {error}; on App Service /home is a network share, \
+                             and the share failed"
+                        ),
+                        "deploy again; if it fails again, restart the site (or wait for the \
+                         share to recover: App Service's Resource health)"
+                            .to_string(),
+                    ),
+                    Fault::Refused => (
+                        format!("{what}: permission denied"),
+                        format!("{} (the system said: {error})", disk::describe_owner(path)),
+                        "give the deployment's user write access to it (chown or chmod from \
+                         the Kudu console or SSH), or remove it, then deploy again"
+                            .to_string(),
+                    ),
+                    Fault::Other => (
+                        what,
+                        format!("the system said: {error}"),
+                        "check permissions and free disk space on the target, then deploy again"
+                            .to_string(),
+                    ),
+                }
+            }
             SystemError::Unreadable { path, error } => (
                 format!("could not read {}", path.display()),
                 format!("the system said: {error}"),
@@ -174,5 +228,62 @@ impl Failure for SystemError {
             ),
         };
         Explanation { what, why, fix }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explained(errno: i32, path: &std::path::Path) -> Explanation {
+        SystemError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            error: std::io::Error::from_raw_os_error(errno),
+        }
+        .explain()
+    }
+
+    #[test]
+    fn each_filesystem_fault_is_named_as_what_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("env/lib/x.py");
+        let full = explained(28, &file);
+        assert!(full.what.ends_with("x.py: the disk is full"), "{full:?}");
+        assert!(
+            full.why.starts_with(&format!(
+                "the filesystem holding {} has ",
+                dir.path().display()
+            )),
+            "{full:?}"
+        );
+        assert_eq!(full.fix, DISK_FULL_FIX);
+        let io = explained(5, &file);
+        assert!(
+            io.what
+                .ends_with("the filesystem failed the operation (an I/O error)")
+        );
+        assert!(io.why.contains("the share failed"), "{io:?}");
+        let refused = explained(13, &file);
+        assert!(refused.what.ends_with("x.py: permission denied"));
+        #[cfg(unix)]
+        assert!(
+            refused
+                .why
+                .starts_with(&format!("{} is owned by uid ", dir.path().display()))
+                && refused.why.contains(", mode ")
+                && refused.why.contains("; kuduhook runs as uid "),
+            "{refused:?}"
+        );
+        let other = explained(2, &file);
+        assert!(other.why.starts_with("the system said: "), "{other:?}");
+        assert!(
+            SystemError::Io {
+                action: "write",
+                path: file.clone(),
+                error: std::io::Error::from_raw_os_error(28)
+            }
+            .disk_full()
+        );
     }
 }

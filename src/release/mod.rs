@@ -16,6 +16,7 @@ pub mod error;
 pub mod history;
 pub mod record;
 pub mod rollback;
+pub mod space;
 
 use std::path::{Path, PathBuf};
 
@@ -113,6 +114,20 @@ impl<'a> Release<'a> {
     /// The envs the site keeps for rollbacks (spared when leftovers are cleaned).
     pub fn kept_envs(config: &ReleaseOptions) -> Vec<PathBuf> {
         Releases::read(&config.target).kept_envs()
+    }
+
+    /// What the site's deployments take on its disk ([`space::SpaceReport`]): the envs walked
+    /// only off a network share, or with `walk_anyway` (after a failure, for `status`).
+    pub fn space_report(&self, walk_anyway: bool) -> space::SpaceReport {
+        let target = &self.options.target;
+        let live = self
+            .store
+            .as_ref()
+            .map(|s| s.live.clone())
+            .unwrap_or_else(|| target.join("env"));
+        let archive = self.live_archive.as_ref().map(|a| target.join(a));
+        let walk = walk_anyway || crate::env::files::network_filesystem(target).is_none();
+        space::SpaceReport::measure(target, &live, archive.as_deref(), walk)
     }
 
     /// Marks the live env as changed in place (an incremental install is about to run).
@@ -377,6 +392,30 @@ impl<'a> Release<'a> {
             }
             _ => None,
         };
+        // What this deployment built and the site does not run (a half-copied env beside the
+        // live one, an env on local disk) goes now, not at the next deployment: on a full disk
+        // it is the space the user needs back. Only once the live env is the previous one.
+        if rolled_back != Some(false)
+            && let Some(store) = &self.store
+        {
+            match store.clean_leftovers(&Release::kept_envs(self.options)) {
+                Ok(removed) if !removed.is_empty() => info!(
+                    "Removed what this deployment had built for the env ({} {})",
+                    removed.len(),
+                    if removed.len() == 1 {
+                        "folder"
+                    } else {
+                        "folders"
+                    }
+                ),
+                Ok(_) => {}
+                Err(e) => warn!(
+                    "could not remove what this deployment built for the env: {} (the next \
+                     deployment removes it)",
+                    e.explain().what
+                ),
+            }
+        }
         if let Some(change) = self.start_file.take() {
             match linux_start::restore(&self.options.target, &change) {
                 Ok(()) => info!("Put back the previous {}", linux_start::MANIFEST),

@@ -156,6 +156,19 @@ pub fn build_fresh(
         });
     }
     info!("Rebuilding env: {reason}");
+    // A new env takes about what the live one does (the best estimate there is before the
+    // install; none for a first deployment). Where it is built on local disk first, it is
+    // copied beside the live one at the end: both sides count against the site's disk.
+    if store.live.join("pyvenv.cfg").is_file() {
+        let size = crate::ground::disk::tree_size(
+            &std::fs::canonicalize(&store.live).unwrap_or_else(|_| store.live.clone()),
+        );
+        let site = store.live.parent().unwrap_or(&store.live);
+        check_space(
+            site,
+            vec![("a new env the size of the live one".into(), size)],
+        )?;
+    }
     let built = store.build_path(&format!("{}-{}", now_unix(), std::process::id()))?;
     let new = NewEnv {
         dir: &built,
@@ -186,6 +199,38 @@ pub fn build_fresh(
         env: Some(env),
         pending: Some(built),
     })
+}
+
+/// Before the env is written at `at`: logs what it will take (`parts`, each with its bytes;
+/// what the installer adds comes on top) against the space free there, and refuses with those
+/// numbers, before anything is written, when it does not fit.
+fn check_space(at: &Path, parts: Vec<(String, u64)>) -> Result<(), DeployError> {
+    let needed: u64 = parts.iter().map(|(_, b)| b).sum();
+    let Some(space) = crate::ground::disk::space(at) else {
+        return Ok(());
+    };
+    let made_of: Vec<String> = parts
+        .iter()
+        .map(|(what, b)| format!("{what} {}", crate::ground::logging::bytes(*b)))
+        .collect();
+    info!(
+        "Space: about {} needed ({}, plus what the installer adds); {} free on the filesystem \
+         holding {}",
+        crate::ground::logging::bytes(needed),
+        made_of.join(", "),
+        crate::ground::logging::bytes(space.free),
+        at.ancestors().find(|a| a.exists()).unwrap_or(at).display()
+    );
+    if needed > space.free {
+        return Err(EnvError::NotEnoughSpace {
+            at: at.to_path_buf(),
+            parts,
+            free: space.free,
+            total: space.total,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// Why exact mode cannot reuse the env for `plan`, if it cannot.
@@ -273,9 +318,18 @@ fn copy_live(
     let built = store.build_path(&format!("{}-{}", now_unix(), std::process::id()))?;
     let started = Instant::now();
     // On the same local disk the packages are shared, not copied; onto or from a share that
-    // refuses links, every file is copied.
+    // refuses links, every file is copied: that takes the live env's size again (checked
+    // before the first file is written).
     let same_disk =
         store.staging.is_none() && env_files::links_work(built.parent().unwrap_or(live));
+    if !same_disk {
+        let size = crate::ground::disk::tree_size(&from);
+        // Where it is copied on local disk first, it lands beside the live env at the end.
+        check_space(
+            live.parent().unwrap_or(live),
+            vec![("a copy of the live env".into(), size)],
+        )?;
+    }
     let mode = match same_disk {
         true => env_files::CopyAs::PackagesShared,
         false => env_files::CopyAs::Files,

@@ -162,10 +162,12 @@ pub fn run(
     let what = format!("{} install", installer.name());
     let finished = runner.run(&mut cmd, &what)?;
     if !finished.status.success() {
+        let full = crate::ground::disk::says_full(finished.tail.iter().map(String::as_str));
         return Err(EnvError::InstallFailed {
             requirements: app.join(shown),
             installer: installer.name(),
             status: describe_status(&finished.status),
+            disk_full: full.then(|| env.dir.clone()),
         }
         .into());
     }

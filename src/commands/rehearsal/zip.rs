@@ -104,17 +104,45 @@ pub fn extract(zip: &Path, into: &Path) -> Result<Counts, DeployError> {
     let mut counts = Counts::default();
     for index in 0..archive.len() {
         let mut entry = archive.by_index(index).map_err(bad_zip)?;
+        let unsafe_entry = |entry: &zip::read::ZipFile<File>, why: String| -> DeployError {
+            CommandError::UnsafeZip {
+                path: zip.to_path_buf(),
+                entry: entry.name().unwrap_or_default().to_string(),
+                why,
+            }
+            .into()
+        };
         let Some(relative) = entry.enclosed_name() else {
-            return Err(DeployError::io(
-                "extract",
-                zip,
-                std::io::Error::other(format!(
-                    "the entry {} would be written outside the folder",
-                    entry.name().unwrap_or_default()
-                )),
+            return Err(unsafe_entry(
+                &entry,
+                "would be written outside the folder it is extracted into".into(),
             ));
         };
-        let path: PathBuf = into.join(relative);
+        let path: PathBuf = into.join(&relative);
+        if entry.is_symlink() {
+            let mut target = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut target)
+                .map_err(|e| DeployError::io("extract", &path, e))?;
+            let lands =
+                crate::ground::paths::normalize(&path.parent().unwrap_or(into).join(&target));
+            if Path::new(&target).is_absolute() || !lands.starts_with(into) {
+                return Err(unsafe_entry(
+                    &entry,
+                    format!("is a link to {target}, outside the folder it is extracted into"),
+                ));
+            }
+            // A link inside the folder becomes a file holding its target's text, as any other
+            // entry's content is written.
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| DeployError::io("create the folder", parent, e))?;
+            }
+            let mut out = File::create(&path).map_err(|e| DeployError::io("create", &path, e))?;
+            std::io::Write::write_all(&mut out, target.as_bytes())
+                .map_err(|e| DeployError::io("extract", &path, e))?;
+            counts.files += 1;
+            continue;
+        }
         if entry.is_dir() {
             std::fs::create_dir_all(&path)
                 .map_err(|e| DeployError::io("create the folder", &path, e))?;
