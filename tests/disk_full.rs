@@ -70,6 +70,10 @@ impl Tmpfs {
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.mount).status();
+        // What kuduhook kept on local disk for the site there.
+        let _ = std::fs::remove_dir_all(kuduhook::ground::paths::local_state_dir(
+            &self.mount.join("site/wwwroot"),
+        ));
     }
 }
 

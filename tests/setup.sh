@@ -20,45 +20,35 @@ if [ ! -x "$tools/node/node_modules/.bin/kudusync" ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools/node" kudusync >/dev/null
 fi
 
-# uv, the fast installer kuduhook can use (KUDUHOOK_INSTALLER=uv): its wheel from PyPI holds
-# one static binary, unpacked to $tools/bin/uv.
-uv_version=0.13.9
-if [ ! -x "$tools/bin/uv" ] || [ "$("$tools/bin/uv" --version | cut -d' ' -f2)" != "$uv_version" ]; then
-  echo "installing uv $uv_version into $tools/bin"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tools/uv-wheel" "uv==$uv_version"
+# A tool whose wheel from PyPI holds one static binary (uv, maturin): the wheel kept in
+# $tools/NAME-wheel, the binary unpacked to $tools/bin/NAME. Skipped when that version is there.
+install_wheel_binary() {
+  local name=$1 version=$2
+  if [ -x "$tools/bin/$name" ] && [ "$("$tools/bin/$name" --version | cut -d' ' -f2)" = "$version" ] &&
+    ls "$tools/$name-wheel/$name-$version-"*.whl >/dev/null 2>&1; then
+    return
+  fi
+  echo "installing $name $version into $tools/bin"
+  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tools/$name-wheel" "$name==$version"
   mkdir -p "$tools/bin"
-  python3 - "$tools" <<'PY'
+  python3 - "$tools" "$name" "$version" <<'PY'
 import glob, os, sys, zipfile
-tools = sys.argv[1]
-wheel = sorted(glob.glob(os.path.join(tools, "uv-wheel", "uv-*.whl")))[-1]
+tools, name, version = sys.argv[1:]
+wheel = glob.glob(os.path.join(tools, name + "-wheel", "%s-%s-*.whl" % (name, version)))[0]
 with zipfile.ZipFile(wheel) as z:
-    member = next(n for n in z.namelist() if n.endswith(".data/scripts/uv"))
-    with z.open(member) as src, open(os.path.join(tools, "bin", "uv"), "wb") as dst:
+    member = next(n for n in z.namelist() if n.endswith(".data/scripts/" + name))
+    with z.open(member) as src, open(os.path.join(tools, "bin", name), "wb") as dst:
         dst.write(src.read())
-os.chmod(os.path.join(tools, "bin", "uv"), 0o755)
+os.chmod(os.path.join(tools, "bin", name), 0o755)
 PY
-fi
+}
 
-# maturin, which packaging/build-wheels builds kuduhook's wheels with (its wheel holds one
-# static binary, like uv's; the wheel is kept as the offline build backend of `pip wheel .`),
-# and pipx, which tests/wheels.rs installs a wheel with, as users do.
-maturin_version=1.16.0
-if [ ! -x "$tools/bin/maturin" ] || [ "$("$tools/bin/maturin" --version | cut -d' ' -f2)" != "$maturin_version" ] ||
-  ! ls "$tools/maturin-wheel/maturin-$maturin_version-"*.whl >/dev/null 2>&1; then
-  echo "installing maturin $maturin_version into $tools/bin"
-  python3 -m pip download --quiet --no-deps --only-binary=:all: --dest "$tools/maturin-wheel" "maturin==$maturin_version"
-  mkdir -p "$tools/bin"
-  python3 - "$tools" <<'PY'
-import glob, os, sys, zipfile
-tools = sys.argv[1]
-wheel = sorted(glob.glob(os.path.join(tools, "maturin-wheel", "maturin-*.whl")))[-1]
-with zipfile.ZipFile(wheel) as z:
-    member = next(n for n in z.namelist() if n.endswith(".data/scripts/maturin"))
-    with z.open(member) as src, open(os.path.join(tools, "bin", "maturin"), "wb") as dst:
-        dst.write(src.read())
-os.chmod(os.path.join(tools, "bin", "maturin"), 0o755)
-PY
-fi
+# uv, the fast installer kuduhook can use (KUDUHOOK_INSTALLER=uv).
+install_wheel_binary uv 0.13.9
+# maturin, which packaging/build-wheels builds kuduhook's wheels with (its wheel is also the
+# offline build backend of `pip wheel .` in the tests), and pipx, which tests/wheels.rs installs
+# a wheel with, as users do.
+install_wheel_binary maturin 1.16.0
 pipx_version=1.18.16
 if [ ! -x "$tools/pipx/bin/pipx" ] || [ "$("$tools/pipx/bin/pipx" --version)" != "$pipx_version" ]; then
   echo "installing pipx $pipx_version into $tools/pipx"

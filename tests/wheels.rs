@@ -137,6 +137,16 @@ fn the_wheels_carry_both_site_binaries_and_are_tagged_for_glibc_and_musl() {
     );
 }
 
+/// A fresh venv at `venv` with `wheel` pip-installed into it (offline).
+fn pip_installed(wheel: &Path, venv: &Path) -> PathBuf {
+    run(Command::new(python("3.11")).args(["-m", "venv"]).arg(venv)).assert_ok();
+    run(Command::new(venv.join("bin/pip"))
+        .args(["install", "--no-index", "--disable-pip-version-check"])
+        .arg(wheel))
+    .assert_ok();
+    venv.to_path_buf()
+}
+
 #[test]
 fn pip_pipx_and_uv_install_a_working_kuduhook_whose_init_commits_each_platforms_binary() {
     let (linux, _) = wheels();
@@ -151,12 +161,7 @@ fn pip_pipx_and_uv_install_a_working_kuduhook_whose_init_commits_each_platforms_
     );
 
     // pip, into a fresh venv.
-    let venv = dir.path().join("venv");
-    run(Command::new(python("3.11")).args(["-m", "venv"]).arg(&venv)).assert_ok();
-    run(Command::new(venv.join("bin/pip"))
-        .args(["install", "--no-index", "--disable-pip-version-check"])
-        .arg(linux))
-    .assert_ok();
+    let venv = pip_installed(linux, &dir.path().join("venv"));
     // pipx and uv, into folders of their own.
     let pipx = dir.path().join("pipx");
     run(Command::new(tools.join("pipx/bin/pipx"))
@@ -256,12 +261,7 @@ fn example_files() -> Vec<(&'static str, String)> {
 fn init_from_a_pip_installed_wheel_sets_up_a_repository_that_deploys_and_serves() {
     let (linux, _) = wheels();
     let dir = tempfile::tempdir().unwrap();
-    let venv = dir.path().join("venv");
-    run(Command::new(python("3.11")).args(["-m", "venv"]).arg(&venv)).assert_ok();
-    run(Command::new(venv.join("bin/pip"))
-        .args(["install", "--no-index", "--disable-pip-version-check"])
-        .arg(linux))
-    .assert_ok();
+    let venv = pip_installed(linux, &dir.path().join("venv"));
     let kuduhook = venv.join("bin/kuduhook");
     let r = Rehearsal::initialized_by(&example_files(), &|r: &Rehearsal| {
         init_with(&kuduhook, &r.app, &[]).assert_ok();
@@ -335,7 +335,7 @@ fn kuduhook_exe_from_the_windows_wheel_sets_up_a_linux_site_that_deploys() {
 }
 
 #[test]
-fn pip_wheel_from_the_clone_builds_this_machines_wheel_whose_init_commits_the_static_binary() {
+fn pip_wheel_and_pipx_install_from_the_clone_give_the_static_binary_init_commits() {
     let dir = tempfile::tempdir().unwrap();
     // The build backend (maturin) from the wheel tests/setup.sh downloaded: no network.
     let out = run(Command::new(python("3.11"))
@@ -370,6 +370,25 @@ fn pip_wheel_from_the_clone_builds_this_machines_wheel_whose_init_commits_the_st
         "{} holds the static binary",
         wheel.display()
     );
+
+    // `pipx install .` from the clone: a kuduhook whose init commits that static binary.
+    let pipx = dir.path().join("pipx");
+    let tools = root().join("target/tools");
+    run(Command::new(tools.join("pipx/bin/pipx"))
+        .args(["install", "--pip-args"])
+        .arg(format!(
+            "--no-index --find-links {} --find-links {}",
+            tools.join("wheels/pipx").display(),
+            tools.join("maturin-wheel").display()
+        ))
+        .arg(root())
+        .env("PIPX_HOME", pipx.join("home"))
+        .env("PIPX_BIN_DIR", pipx.join("bin"))
+        .env("PIPX_MAN_DIR", pipx.join("man")))
+    .assert_ok();
+    let app = flask_app(dir.path());
+    init_with(&pipx.join("bin/kuduhook"), &app, &[]).assert_ok();
+    assert_eq!(std::fs::read(app.join("deploy/kuduhook")).unwrap(), binary);
 }
 
 /// A copy of `wheel` as the next release, `to`: what `kuduhook upgrade` pins (same binary,

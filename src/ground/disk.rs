@@ -21,9 +21,31 @@ pub enum Fault {
     Other,
 }
 
+/// The system's error number behind `error`, also where a library wrapped it: an error in the
+/// chain of sources, or else the "(os error N)" its text keeps (tempfile's "... at path ..."
+/// errors keep the original only in their text).
+fn os_code(error: &io::Error) -> Option<i32> {
+    if let Some(code) = error.raw_os_error() {
+        return Some(code);
+    }
+    let mut source: Option<&(dyn std::error::Error + 'static)> = error.get_ref().map(|e| e as _);
+    while let Some(inner) = source {
+        if let Some(code) = inner
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        source = inner.source();
+    }
+    let text = error.get_ref()?.to_string();
+    let digits = text.split("(os error ").nth(1)?.split(')').next()?;
+    digits.parse().ok()
+}
+
 /// The kind of `error`.
 pub fn fault(error: &io::Error) -> Fault {
-    match error.raw_os_error() {
+    match os_code(error) {
         Some(28) | Some(122) => return Fault::Full, // ENOSPC, EDQUOT (Linux)
         Some(112) | Some(39) if cfg!(windows) => return Fault::Full, // DISK_FULL, HANDLE_DISK_FULL
         Some(5) if cfg!(unix) => return Fault::Io,
@@ -185,6 +207,27 @@ mod tests {
         assert_eq!(fault(&io::Error::from_raw_os_error(13)), Fault::Refused);
         assert_eq!(fault(&io::Error::from_raw_os_error(1)), Fault::Refused);
         assert_eq!(fault(&io::Error::from_raw_os_error(2)), Fault::Other);
+    }
+
+    #[test]
+    fn a_wrapped_error_is_told_by_the_error_inside() {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = io::Error::from_raw_os_error(5);
+        let wrapped = io::Error::new(
+            inner.kind(),
+            tempfile::PathPersistError {
+                error: inner,
+                path: tempfile::TempPath::try_from_path(dir.path().join("x")).unwrap(),
+            },
+        );
+        assert_eq!(wrapped.raw_os_error(), None);
+        assert_eq!(fault(&wrapped), Fault::Io);
+        // What tempfile returns when it cannot create its file: the number in the text only.
+        let missing = tempfile::Builder::new()
+            .tempfile_in(dir.path().join("no/such/folder"))
+            .unwrap_err();
+        assert_eq!(missing.raw_os_error(), None);
+        assert_eq!(os_code(&missing), Some(2));
     }
 
     #[test]

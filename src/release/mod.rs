@@ -426,6 +426,17 @@ impl<'a> Release<'a> {
                 ),
             }
         }
+        // An archive this deployment packed (whole or in part) and no release starts from.
+        if rolled_back != Some(false)
+            && let Some(archives) = &self.archives
+        {
+            let mut keep = Releases::read(&self.options.target).kept_archives();
+            keep.extend(linux_start::platform_env(&self.options.target).compressed);
+            let removed = archives.remove_others(&keep);
+            if removed > 0 {
+                info!("Removed the env archive this deployment had packed");
+            }
+        }
         let files_back = match self.sync_ran || self.sync_partial {
             true => self.undo_files(),
             false => None,

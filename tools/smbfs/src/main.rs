@@ -16,9 +16,18 @@
 //!   kernel caches attributes and names for 1 s, as cifs' `actimeo=1`.
 //!
 //! - with `--count-calls FILE`, the number of round trips so far is in FILE (the tests count
-//!   what a deployment costs on the share).
+//!   what a deployment costs on the share);
+//! - with `--faults FILE`, it fails a change as a full, failing or refusing share would. FILE
+//!   holds `KIND K` (`enospc`, `eio` or `eacces`, and a count from 1), or `none`; it is read
+//!   again whenever it changes, which starts the count over. Changes are the calls that alter
+//!   the share: create, write, mkdir, rename, unlink, rmdir, link, and setattr's times and size.
+//!   The K-th fails: with `eio` (EIO) or `eacces` (EACCES) that one only; with `enospc`
+//!   (ENOSPC) that one and every later change that takes space (create, write, mkdir, link, a
+//!   truncate), as on a full disk, where removes and renames still work. The changes counted
+//!   since FILE was read are in `FILE.changes` (a clean run's count is where a sweep ends).
 //!
 //! usage: smbfs BACKING MOUNTPOINT [--latency-ms N] [--threads N] [--count-calls FILE]
+//!        [--faults FILE]
 //! Runs in the foreground until unmounted (`umount MOUNTPOINT`).
 
 use std::collections::{BTreeMap, HashMap};
@@ -46,6 +55,83 @@ struct SmbFs {
     state: Mutex<State>,
     /// With `--count-calls FILE`: the round trips so far, written to FILE after each one.
     counter: Option<Mutex<(u64, File)>>,
+    /// With `--faults FILE`: the fault to inject, and the changes counted.
+    faults: Option<Mutex<Faults>>,
+}
+
+/// A call that changes the share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Create,
+    Write,
+    Mkdir,
+    Rename,
+    Remove,
+    Link,
+    Times,
+    Truncate,
+}
+
+impl Change {
+    /// Whether it needs space the share may not have (a full disk still removes and renames).
+    fn takes_space(self) -> bool {
+        matches!(
+            self,
+            Change::Create | Change::Write | Change::Mkdir | Change::Link | Change::Truncate
+        )
+    }
+}
+
+/// The fault `--faults FILE` asks for, reread when FILE changes.
+struct Faults {
+    control: PathBuf,
+    /// FILE's modification time and length when it was read.
+    read_as: Option<(SystemTime, u64)>,
+    /// The errno, and the change (from 1) that fails.
+    fault: Option<(Errno, u64)>,
+    /// Changes counted since FILE was read.
+    seen: u64,
+    out: File,
+}
+
+impl Faults {
+    fn reload(&mut self) {
+        let meta = fs::metadata(&self.control).ok();
+        let stamp = meta
+            .as_ref()
+            .and_then(|m| Some((m.modified().ok()?, m.len())));
+        if stamp == self.read_as {
+            return;
+        }
+        self.read_as = stamp;
+        self.seen = 0;
+        let text = fs::read_to_string(&self.control).unwrap_or_default();
+        let mut words = text.split_whitespace();
+        let errno = match words.next() {
+            Some("enospc") => Some(Errno::ENOSPC),
+            Some("eio") => Some(Errno::EIO),
+            Some("eacces") => Some(Errno::EACCES),
+            _ => None,
+        };
+        let at = words.next().and_then(|k| k.parse().ok()).unwrap_or(0);
+        self.fault = errno.map(|e| (e, at));
+    }
+
+    /// Counts `change`; the error it fails with, if it is to fail.
+    fn check(&mut self, change: Change) -> Result<(), Errno> {
+        self.reload();
+        self.seen += 1;
+        let _ = self
+            .out
+            .write_at(format!("{:>20}\n", self.seen).as_bytes(), 0);
+        match self.fault {
+            Some((errno, at)) if self.seen == at => Err(errno),
+            Some((Errno::ENOSPC, at)) if at > 0 && self.seen > at && change.takes_space() => {
+                Err(Errno::ENOSPC)
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -122,6 +208,14 @@ impl SmbFs {
         }
     }
 
+    /// A change to the share: counted, and failed where `--faults` says so.
+    fn change(&self, change: Change) -> Result<(), Errno> {
+        match &self.faults {
+            Some(faults) => faults.lock().unwrap().check(change),
+            None => Ok(()),
+        }
+    }
+
     fn path_of(&self, ino: INodeNo) -> Result<PathBuf, Errno> {
         let state = self.state.lock().unwrap();
         state.paths.get(&ino.0).cloned().ok_or(Errno::ENOENT)
@@ -171,6 +265,7 @@ impl SmbFs {
     ) {
         self.round_trip();
         let result = self.entry(parent, name).and_then(|relative| {
+            self.change(Change::Remove)?;
             remove(&self.real(&relative)).map_err(errno)?;
             self.state.lock().unwrap().forget_path(&relative);
             Ok(())
@@ -277,6 +372,11 @@ impl Filesystem for SmbFs {
         let result = self.path_of(ino).and_then(|relative| {
             let real = self.real(&relative);
             // Mode, owner: ignored, as a share without unix extensions ignores them.
+            if size.is_some() {
+                self.change(Change::Truncate)?;
+            } else if atime.is_some() || mtime.is_some() {
+                self.change(Change::Times)?;
+            }
             if size.is_some() || atime.is_some() || mtime.is_some() {
                 let file = OpenOptions::new()
                     .write(true)
@@ -322,6 +422,7 @@ impl Filesystem for SmbFs {
                 return Err(Errno::EEXIST);
             }
             let relative = parent.join(name);
+            self.change(Change::Mkdir)?;
             fs::create_dir(self.real(&relative)).map_err(errno)?;
             self.attr(&relative)
         });
@@ -360,6 +461,9 @@ impl Filesystem for SmbFs {
         reply: ReplyEntry,
     ) {
         self.round_trip();
+        if let Err(e) = self.change(Change::Link) {
+            return reply.error(e);
+        }
         reply.error(Errno::EOPNOTSUPP);
     }
 
@@ -379,6 +483,7 @@ impl Filesystem for SmbFs {
         }
         let result = (|| {
             let from = self.entry(parent, name)?;
+            self.change(Change::Rename)?;
             let to_parent = self.path_of(newparent)?;
             // Held across the change, so that the tables and the disk agree.
             let mut state = self.state.lock().unwrap();
@@ -411,6 +516,9 @@ impl Filesystem for SmbFs {
         self.round_trip();
         let result = self.path_of(ino).and_then(|relative| {
             let mode = flags.0 & libc_accmode();
+            if flags.0 & O_TRUNC != 0 && mode != RDONLY {
+                self.change(Change::Truncate)?;
+            }
             let file = OpenOptions::new()
                 .read(mode != WRONLY)
                 .write(mode != RDONLY)
@@ -442,6 +550,7 @@ impl Filesystem for SmbFs {
                 Some(stored) => parent.join(stored),
                 None => parent.join(name),
             };
+            self.change(Change::Create)?;
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
@@ -499,6 +608,9 @@ impl Filesystem for SmbFs {
         let Some(file) = self.open_file(fh) else {
             return reply.error(Errno::EBADF);
         };
+        if let Err(e) = self.change(Change::Write) {
+            return reply.error(e);
+        }
         match file.write_all_at(data, offset) {
             Ok(()) => reply.written(data.len() as u32),
             Err(e) => reply.error(errno(e)),
@@ -633,6 +745,7 @@ fn main() {
     let mut latency_ms = 1.0_f64;
     let mut threads = 16;
     let mut count_calls = None;
+    let mut faults = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
@@ -644,12 +757,14 @@ fn main() {
             }
             "--threads" => threads = it.next().and_then(|v| v.parse().ok()).expect("--threads N"),
             "--count-calls" => count_calls = Some(it.next().expect("--count-calls FILE").clone()),
+            "--faults" => faults = Some(PathBuf::from(it.next().expect("--faults FILE"))),
             _ => positional.push(arg.clone()),
         }
     }
     let [backing, mountpoint] = positional.as_slice() else {
         eprintln!(
-            "usage: smbfs BACKING MOUNTPOINT [--latency-ms N] [--threads N] [--count-calls FILE]"
+            "usage: smbfs BACKING MOUNTPOINT [--latency-ms N] [--threads N] [--count-calls FILE] \
+             [--faults FILE]"
         );
         std::process::exit(2);
     };
@@ -667,6 +782,17 @@ fn main() {
                 0,
                 File::create(path).expect("create the --count-calls file"),
             ))
+        }),
+        faults: faults.map(|control| {
+            let mut changes = control.clone().into_os_string();
+            changes.push(".changes");
+            Mutex::new(Faults {
+                out: File::create(changes).expect("create the --faults FILE.changes file"),
+                control,
+                read_as: None,
+                fault: None,
+                seen: 0,
+            })
         }),
     };
     let mut config = Config::default();
