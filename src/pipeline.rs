@@ -295,6 +295,14 @@ fn run_steps(
     Ok(())
 }
 
+/// The size of the archive the platform starts the live env from, where there is one.
+fn live_archive_bytes(target: &std::path::Path) -> Option<u64> {
+    let archive = crate::platform::linux_start::platform_env(target).compressed?;
+    std::fs::metadata(target.join(archive))
+        .ok()
+        .map(|m| m.len())
+}
+
 fn print_header(config: &DeployConfig) {
     let commit = config
         .commit_id
@@ -585,6 +593,7 @@ impl Deployment<'_> {
                     store: &store,
                     installer,
                     install: install.as_ref(),
+                    archive_bytes: live_archive_bytes(&c.target.value),
                 };
                 let validated = env_step::run(c, &inputs, &self.runner)?;
                 if validated.pending.is_some() {
@@ -724,6 +733,7 @@ impl Deployment<'_> {
             store,
             installer: self.installer.as_ref().expect("resolved with the runtime"),
             install: Some(plan),
+            archive_bytes: live_archive_bytes(&self.config.target.value),
         };
         let validated = env_step::build_fresh(self.config, &inputs, &self.runner, vec![why])?;
         if let Outcome::Done(what) = &validated.outcome {

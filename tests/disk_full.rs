@@ -170,20 +170,24 @@ fn a_rebuild_that_cannot_fit_is_refused_before_it_writes_with_the_numbers() {
     let fs = Tmpfs::new(96);
     let mut site = Site::app("3.11");
     site.target = fs.mount.join("site/wwwroot");
-    let first = site.deploy(&[]);
-    first.assert_ok().assert_contains("Space: env ");
+    // The env shipped as an archive too, as on App Service's share: a new env needs a new one.
+    const ARCHIVE: (&str, &str) = ("APPSETTING_KUDUHOOK_ENV_ARCHIVE", "true");
+    const REBUILD: (&str, &str) = ("APPSETTING_KUDUHOOK_FORCE_ENV_REBUILD", "2026-12-08");
+    let first = site.deploy_with(&[], &[ARCHIVE]);
+    first
+        .assert_ok()
+        .assert_contains("Space: env ")
+        .assert_contains(", its archive ");
     let envs_before = support::names_in(&site.envs_dir());
 
     let filler = fs.fill(2 << 20);
     site.write("app.py", "import kudupkg\n\ndef app():\n    return 'v2'\n");
-    let refused = site.deploy_with(
-        &[],
-        &[("APPSETTING_KUDUHOOK_FORCE_ENV_REBUILD", "2026-12-08")],
-    );
+    let refused = site.deploy_with(&[], &[ARCHIVE, REBUILD]);
     refused
         .assert_failed()
         .assert_contains("error: not enough space to build the env: it needs about ")
         .assert_contains("(a new env the size of the live one ")
+        .assert_contains(", its archive, as large as the last one ")
         .assert_contains(&format!(
             "and the filesystem holding {}",
             fs.mount.join("site").display()
@@ -203,14 +207,11 @@ fn a_rebuild_that_cannot_fit_is_refused_before_it_writes_with_the_numbers() {
     );
 
     std::fs::remove_file(filler).unwrap();
-    site.deploy_with(
-        &[],
-        &[("APPSETTING_KUDUHOOK_FORCE_ENV_REBUILD", "2026-12-08")],
-    )
-    .assert_ok()
-    .assert_contains("Space: about ")
-    .assert_contains("; kuduhook keeps ")
-    .assert_contains("(1 env kept for rollbacks ");
+    site.deploy_with(&[], &[ARCHIVE, REBUILD])
+        .assert_ok()
+        .assert_contains("Space: about ")
+        .assert_contains("; kuduhook keeps ")
+        .assert_contains("(1 env kept for rollbacks ");
 
     // `kuduhook status` says the same, and warns once the filesystem is over 80% used, naming
     // what could go.

@@ -125,7 +125,13 @@ impl<'a> Release<'a> {
             .as_ref()
             .map(|s| s.live.clone())
             .unwrap_or_else(|| target.join("env"));
-        let archive = self.live_archive.as_ref().map(|a| target.join(a));
+        // The archive the site starts from: this deployment's once it went live, else the one
+        // the platform's manifest names.
+        let archive = self
+            .live_archive
+            .clone()
+            .or_else(|| linux_start::platform_env(target).compressed)
+            .map(|a| target.join(a));
         let walk = walk_anyway || crate::env::files::network_filesystem(target).is_none();
         space::SpaceReport::measure(target, &live, archive.as_deref(), walk)
     }

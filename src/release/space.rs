@@ -28,6 +28,8 @@ pub struct SpaceReport {
     pub envs_walked: bool,
     /// Every env archive kuduhook keeps (the live one's included).
     pub archives: u64,
+    /// The archives (and their records) of envs other than the live one.
+    pub older_archives: u64,
     /// Everything in kuduhook's folder beside the site not counted above (undo logs, records).
     pub other: u64,
     /// The filesystem holding the site.
@@ -59,6 +61,24 @@ impl SpaceReport {
             .collect();
         let env_bytes = walk_envs.then(|| disk::tree_size(&live));
         let archives = disk::tree_size(&state.join(ARCHIVES_DIR));
+        // The live archive and its record are the live env's; the rest belong to older envs.
+        let live_name = archive.and_then(|a| a.file_name()).map(|n| n.to_os_string());
+        let older_archives: u64 = std::fs::read_dir(state.join(ARCHIVES_DIR))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|entry| {
+                let name = entry.file_name();
+                live_name.as_ref().is_none_or(|live| {
+                    let mut record = live.clone();
+                    record.push(".json");
+                    &name != live && name != record
+                })
+            })
+            .filter_map(|entry| entry.metadata().ok())
+            .filter(|meta| meta.is_file())
+            .map(|meta| meta.len())
+            .sum();
         // The rest of the state folder, without the envs kept in it (link mode) and the
         // archives: undo logs and records. Not walked where the envs are not.
         let other = match walk_envs {
@@ -86,6 +106,7 @@ impl SpaceReport {
             kept_envs,
             envs_walked: walk_envs,
             archives,
+            older_archives,
             other,
             filesystem: disk::space(target),
             target: target.to_path_buf(),
@@ -95,7 +116,7 @@ impl SpaceReport {
     /// What kuduhook keeps beyond the live env and its archive.
     pub fn kept(&self) -> u64 {
         let kept_envs: u64 = self.kept_envs.iter().map(|(_, s)| s).sum();
-        kept_envs + self.archives.saturating_sub(self.archive.unwrap_or(0)) + self.other
+        kept_envs + self.older_archives + self.other
     }
 
     /// "env 45.2 MiB, its archive 12.0 MiB; kuduhook keeps 60.1 MiB beside the site (...);
@@ -122,7 +143,7 @@ impl SpaceReport {
                     1 => "1 env".to_string(),
                     n => format!("{n} envs"),
                 },
-                bytes(self.archives.saturating_sub(self.archive.unwrap_or(0)))
+                bytes(self.older_archives)
             )),
         }
         if let Some(space) = self.filesystem {
@@ -144,9 +165,8 @@ impl SpaceReport {
             1 => format!("1 env kept for rollbacks {}", bytes(envs)),
             n => format!("{n} envs kept for rollbacks {}", bytes(envs)),
         }];
-        let older = self.archives.saturating_sub(self.archive.unwrap_or(0));
-        if older > 0 {
-            parts.push(format!("older env archives {}", bytes(older)));
+        if self.older_archives > 0 {
+            parts.push(format!("older env archives {}", bytes(self.older_archives)));
         }
         parts.push(format!("undo logs and records {}", bytes(self.other)));
         parts.join(", ")
@@ -155,7 +175,7 @@ impl SpaceReport {
     /// What could be freed, and the setting for it: for a full disk and for `status`.
     pub fn freeable(&self) -> String {
         let envs: u64 = self.kept_envs.iter().map(|(_, s)| s).sum();
-        let older = self.archives.saturating_sub(self.archive.unwrap_or(0));
+        let older = self.older_archives;
         let mut parts = Vec::new();
         if !self.kept_envs.is_empty() {
             parts.push(format!(

@@ -51,6 +51,9 @@ pub struct EnvInputs<'a> {
     /// The install pip-install will run, when it runs: exact mode compares it with the env's
     /// last install.
     pub install: Option<&'a InstallPlan>,
+    /// The size of the live env's archive, where the site ships the env as one: a new env gets
+    /// a new archive, about as large (counted before the env is written).
+    pub archive_bytes: Option<u64>,
 }
 
 /// The validate-env step: reuse the env when sound, else build a new one, logging every reason.
@@ -95,7 +98,7 @@ pub fn run(
             }
             Ok(roots) => {
                 let record = record.expect("a reusable env has a record");
-                return copy_live(c, store, record, roots, &reason);
+                return copy_live(c, inputs, record, roots, &reason);
             }
             Err(why_not) => reasons.push(format!(
                 "{reason}; the live env cannot be reused: {why_not}"
@@ -164,10 +167,13 @@ pub fn build_fresh(
             &std::fs::canonicalize(&store.live).unwrap_or_else(|_| store.live.clone()),
         );
         let site = store.live.parent().unwrap_or(&store.live);
-        check_space(
-            site,
-            vec![("a new env the size of the live one".into(), size)],
-        )?;
+        let mut parts = vec![("a new env the size of the live one".to_string(), size)];
+        parts.extend(
+            inputs
+                .archive_bytes
+                .map(|bytes| ("its archive, as large as the last one".to_string(), bytes)),
+        );
+        check_space(site, parts)?;
     }
     let built = store.build_path(&format!("{}-{}", now_unix(), std::process::id()))?;
     let new = NewEnv {
@@ -305,11 +311,12 @@ fn reusable(
 /// changed requirements into; pip-install prunes it back to exactly what they need.
 fn copy_live(
     config: &DeployConfig,
-    store: &EnvStore,
+    inputs: &EnvInputs,
     record: EnvRecord,
     roots: Vec<Root>,
     reason: &str,
 ) -> Result<Validated, DeployError> {
+    let store = inputs.store;
     let live = &store.live;
     let from = match store.live_env() {
         LiveEnv::Link(to) => to,
@@ -325,10 +332,13 @@ fn copy_live(
     if !same_disk {
         let size = crate::ground::disk::tree_size(&from);
         // Where it is copied on local disk first, it lands beside the live env at the end.
-        check_space(
-            live.parent().unwrap_or(live),
-            vec![("a copy of the live env".into(), size)],
-        )?;
+        let mut parts = vec![("a copy of the live env".to_string(), size)];
+        parts.extend(
+            inputs
+                .archive_bytes
+                .map(|bytes| ("its archive, as large as the last one".to_string(), bytes)),
+        );
+        check_space(live.parent().unwrap_or(live), parts)?;
     }
     let mode = match same_disk {
         true => env_files::CopyAs::PackagesShared,
