@@ -295,12 +295,10 @@ fn run_steps(
     Ok(())
 }
 
-/// The size of the archive the platform starts the live env from, where there is one.
-fn live_archive_bytes(target: &std::path::Path) -> Option<u64> {
+/// The archive the platform starts the live env from, where there is one.
+fn live_archive(target: &std::path::Path) -> Option<std::path::PathBuf> {
     let archive = crate::platform::linux_start::platform_env(target).compressed?;
-    std::fs::metadata(target.join(archive))
-        .ok()
-        .map(|m| m.len())
+    Some(target.join(archive)).filter(|a| a.is_file())
 }
 
 fn print_header(config: &DeployConfig) {
@@ -593,7 +591,7 @@ impl Deployment<'_> {
                     store: &store,
                     installer,
                     install: install.as_ref(),
-                    archive_bytes: live_archive_bytes(&c.target.value),
+                    archive: live_archive(&c.target.value),
                 };
                 let validated = env_step::run(c, &inputs, &self.runner)?;
                 if validated.pending.is_some() {
@@ -733,7 +731,7 @@ impl Deployment<'_> {
             store,
             installer: self.installer.as_ref().expect("resolved with the runtime"),
             install: Some(plan),
-            archive_bytes: live_archive_bytes(&self.config.target.value),
+            archive: live_archive(&self.config.target.value),
         };
         let validated = env_step::build_fresh(self.config, &inputs, &self.runner, vec![why])?;
         if let Outcome::Done(what) = &validated.outcome {

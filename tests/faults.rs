@@ -196,7 +196,12 @@ impl World {
         std::fs::copy(&world.site.manifest, world.snapshot.path().join("manifest")).unwrap();
         // A clean A -> B: how many changes it makes, and what B serves.
         world.share.no_faults();
-        world.deploy_b().assert_ok();
+        world
+            .deploy_b()
+            .assert_ok()
+            .assert_contains("Space: about ")
+            .assert_contains("(a copy of the live env ")
+            .assert_contains(", its archive, as large as the last one ");
         world.changes = world.share.changes();
         world.b = served(&world.site);
         assert_eq!(world.b.app, "2.0", "release B serves");

@@ -62,7 +62,9 @@ impl SpaceReport {
         let env_bytes = walk_envs.then(|| disk::tree_size(&live));
         let archives = disk::tree_size(&state.join(ARCHIVES_DIR));
         // The live archive and its record are the live env's; the rest belong to older envs.
-        let live_name = archive.and_then(|a| a.file_name()).map(|n| n.to_os_string());
+        let live_name = archive
+            .and_then(|a| a.file_name())
+            .map(|n| n.to_os_string());
         let older_archives: u64 = std::fs::read_dir(state.join(ARCHIVES_DIR))
             .into_iter()
             .flatten()

@@ -51,9 +51,39 @@ pub struct EnvInputs<'a> {
     /// The install pip-install will run, when it runs: exact mode compares it with the env's
     /// last install.
     pub install: Option<&'a InstallPlan>,
-    /// The size of the live env's archive, where the site ships the env as one: a new env gets
-    /// a new archive, about as large (counted before the env is written).
-    pub archive_bytes: Option<u64>,
+    /// The live env's archive, where the site ships the env as one: a new env gets a new
+    /// archive, about as large (counted before the env is written).
+    pub archive: Option<PathBuf>,
+}
+
+impl EnvInputs<'_> {
+    /// The archive's size, for the estimate.
+    fn archive_bytes(&self) -> Option<u64> {
+        self.archive
+            .as_ref()
+            .and_then(|a| std::fs::metadata(a).ok())
+            .map(|m| m.len())
+    }
+}
+
+/// The size of the env at `env` (the live one): walked on local disk; on a network share,
+/// where every file is a round trip, read from its archive where there is one (a gzip stream
+/// ends with its uncompressed size, modulo 4 GiB: the env's files plus their tar headers).
+fn env_size(env: &Path, archive: Option<&Path>) -> u64 {
+    let on_share = env_files::network_filesystem(env).is_some();
+    if on_share && let Some(size) = archive.and_then(gzip_uncompressed_size) {
+        return size;
+    }
+    crate::ground::disk::tree_size(env)
+}
+
+fn gzip_uncompressed_size(path: &Path) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = std::fs::File::open(path).ok()?;
+    file.seek(SeekFrom::End(-4)).ok()?;
+    let mut tail = [0u8; 4];
+    file.read_exact(&mut tail).ok()?;
+    Some(u32::from_le_bytes(tail) as u64)
 }
 
 /// The validate-env step: reuse the env when sound, else build a new one, logging every reason.
@@ -163,14 +193,13 @@ pub fn build_fresh(
     // install; none for a first deployment). Where it is built on local disk first, it is
     // copied beside the live one at the end: both sides count against the site's disk.
     if store.live.join("pyvenv.cfg").is_file() {
-        let size = crate::ground::disk::tree_size(
-            &std::fs::canonicalize(&store.live).unwrap_or_else(|_| store.live.clone()),
-        );
+        let live = std::fs::canonicalize(&store.live).unwrap_or_else(|_| store.live.clone());
+        let size = env_size(&live, inputs.archive.as_deref());
         let site = store.live.parent().unwrap_or(&store.live);
         let mut parts = vec![("a new env the size of the live one".to_string(), size)];
         parts.extend(
             inputs
-                .archive_bytes
+                .archive_bytes()
                 .map(|bytes| ("its archive, as large as the last one".to_string(), bytes)),
         );
         check_space(site, parts)?;
@@ -330,12 +359,12 @@ fn copy_live(
     let same_disk =
         store.staging.is_none() && env_files::links_work(built.parent().unwrap_or(live));
     if !same_disk {
-        let size = crate::ground::disk::tree_size(&from);
+        let size = env_size(&from, inputs.archive.as_deref());
         // Where it is copied on local disk first, it lands beside the live env at the end.
         let mut parts = vec![("a copy of the live env".to_string(), size)];
         parts.extend(
             inputs
-                .archive_bytes
+                .archive_bytes()
                 .map(|bytes| ("its archive, as large as the last one".to_string(), bytes)),
         );
         check_space(live.parent().unwrap_or(live), parts)?;
@@ -730,6 +759,22 @@ fn create_without_links(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gzip_archive_tells_its_uncompressed_size() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("env.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).unwrap(),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&vec![b'x'; 123_456]).unwrap();
+        gz.finish().unwrap();
+        assert!(std::fs::metadata(&path).unwrap().len() < 10_000);
+        assert_eq!(gzip_uncompressed_size(&path), Some(123_456));
+        assert_eq!(gzip_uncompressed_size(&dir.path().join("missing")), None);
+    }
 
     #[test]
     fn reads_venv_and_virtualenv_configs() {
