@@ -46,9 +46,11 @@ fn os_code(error: &io::Error) -> Option<i32> {
 /// The kind of `error`.
 pub fn fault(error: &io::Error) -> Fault {
     match os_code(error) {
-        Some(28) | Some(122) => return Fault::Full, // ENOSPC, EDQUOT (Linux)
-        Some(112) | Some(39) if cfg!(windows) => return Fault::Full, // DISK_FULL, HANDLE_DISK_FULL
-        Some(5) if cfg!(unix) => return Fault::Io,
+        Some(28) | Some(122) if cfg!(unix) => return Fault::Full, // ENOSPC, EDQUOT (Linux)
+        Some(5) if cfg!(unix) => return Fault::Io,                // EIO
+        // ERROR_DISK_FULL, ERROR_HANDLE_DISK_FULL, ERROR_IO_DEVICE
+        Some(112) | Some(39) if cfg!(windows) => return Fault::Full,
+        Some(1117) if cfg!(windows) => return Fault::Io,
         _ => {}
     }
     match error.kind() {
@@ -200,6 +202,20 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(windows)]
+    fn windows_errors_are_told_apart_by_their_kind() {
+        assert_eq!(fault(&io::Error::from_raw_os_error(112)), Fault::Full);
+        assert_eq!(fault(&io::Error::from_raw_os_error(1117)), Fault::Io);
+        assert_eq!(fault(&io::Error::from_raw_os_error(5)), Fault::Refused);
+        assert_eq!(
+            fault(&io::Error::from_raw_os_error(28)),
+            Fault::Other,
+            "out of paper"
+        );
+    }
+
+    #[test]
+    #[cfg(unix)]
     fn errors_are_told_apart_by_their_kind() {
         assert_eq!(fault(&io::Error::from_raw_os_error(28)), Fault::Full);
         assert_eq!(fault(&io::Error::from_raw_os_error(122)), Fault::Full);
@@ -210,6 +226,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(unix)]
     fn a_wrapped_error_is_told_by_the_error_inside() {
         let dir = tempfile::tempdir().unwrap();
         let inner = io::Error::from_raw_os_error(5);
