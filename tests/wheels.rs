@@ -613,3 +613,82 @@ fn the_release_workflow_builds_the_wheels_with_the_command_ci_runs() {
     }
     assert!(workflow.contains("pypa/gh-action-pypi-publish"));
 }
+
+/// A package index on loopback that asks for a user and password (HTTP Basic), serving the
+/// wheels in a folder as PEP 503's simple pages: what a private index is to the launcher.
+const PRIVATE_INDEX: &str = r#"
+import base64, html, http.server, os, sys
+folder, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+wanted = "Basic " + base64.b64encode(("%s:%s" % (user, password)).encode()).decode()
+class Index(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+    def do_GET(self):
+        if self.headers.get("Authorization") != wanted:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="index"')
+            self.end_headers()
+            return
+        parts = [p for p in self.path.split("?")[0].split("/") if p]
+        if len(parts) == 2 and parts[0] == "simple":
+            links = "".join('<a href="/files/%s">%s</a>' % (n, html.escape(n))
+                            for n in sorted(os.listdir(folder))
+                            if n.lower().startswith(parts[1].replace("-", "_") + "-"))
+            body = ("<html><body>%s</body></html>" % links).encode()
+            kind = "text/html"
+        elif len(parts) == 2 and parts[0] == "files":
+            body = open(os.path.join(folder, parts[1]), "rb").read()
+            kind = "application/octet-stream"
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), Index).serve_forever()
+"#;
+
+#[test]
+fn a_private_index_that_asks_for_credentials_serves_the_launcher_and_never_sees_them_printed() {
+    let (linux, _) = wheels();
+    let index = index_of(&[linux]);
+    let port = support::rehearsal::free_port();
+    let mut server = Command::new(python("3.11"))
+        .args(["-c", PRIVATE_INDEX])
+        .arg(index.path())
+        .arg(port.to_string())
+        .args(["deployer", "s3cret-token"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let url = format!("http://deployer:s3cret-token@127.0.0.1:{port}/simple/");
+    let r = Rehearsal::initialized_by(&example_files(), &|r: &Rehearsal| {
+        r.kuduhook_with(&["init", "--launcher"], &[("PIP_INDEX_URL", url.as_str())])
+            .assert_ok()
+            .assert_lacks("s3cret-token");
+    });
+    // The app's own requirements come from the local wheels; kuduhook from the private index.
+    let flask = root().join("target/tools/wheels/flask-app");
+    r.settings(&[
+        ("PIP_INDEX_URL", url.as_str()),
+        ("PIP_FIND_LINKS", flask.to_str().unwrap()),
+    ]);
+    let pushed = r.push();
+    let _ = server.kill();
+    let _ = server.wait();
+    pushed
+        .assert_contains("checked and cached in")
+        .assert_contains("Deployment successful")
+        .assert_lacks("s3cret-token");
+    assert!(serves(&r).starts_with("Hello from kuduhook!"));
+}
