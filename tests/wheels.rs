@@ -336,6 +336,9 @@ fn kuduhook_exe_from_the_windows_wheel_sets_up_a_linux_site_that_deploys() {
 
 #[test]
 fn pip_wheel_and_pipx_install_from_the_clone_give_the_static_binary_init_commits() {
+    // After packaging/build-wheels, never beside it: it stages files in the folder the
+    // build backend packs as the wheel's data.
+    let _ = wheels();
     let dir = tempfile::tempdir().unwrap();
     // The build backend (maturin) from the wheel tests/setup.sh downloaded: no network.
     let out = run(Command::new(python("3.11"))
