@@ -165,12 +165,12 @@ pub fn describe_owner(path: &Path) -> String {
         use std::os::unix::fs::MetadataExt;
         match std::fs::symlink_metadata(&place) {
             Ok(meta) => format!(
-                "{} is owned by uid {} (gid {}), mode {:o}; kuduhook runs as uid {}",
+                "{} is owned by uid {} (gid {}), mode {:o}{}",
                 place.display(),
                 meta.uid(),
                 meta.gid(),
                 meta.mode() & 0o7777,
-                rustix_uid()
+                runs_as()
             ),
             Err(e) => format!("{} could not be examined: {e}", place.display()),
         }
@@ -186,15 +186,20 @@ pub fn describe_owner(path: &Path) -> String {
     }
 }
 
-#[cfg(target_os = "linux")]
-fn rustix_uid() -> u32 {
-    rustix::process::getuid().as_raw()
-}
-
-#[cfg(all(unix, not(target_os = "linux")))]
-fn rustix_uid() -> u32 {
-    // No rustix off Linux: the owner of this process's own files in /proc is not there either.
-    u32::MAX
+/// "; kuduhook runs as uid 1000", where the process's user can be asked (Linux).
+#[cfg(unix)]
+fn runs_as() -> String {
+    #[cfg(target_os = "linux")]
+    {
+        format!(
+            "; kuduhook runs as uid {}",
+            rustix::process::getuid().as_raw()
+        )
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        String::new()
+    }
 }
 
 #[cfg(test)]
