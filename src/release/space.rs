@@ -60,27 +60,36 @@ impl SpaceReport {
             })
             .collect();
         let env_bytes = walk_envs.then(|| disk::tree_size(&live));
-        let archives = disk::tree_size(&state.join(ARCHIVES_DIR));
-        // The live archive and its record are the live env's; the rest belong to older envs.
+        // One listing of the archives: all of them, and those of envs other than the live one
+        // (the live archive and its record are the live env's).
         let live_name = archive
             .and_then(|a| a.file_name())
             .map(|n| n.to_os_string());
-        let older_archives: u64 = std::fs::read_dir(state.join(ARCHIVES_DIR))
+        let (mut archives, mut older_archives) = (0, 0);
+        for entry in std::fs::read_dir(state.join(ARCHIVES_DIR))
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|entry| {
-                let name = entry.file_name();
-                live_name.as_ref().is_none_or(|live| {
-                    let mut record = live.clone();
-                    record.push(".json");
-                    &name != live && name != record
-                })
-            })
-            .filter_map(|entry| entry.metadata().ok())
-            .filter(|meta| meta.is_file())
-            .map(|meta| meta.len())
-            .sum();
+        {
+            let Some(len) = entry
+                .metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+            else {
+                continue;
+            };
+            let name = entry.file_name();
+            let live = live_name.as_ref().is_some_and(|live| {
+                let mut record = live.clone();
+                record.push(".json");
+                &name == live || name == record
+            });
+            archives += len;
+            if !live {
+                older_archives += len;
+            }
+        }
         // The rest of the state folder, without the envs kept in it (link mode) and the
         // archives: undo logs and records. Not walked where the envs are not.
         let other = match walk_envs {
