@@ -234,7 +234,7 @@ impl Failure for CommandError {
                         .join(" | ")
                 ),
                 "publish that version to the index the site installs from (or point \
-                 PIP_INDEX_URL at it), name another with --to, or commit the binary instead \
+                 PIP_INDEX_URL at it), or commit the binary instead \
                  (kuduhook init without --launcher); nothing was written"
                     .to_string(),
             ),
